@@ -1,0 +1,265 @@
+//! Configuration: parsed from the plugin's JSON document, validated, and compiled once (in
+//! `on_configure`) into an immutable [`GatewayConfig`] that every request shares.
+
+mod schema;
+mod validate;
+
+pub use schema::AuthMode;
+
+use std::fmt;
+
+use schema::{ConfigDocument, ForwardSection, LimitsSection, RuleSection, TokenSection};
+
+/// Largest body the gateway will buffer: bodies live in the VM's linear memory.
+pub const MAX_REQUEST_BODY_BYTES_CEILING: u64 = 256 * 1024 * 1024;
+/// Bounds of `limits.max_token_bytes` (Envoy's own header limit is 60 KiB by default).
+pub const MAX_TOKEN_BYTES_RANGE: std::ops::RangeInclusive<u64> = 64..=65536;
+
+/// The compiled configuration.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub token: TokenConfig,
+    pub default_rule: Rule,
+    pub forward: ForwardConfig,
+    pub limits: LimitsConfig,
+}
+
+/// Where tokens are looked for.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    /// Lower-case header name, or `None` when tokens are not read from a header.
+    pub header: Option<String>,
+    pub cookie: Option<String>,
+    pub realm: String,
+}
+
+/// What a route requires of the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub auth: AuthMode,
+    pub scopes: Vec<String>,
+}
+
+/// What the upstream learns about the caller.
+#[derive(Debug, Clone)]
+pub struct ForwardConfig {
+    pub user_header: String,
+    pub scopes_header: String,
+    pub strip_authorization: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LimitsConfig {
+    pub max_request_body_bytes: u64,
+    pub max_token_bytes: usize,
+}
+
+/// An invalid configuration: the JSON path of the offending field and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config: {}: {}", self.path, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Path used for errors about the document as a whole.
+const DOCUMENT: &str = "(document)";
+
+/// Parses, validates and compiles the plugin configuration. An empty document means all
+/// defaults (which require a token everywhere: fail closed).
+pub fn load(bytes: &[u8]) -> Result<GatewayConfig, ConfigError> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| ConfigError::new(DOCUMENT, "is not valid UTF-8"))?;
+    let document: ConfigDocument = if text.trim().is_empty() {
+        ConfigDocument::default()
+    } else {
+        parse(text)?
+    };
+    compile(document)
+}
+
+fn parse(text: &str) -> Result<ConfigDocument, ConfigError> {
+    // serde would also read a struct from a JSON array: refuse anything but an object first.
+    if !text.trim_start().starts_with('{') {
+        return Err(ConfigError::new(DOCUMENT, "must be a JSON object"));
+    }
+    // Deserialised straight from the text (not via `Value`) so duplicate keys are refused.
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let document: ConfigDocument =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let path = display_path(&e.path().to_string());
+            describe(path, e.into_inner())
+        })?;
+    deserializer
+        .end()
+        .map_err(|e| describe(DOCUMENT.to_string(), e))?;
+    Ok(document)
+}
+
+fn describe(path: String, error: serde_json::Error) -> ConfigError {
+    use serde_json::error::Category;
+    if matches!(
+        error.classify(),
+        Category::Syntax | Category::Eof | Category::Io
+    ) {
+        return ConfigError::new(DOCUMENT, format!("is not valid JSON: {error}"));
+    }
+    let message = error.to_string();
+    // serde says "unknown field `x`, expected one of ..." with the path already naming `x`.
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let reason = match rest.split_once(", expected") {
+            Some((_, expected)) => format!("unknown field (expected{expected})"),
+            None => "unknown field".to_string(),
+        };
+        return ConfigError::new(path, reason);
+    }
+    // ... but "duplicate field `x`" with the path of the parent.
+    if let Some(rest) = message.strip_prefix("duplicate field `") {
+        if let Some((field, _)) = rest.split_once('`') {
+            let full = if path == DOCUMENT {
+                field.to_string()
+            } else {
+                format!("{path}.{field}")
+            };
+            return ConfigError::new(full, "duplicate field");
+        }
+    }
+    ConfigError::new(path, message)
+}
+
+fn display_path(path: &str) -> String {
+    if path.is_empty() || path == "." {
+        DOCUMENT.to_string()
+    } else {
+        path.to_string()
+    }
+}
+
+fn compile(doc: ConfigDocument) -> Result<GatewayConfig, ConfigError> {
+    let token = compile_token(doc.token)?;
+    let default_rule = compile_rule("default_rule", doc.default_rule)?;
+    let forward = compile_forward(doc.forward, &token)?;
+    let limits = compile_limits(doc.limits)?;
+    Ok(GatewayConfig {
+        token,
+        default_rule,
+        forward,
+        limits,
+    })
+}
+
+fn compile_token(section: TokenSection) -> Result<TokenConfig, ConfigError> {
+    let header = section
+        .header
+        .map(|h| validate::header_name(&h).map_err(|r| ConfigError::new("token.header", r)))
+        .transpose()?;
+    let cookie = section
+        .cookie
+        .map(|c| validate::cookie_name(&c).map_err(|r| ConfigError::new("token.cookie", r)))
+        .transpose()?;
+    if header.is_none() && cookie.is_none() {
+        return Err(ConfigError::new(
+            "token",
+            "needs a header or a cookie to read tokens from",
+        ));
+    }
+    validate::quoted_text(&section.realm).map_err(|r| ConfigError::new("token.realm", r))?;
+    Ok(TokenConfig {
+        header,
+        cookie,
+        realm: section.realm,
+    })
+}
+
+fn compile_rule(path: &str, section: RuleSection) -> Result<Rule, ConfigError> {
+    let mut scopes: Vec<String> = Vec::with_capacity(section.scopes.len());
+    for (i, scope) in section.scopes.into_iter().enumerate() {
+        validate::scope_token(&scope)
+            .map_err(|r| ConfigError::new(format!("{path}.scopes[{i}]"), r))?;
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    if section.auth == AuthMode::None && !scopes.is_empty() {
+        return Err(ConfigError::new(
+            format!("{path}.scopes"),
+            "scopes cannot be checked when auth is \"none\"",
+        ));
+    }
+    Ok(Rule {
+        auth: section.auth,
+        scopes,
+    })
+}
+
+fn compile_forward(
+    section: ForwardSection,
+    token: &TokenConfig,
+) -> Result<ForwardConfig, ConfigError> {
+    let identity_header = |path: &str, value: &str| -> Result<String, ConfigError> {
+        let name = validate::header_name(value).map_err(|r| ConfigError::new(path, r))?;
+        if validate::reserved_header(&name) || token.header.as_deref() == Some(name.as_str()) {
+            return Err(ConfigError::new(
+                path,
+                format!("`{name}` is reserved and cannot carry caller identity"),
+            ));
+        }
+        Ok(name)
+    };
+    let user_header = identity_header("forward.user_header", &section.user_header)?;
+    let scopes_header = identity_header("forward.scopes_header", &section.scopes_header)?;
+    if user_header == scopes_header {
+        return Err(ConfigError::new(
+            "forward.scopes_header",
+            "must differ from forward.user_header",
+        ));
+    }
+    Ok(ForwardConfig {
+        user_header,
+        scopes_header,
+        strip_authorization: section.strip_authorization,
+    })
+}
+
+fn compile_limits(section: LimitsSection) -> Result<LimitsConfig, ConfigError> {
+    if !(1..=MAX_REQUEST_BODY_BYTES_CEILING).contains(&section.max_request_body_bytes) {
+        return Err(ConfigError::new(
+            "limits.max_request_body_bytes",
+            format!("must be between 1 and {MAX_REQUEST_BODY_BYTES_CEILING}"),
+        ));
+    }
+    if !MAX_TOKEN_BYTES_RANGE.contains(&section.max_token_bytes) {
+        return Err(ConfigError::new(
+            "limits.max_token_bytes",
+            format!(
+                "must be between {} and {}",
+                MAX_TOKEN_BYTES_RANGE.start(),
+                MAX_TOKEN_BYTES_RANGE.end()
+            ),
+        ));
+    }
+    Ok(LimitsConfig {
+        max_request_body_bytes: section.max_request_body_bytes,
+        // In range above, so this fits a 32-bit usize too.
+        max_token_bytes: usize::try_from(section.max_token_bytes).unwrap_or(65536),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,325 @@
+//! The error contract: every reply the gateway produces itself is built here, from a typed error,
+//! so status, JSON body and headers (`WWW-Authenticate`, `Retry-After`, ...) stay consistent.
+
+use serde_json::json;
+
+use crate::jwt::TokenError;
+
+/// Why the gateway answers a request itself instead of forwarding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayError {
+    /// No token where the route requires one.
+    MissingToken,
+    /// A token was presented and is not acceptable.
+    InvalidToken(TokenError),
+    /// The token is fine but lacks scopes the route requires.
+    InsufficientScope { required: Vec<String> },
+    /// A rate limit is spent.
+    RateLimited(RateLimitState),
+    /// The body is not valid JSON or not an acceptable request.
+    InvalidRequestBody(String),
+    /// The body is larger than `limits.max_request_body_bytes`.
+    RequestTooLarge { limit: u64 },
+    /// Keys were never fetched and the IdP cannot be reached.
+    JwksUnavailable { retry_after_s: u64 },
+    /// The upstream answered in a form that cannot be translated.
+    UpstreamError(String),
+    /// The gateway itself could not do its job (host call failed, plugin not configured).
+    /// Never a reason to forward: the request is refused.
+    Internal(&'static str),
+}
+
+/// The numbers behind a 429 and behind the `X-RateLimit-*` headers of allowed responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitState {
+    pub limit: u64,
+    pub remaining: u64,
+    /// Seconds until the window frees capacity again.
+    pub reset_s: u64,
+}
+
+/// A reply ready to hand to the host: status, headers and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    pub status: u32,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl GatewayError {
+    pub fn status(&self) -> u32 {
+        match self {
+            Self::MissingToken | Self::InvalidToken(_) => 401,
+            Self::InsufficientScope { .. } => 403,
+            Self::RateLimited(_) => 429,
+            Self::InvalidRequestBody(_) => 400,
+            Self::RequestTooLarge { .. } => 413,
+            Self::JwksUnavailable { .. } => 503,
+            Self::UpstreamError(_) => 502,
+            Self::Internal(_) => 500,
+        }
+    }
+
+    /// The contract's machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "AUTH_MISSING_TOKEN",
+            Self::InvalidToken(_) => "AUTH_INVALID_TOKEN",
+            Self::InsufficientScope { .. } => "AUTH_INSUFFICIENT_SCOPE",
+            Self::RateLimited(_) => "RATE_LIMITED",
+            Self::InvalidRequestBody(_) => "INVALID_REQUEST_BODY",
+            Self::RequestTooLarge { .. } => "REQUEST_TOO_LARGE",
+            Self::JwksUnavailable { .. } => "JWKS_UNAVAILABLE",
+            Self::UpstreamError(_) => "UPSTREAM_ERROR",
+            Self::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// OpenAI's error `type`, so OpenAI SDKs classify the error as they would OpenAI's own.
+    fn error_type(&self) -> &'static str {
+        match self {
+            Self::MissingToken | Self::InvalidToken(_) => "authentication_error",
+            Self::InsufficientScope { .. } => "permission_error",
+            Self::RateLimited(_) => "rate_limit_error",
+            Self::InvalidRequestBody(_) | Self::RequestTooLarge { .. } => "invalid_request_error",
+            Self::JwksUnavailable { .. } | Self::UpstreamError(_) | Self::Internal(_) => {
+                "api_error"
+            }
+        }
+    }
+
+    fn message(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "Authentication required",
+            Self::InvalidToken(_) => "Invalid or expired token",
+            Self::InsufficientScope { .. } => "Insufficient scope",
+            Self::RateLimited(_) => "Rate limit exceeded",
+            Self::InvalidRequestBody(_) => "Invalid request body",
+            Self::RequestTooLarge { .. } => "Request body too large",
+            Self::JwksUnavailable { .. } => "Signing keys are not available yet",
+            Self::UpstreamError(_) => "Upstream returned a response that cannot be translated",
+            Self::Internal(_) => "Internal gateway error",
+        }
+    }
+
+    /// What exactly failed. Built only from our own words: never a token, secret or header value.
+    pub fn details(&self) -> String {
+        match self {
+            Self::MissingToken => "no bearer token in the request".to_string(),
+            Self::InvalidToken(reason) => reason.to_string(),
+            Self::InsufficientScope { required } => {
+                format!("required scopes: {}", required.join(" "))
+            }
+            Self::RateLimited(state) => {
+                format!(
+                    "limit of {} reached; retry in {} s",
+                    state.limit, state.reset_s
+                )
+            }
+            Self::InvalidRequestBody(why) | Self::UpstreamError(why) => why.clone(),
+            Self::RequestTooLarge { limit } => format!("request body exceeds {limit} bytes"),
+            Self::JwksUnavailable { .. } => {
+                "the identity provider's keys have not been fetched yet".to_string()
+            }
+            Self::Internal(why) => (*why).to_string(),
+        }
+    }
+
+    /// The full reply: status, contract JSON body, and the headers the contract requires.
+    pub fn to_reply(&self, realm: &str) -> LocalReply {
+        let body = json!({
+            "error": {
+                "message": self.message(),
+                "type": self.error_type(),
+                "code": self.code(),
+                "details": self.details(),
+                "param": null,
+            }
+        });
+        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        match self {
+            Self::MissingToken => headers.push((
+                "www-authenticate".to_string(),
+                format!("Bearer realm=\"{}\"", quoted_string_safe(realm)),
+            )),
+            Self::InvalidToken(_) => headers.push((
+                "www-authenticate".to_string(),
+                format!(
+                    "Bearer realm=\"{}\", error=\"invalid_token\", error_description=\"{}\"",
+                    quoted_string_safe(realm),
+                    quoted_string_safe(&self.details())
+                ),
+            )),
+            Self::InsufficientScope { required } => headers.push((
+                "www-authenticate".to_string(),
+                format!(
+                    "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{}\"",
+                    quoted_string_safe(realm),
+                    quoted_string_safe(&required.join(" "))
+                ),
+            )),
+            Self::RateLimited(state) => {
+                headers.push(("retry-after".to_string(), state.reset_s.max(1).to_string()));
+                headers.extend(rate_limit_headers(state));
+            }
+            Self::JwksUnavailable { retry_after_s } => {
+                headers.push(("retry-after".to_string(), retry_after_s.max(&1).to_string()))
+            }
+            _ => {}
+        }
+        LocalReply {
+            status: self.status(),
+            headers,
+            body: body.to_string(),
+        }
+    }
+}
+
+/// `X-RateLimit-*` headers, for 429s and for allowed responses alike.
+pub fn rate_limit_headers(state: &RateLimitState) -> Vec<(String, String)> {
+    vec![
+        ("x-ratelimit-limit".to_string(), state.limit.to_string()),
+        (
+            "x-ratelimit-remaining".to_string(),
+            state.remaining.to_string(),
+        ),
+        ("x-ratelimit-reset".to_string(), state.reset_s.to_string()),
+    ]
+}
+
+/// Keeps a value inside an RFC 7230 quoted-string: drops `"`, `\` and control characters rather
+/// than escaping them, since some clients do not unescape.
+fn quoted_string_safe(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn body(reply: &LocalReply) -> Value {
+        serde_json::from_str(&reply.body).unwrap()
+    }
+
+    fn header<'a>(reply: &'a LocalReply, name: &str) -> Option<&'a str> {
+        reply
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn missing_token_is_401_with_bearer_realm() {
+        let reply = GatewayError::MissingToken.to_reply("ai-gateway");
+        assert_eq!(reply.status, 401);
+        assert_eq!(header(&reply, "content-type"), Some("application/json"));
+        assert_eq!(
+            header(&reply, "www-authenticate"),
+            Some("Bearer realm=\"ai-gateway\"")
+        );
+        let b = body(&reply);
+        assert_eq!(b["error"]["code"], "AUTH_MISSING_TOKEN");
+        assert_eq!(b["error"]["type"], "authentication_error");
+        assert!(b["error"]["message"].is_string());
+        assert!(b["error"]["details"].is_string());
+    }
+
+    #[test]
+    fn invalid_token_names_the_reason_in_body_and_header() {
+        let reply = GatewayError::InvalidToken(TokenError::MultipleTokens).to_reply("r");
+        assert_eq!(reply.status, 401);
+        let b = body(&reply);
+        assert_eq!(b["error"]["code"], "AUTH_INVALID_TOKEN");
+        assert_eq!(b["error"]["message"], "Invalid or expired token");
+        let details = b["error"]["details"].as_str().unwrap();
+        assert_eq!(details, TokenError::MultipleTokens.to_string());
+        let www = header(&reply, "www-authenticate").unwrap();
+        assert!(www.starts_with("Bearer "));
+        assert!(www.contains("error=\"invalid_token\""));
+        assert!(www.contains(&format!("error_description=\"{details}\"")));
+    }
+
+    #[test]
+    fn insufficient_scope_lists_required_scopes() {
+        let err = GatewayError::InsufficientScope {
+            required: vec!["chat:write".into(), "history:team-a".into()],
+        };
+        let reply = err.to_reply("r");
+        assert_eq!(reply.status, 403);
+        assert_eq!(body(&reply)["error"]["code"], "AUTH_INSUFFICIENT_SCOPE");
+        assert_eq!(body(&reply)["error"]["type"], "permission_error");
+        let www = header(&reply, "www-authenticate").unwrap();
+        assert!(www.contains("error=\"insufficient_scope\""));
+        assert!(www.contains("scope=\"chat:write history:team-a\""));
+    }
+
+    #[test]
+    fn rate_limited_carries_retry_and_ratelimit_headers() {
+        let state = RateLimitState {
+            limit: 10,
+            remaining: 0,
+            reset_s: 42,
+        };
+        let reply = GatewayError::RateLimited(state).to_reply("r");
+        assert_eq!(reply.status, 429);
+        assert_eq!(header(&reply, "retry-after"), Some("42"));
+        assert_eq!(header(&reply, "x-ratelimit-limit"), Some("10"));
+        assert_eq!(header(&reply, "x-ratelimit-remaining"), Some("0"));
+        assert_eq!(header(&reply, "x-ratelimit-reset"), Some("42"));
+        assert_eq!(body(&reply)["error"]["code"], "RATE_LIMITED");
+    }
+
+    #[test]
+    fn retry_after_is_never_zero() {
+        let reply = GatewayError::JwksUnavailable { retry_after_s: 0 }.to_reply("r");
+        assert_eq!(reply.status, 503);
+        assert_eq!(header(&reply, "retry-after"), Some("1"));
+        assert_eq!(body(&reply)["error"]["code"], "JWKS_UNAVAILABLE");
+    }
+
+    #[test]
+    fn every_variant_maps_to_its_contract_status_and_code() {
+        let cases = [
+            (
+                GatewayError::InvalidRequestBody("x".into()),
+                400,
+                "INVALID_REQUEST_BODY",
+            ),
+            (
+                GatewayError::RequestTooLarge { limit: 5 },
+                413,
+                "REQUEST_TOO_LARGE",
+            ),
+            (
+                GatewayError::UpstreamError("x".into()),
+                502,
+                "UPSTREAM_ERROR",
+            ),
+            (GatewayError::Internal("x"), 500, "INTERNAL_ERROR"),
+        ];
+        for (err, status, code) in cases {
+            let reply = err.to_reply("r");
+            assert_eq!(reply.status, status, "{err:?}");
+            assert_eq!(body(&reply)["error"]["code"], code, "{err:?}");
+            assert_eq!(header(&reply, "content-type"), Some("application/json"));
+        }
+    }
+
+    #[test]
+    fn header_values_cannot_be_broken_out_of() {
+        let err = GatewayError::InsufficientScope {
+            required: vec!["a\"b\\c\r\nx".into()],
+        };
+        let reply = err.to_reply("re\"alm");
+        let www = header(&reply, "www-authenticate").unwrap();
+        assert_eq!(
+            www,
+            "Bearer realm=\"realm\", error=\"insufficient_scope\", scope=\"abcx\""
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! AI gateway filter: a Proxy-Wasm plugin for Envoy and Istio that puts an identity system in
+//! front of self-hosted LLMs.
+//!
+//! Everything except [`filter`] is pure logic with no host calls, so it is unit-tested natively
+//! (`cargo test`) and compiled to wasm32 (the wasm unit-test run). `filter` is the thin layer that
+//! talks to the proxy-wasm host and exists only on wasm32.
+
+// A panic aborts the VM and fails every request on that worker: no unwrap/expect/panic outside
+// tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod jwt;
+pub mod pipeline;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;

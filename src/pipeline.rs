@@ -1,0 +1,238 @@
+//! The per-request decision, free of host calls: given the compiled config and the request head,
+//! either answer the request (with a contract error) or forward it with header edits. The filter
+//! layer only gathers the inputs and applies the outcome.
+
+use crate::config::{AuthMode, GatewayConfig, Rule};
+use crate::error::GatewayError;
+use crate::http::RequestHead;
+use crate::jwt::{extract_token, TokenError, TokenLocation};
+
+/// What to do with a request once its headers are known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadersOutcome {
+    /// Answer with this error; the upstream receives nothing.
+    Reply(GatewayError),
+    /// Forward with these edits.
+    Forward(Forwarding),
+}
+
+/// Header edits to apply before the request goes upstream, and whether the body must be held.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forwarding {
+    /// Headers removed (all values) before forwarding.
+    pub remove_headers: Vec<String>,
+    /// Headers set (replacing any value) before forwarding.
+    pub set_headers: Vec<(String, String)>,
+    /// `Some(limit)`: the body's size is unknown (no `content-length`), so the headers are held
+    /// and the body buffered until it ends or exceeds `limit`; nothing is forwarded before.
+    pub hold_body_up_to: Option<u64>,
+}
+
+/// What to do with a chunk of a held body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyOutcome {
+    /// Keep buffering: more is coming.
+    Buffer,
+    /// The whole body is in and within limits: release headers and body.
+    Release,
+    /// Refuse: the body exceeded the limit.
+    Reply(GatewayError),
+}
+
+/// Decides on a request from its headers.
+pub fn on_request_headers(config: &GatewayConfig, head: &RequestHead) -> HeadersOutcome {
+    match decide(config, head) {
+        Ok(forwarding) => HeadersOutcome::Forward(forwarding),
+        Err(error) => HeadersOutcome::Reply(error),
+    }
+}
+
+fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<Forwarding, GatewayError> {
+    let limit = config.limits.max_request_body_bytes;
+    let declared_length = head.content_length().map_err(|_| {
+        GatewayError::InvalidRequestBody("content-length is not a valid number".into())
+    })?;
+    if declared_length.is_some_and(|length| length > limit) {
+        return Err(GatewayError::RequestTooLarge { limit });
+    }
+
+    let mut forwarding = Forwarding {
+        // A client must never be able to claim an identity: its copies go, whatever the rule.
+        remove_headers: vec![
+            config.forward.user_header.clone(),
+            config.forward.scopes_header.clone(),
+        ],
+        ..Forwarding::default()
+    };
+
+    let rule = select_rule(config);
+    authenticate(config, rule, head, &mut forwarding)?;
+
+    if !head.end_of_stream && declared_length.is_none() {
+        forwarding.hold_body_up_to = Some(limit);
+    }
+    Ok(forwarding)
+}
+
+/// The rule that applies to the request. Route rules come with the `rules` section; until then
+/// every request falls to `default_rule`.
+fn select_rule(config: &GatewayConfig) -> &Rule {
+    &config.default_rule
+}
+
+fn authenticate(
+    config: &GatewayConfig,
+    rule: &Rule,
+    head: &RequestHead,
+    forwarding: &mut Forwarding,
+) -> Result<(), GatewayError> {
+    if rule.auth == AuthMode::None {
+        return Ok(());
+    }
+    let found = extract_token(&config.token, head, config.limits.max_token_bytes)
+        .map_err(GatewayError::InvalidToken)?;
+    let Some(found) = found else {
+        return match rule.auth {
+            AuthMode::Optional => Ok(()),
+            _ => Err(GatewayError::MissingToken),
+        };
+    };
+    if config.forward.strip_authorization && found.location == TokenLocation::Header {
+        if let Some(header) = &config.token.header {
+            forwarding.remove_headers.push(header.clone());
+        }
+    }
+    // No provider section in this release: a presented token can never be verified, and an
+    // unverifiable token is refused (fail closed), on optional routes too.
+    Err(GatewayError::InvalidToken(TokenError::NoVerifier))
+}
+
+/// Decides on a held body each time more of it arrives. `buffered` is the total so far.
+pub fn on_request_body(limit: u64, buffered: usize, end_of_stream: bool) -> BodyOutcome {
+    if u64::try_from(buffered).unwrap_or(u64::MAX) > limit {
+        BodyOutcome::Reply(GatewayError::RequestTooLarge { limit })
+    } else if end_of_stream {
+        BodyOutcome::Release
+    } else {
+        BodyOutcome::Buffer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+
+    fn cfg(text: &str) -> GatewayConfig {
+        config::load(text.as_bytes()).unwrap()
+    }
+
+    fn head(pairs: &[(&str, &str)], end_of_stream: bool) -> RequestHead {
+        let mut headers = vec![
+            (":method".to_string(), "POST".to_string()),
+            (":path".to_string(), "/v1/chat/completions".to_string()),
+        ];
+        headers.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        RequestHead::new(headers, end_of_stream)
+    }
+
+    const OPEN: &str = r#"{"default_rule": {"auth": "none"}}"#;
+
+    #[test]
+    fn auth_none_forwards_and_strips_spoofed_identity_headers() {
+        let outcome = on_request_headers(&cfg(OPEN), &head(&[("x-user-id", "admin")], true));
+        let HeadersOutcome::Forward(fwd) = outcome else {
+            panic!("expected forward, got {outcome:?}")
+        };
+        assert_eq!(fwd.remove_headers, vec!["x-user-id", "x-user-scopes"]);
+        assert!(fwd.set_headers.is_empty());
+        assert_eq!(fwd.hold_body_up_to, None);
+    }
+
+    #[test]
+    fn required_without_token_is_missing_token() {
+        assert_eq!(
+            on_request_headers(&cfg("{}"), &head(&[], true)),
+            HeadersOutcome::Reply(GatewayError::MissingToken)
+        );
+    }
+
+    #[test]
+    fn optional_without_token_forwards_anonymously() {
+        let outcome = on_request_headers(
+            &cfg(r#"{"default_rule": {"auth": "optional"}}"#),
+            &head(&[], true),
+        );
+        assert!(matches!(outcome, HeadersOutcome::Forward(_)), "{outcome:?}");
+    }
+
+    #[test]
+    fn a_token_that_no_provider_can_verify_is_refused_even_when_optional() {
+        for auth in ["required", "optional"] {
+            let config = cfg(&format!(r#"{{"default_rule": {{"auth": "{auth}"}}}}"#));
+            assert_eq!(
+                on_request_headers(&config, &head(&[("authorization", "Bearer a.b.c")], true)),
+                HeadersOutcome::Reply(GatewayError::InvalidToken(TokenError::NoVerifier)),
+                "{auth}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_authorization_is_invalid_token_before_anything_else() {
+        assert_eq!(
+            on_request_headers(&cfg("{}"), &head(&[("authorization", "Basic eA==")], true)),
+            HeadersOutcome::Reply(GatewayError::InvalidToken(TokenError::NotBearer))
+        );
+    }
+
+    #[test]
+    fn declared_oversized_body_is_refused_at_headers() {
+        let config =
+            cfg(r#"{"default_rule": {"auth": "none"}, "limits": {"max_request_body_bytes": 100}}"#);
+        assert_eq!(
+            on_request_headers(&config, &head(&[("content-length", "101")], false)),
+            HeadersOutcome::Reply(GatewayError::RequestTooLarge { limit: 100 })
+        );
+        assert!(matches!(
+            on_request_headers(&config, &head(&[("content-length", "100")], false)),
+            HeadersOutcome::Forward(Forwarding {
+                hold_body_up_to: None,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn size_is_checked_before_auth() {
+        let config = cfg(r#"{"limits": {"max_request_body_bytes": 10}}"#);
+        assert_eq!(
+            on_request_headers(&config, &head(&[("content-length", "11")], false)),
+            HeadersOutcome::Reply(GatewayError::RequestTooLarge { limit: 10 })
+        );
+    }
+
+    #[test]
+    fn body_of_unknown_length_is_held_and_counted() {
+        let config =
+            cfg(r#"{"default_rule": {"auth": "none"}, "limits": {"max_request_body_bytes": 100}}"#);
+        let HeadersOutcome::Forward(fwd) = on_request_headers(&config, &head(&[], false)) else {
+            panic!("expected forward")
+        };
+        assert_eq!(fwd.hold_body_up_to, Some(100));
+        assert_eq!(on_request_body(100, 50, false), BodyOutcome::Buffer);
+        assert_eq!(on_request_body(100, 100, true), BodyOutcome::Release);
+        assert_eq!(
+            on_request_body(100, 101, false),
+            BodyOutcome::Reply(GatewayError::RequestTooLarge { limit: 100 })
+        );
+    }
+
+    #[test]
+    fn invalid_content_length_is_a_bad_request() {
+        assert!(matches!(
+            on_request_headers(&cfg(OPEN), &head(&[("content-length", "abc")], false)),
+            HeadersOutcome::Reply(GatewayError::InvalidRequestBody(_))
+        ));
+    }
+}
