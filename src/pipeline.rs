@@ -23,8 +23,8 @@ pub struct Forwarding {
     pub remove_headers: Vec<String>,
     /// Headers set (replacing any value) before forwarding.
     pub set_headers: Vec<(String, String)>,
-    /// `Some(limit)`: the body's size is unknown (no `content-length`), so the headers are held
-    /// and the body buffered until it ends or exceeds `limit`; nothing is forwarded before.
+    /// `Some(limit)`: the body's size is unknown (no `content-length`), so the body is held in
+    /// the filter and counted until it ends or exceeds `limit`; none of it is forwarded before.
     pub hold_body_up_to: Option<u64>,
 }
 

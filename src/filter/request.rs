@@ -63,13 +63,12 @@ impl HttpContext for GatewayRequest {
                 if !(removed && set) {
                     return self.refuse(&GatewayError::Internal("could not edit request headers"));
                 }
-                match forwarding.hold_body_up_to {
-                    Some(limit) => {
-                        self.held_body_limit = Some(limit);
-                        Action::Pause
-                    }
-                    None => Action::Continue,
-                }
+                // Headers go on either way: the host turns a paused header callback into "stop
+                // all", and the body would never reach us. A held body is buffered here instead;
+                // Envoy's buffer filter placed after this one keeps the router from seeing even
+                // the headers before the body is complete.
+                self.held_body_limit = forwarding.hold_body_up_to;
+                Action::Continue
             }
         }
     }
@@ -82,7 +81,6 @@ impl HttpContext for GatewayRequest {
             BodyOutcome::Buffer => Action::Pause,
             BodyOutcome::Release => {
                 self.held_body_limit = None;
-                // Continue from the body callback also releases the held headers.
                 Action::Continue
             }
             BodyOutcome::Reply(error) => {

@@ -1,1 +1,26 @@
+//! Test harness: runs the built `.wasm` inside a real Envoy, next to a recording upstream and an
+//! IdP stand-in (JWKS), all on loopback with ephemeral ports, and cleans up by pid.
+//!
+//! A typical test:
+//! ```no_run
+//! use test_harness::{Envoy, Request, Upstream};
+//! let upstream = Upstream::start();
+//! let envoy = Envoy::builder(r#"{"default_rule": {"auth": "none"}}"#)
+//!     .upstream(upstream.addr())
+//!     .start()
+//!     .expect("envoy starts");
+//! let response = envoy.send(Request::get("/hello"));
+//! assert_eq!(response.status, 200);
+//! assert_eq!(upstream.requests().len(), 1);
+//! ```
 
+pub mod bootstrap;
+pub mod envoy;
+pub mod http;
+pub mod paths;
+pub mod tokens;
+pub mod upstream;
+
+pub use envoy::{Envoy, EnvoyBuilder, EnvoyExit};
+pub use http::{Request, Response};
+pub use upstream::{Recorded, Reply, Upstream};

@@ -1,0 +1,112 @@
+//! The Envoy bootstrap a test runs: one listener with the wasm filter and the router, an admin
+//! endpoint, and clusters for the upstream and the IdP, all on loopback with ephemeral ports.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+/// What varies between tests.
+#[derive(Debug, Clone)]
+pub struct BootstrapParams<'a> {
+    pub wasm: &'a Path,
+    /// The plugin configuration, passed verbatim as `configuration.value`.
+    pub plugin_config: &'a str,
+    pub upstream: SocketAddr,
+    pub idp: Option<SocketAddr>,
+    /// Envoy's `normalize_path` and `merge_slashes`.
+    pub normalize_path: bool,
+    /// Host variables the VM may read (`vm_config.environment_variables.host_env_keys`).
+    pub host_env_keys: Vec<String>,
+    /// Route timeout, seconds.
+    pub route_timeout_s: u64,
+    /// Envoy's buffer filter after the gateway (as in the demo), with this byte limit: the
+    /// router sees nothing of a request until its body is complete. `None`: no buffer filter.
+    pub buffer_max_bytes: Option<u64>,
+}
+
+pub fn bootstrap(p: &BootstrapParams<'_>) -> Value {
+    let mut clusters = vec![cluster("upstream", p.upstream)];
+    if let Some(idp) = p.idp {
+        clusters.push(cluster("idp", idp));
+    }
+    let mut http_filters = vec![json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "gateway",
+                "root_id": "gateway",
+                "fail_open": false,
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": p.plugin_config
+                },
+                "vm_config": {
+                    "vm_id": "gateway",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": p.wasm.to_string_lossy()}},
+                    "environment_variables": {"host_env_keys": p.host_env_keys}
+                }
+            }
+        }
+    })];
+    if let Some(max) = p.buffer_max_bytes {
+        http_filters.push(json!({
+            "name": "envoy.filters.http.buffer",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+                "max_request_bytes": max
+            }
+        }));
+    }
+    http_filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
+    }));
+    json!({
+        "admin": {"address": socket(0)},
+        "static_resources": {
+            "listeners": [{
+                "name": "main",
+                "address": socket(0),
+                "per_connection_buffer_limit_bytes": 64 * 1024 * 1024,
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "ingress",
+                        "normalize_path": p.normalize_path,
+                        "merge_slashes": p.normalize_path,
+                        "route_config": {"name": "main", "virtual_hosts": [{
+                            "name": "all",
+                            "domains": ["*"],
+                            "routes": [{
+                                "match": {"prefix": "/"},
+                                "route": {"cluster": "upstream", "timeout": format!("{}s", p.route_timeout_s)}
+                            }]
+                        }]},
+                        "http_filters": http_filters
+                    }
+                }]}]
+            }],
+            "clusters": clusters
+        }
+    })
+}
+
+fn socket(port: u16) -> Value {
+    json!({"socket_address": {"address": "127.0.0.1", "port_value": port}})
+}
+
+fn cluster(name: &str, addr: SocketAddr) -> Value {
+    json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket(addr.port())}}]}]
+        }
+    })
+}

@@ -1,0 +1,301 @@
+//! A real Envoy process running the filter: started in its own process group with a dynamic
+//! base id (so tests run in parallel), ready once admin `/ready` says so, stopped by pid on drop.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::bootstrap::{bootstrap, BootstrapParams};
+use crate::http::{Request, Response};
+use crate::paths;
+
+/// How long Envoy may take to become ready (it compiles the wasm on start).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The buffer filter's limit: above any `limits.max_request_body_bytes` a test uses, so the
+/// gateway's own 413 answers first.
+const BUFFER_FILTER_MAX_BYTES: u64 = 48 * 1024 * 1024;
+
+/// Envoy exited (or never became ready) instead of serving.
+#[derive(Debug)]
+pub struct EnvoyExit {
+    pub status: Option<ExitStatus>,
+    pub log: String,
+}
+
+/// How to start Envoy for one test.
+pub struct EnvoyBuilder {
+    plugin_config: String,
+    upstream: Option<SocketAddr>,
+    idp: Option<SocketAddr>,
+    concurrency: u32,
+    normalize_path: bool,
+    env: Vec<(String, String)>,
+    log_level: String,
+    buffer_filter: bool,
+}
+
+impl EnvoyBuilder {
+    /// Envoy's buffer filter after the gateway (on by default, as in the demo `envoy.yaml`).
+    pub fn buffer_filter(mut self, on: bool) -> Self {
+        self.buffer_filter = on;
+        self
+    }
+
+    /// The upstream cluster (`upstream`) the listener routes to. Without one, a closed port.
+    pub fn upstream(mut self, addr: SocketAddr) -> Self {
+        self.upstream = Some(addr);
+        self
+    }
+
+    /// The IdP cluster (`idp`) for dispatched calls.
+    pub fn idp(mut self, addr: SocketAddr) -> Self {
+        self.idp = Some(addr);
+        self
+    }
+
+    /// Worker threads (`--concurrency`); 2 by default, so cross-worker behaviour is exercised.
+    pub fn concurrency(mut self, workers: u32) -> Self {
+        self.concurrency = workers;
+        self
+    }
+
+    /// Envoy's `normalize_path` and `merge_slashes` (on by default, as in the demo).
+    pub fn normalize_path(mut self, on: bool) -> Self {
+        self.normalize_path = on;
+        self
+    }
+
+    /// A host environment variable, readable by the VM (`host_env_keys`).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn log_level(mut self, level: &str) -> Self {
+        self.log_level = level.to_string();
+        self
+    }
+
+    /// Starts Envoy and waits until it is ready, or returns how it failed.
+    pub fn start(self) -> Result<Envoy, EnvoyExit> {
+        let dir = tempfile::Builder::new()
+            .prefix("gateway-envoy-")
+            .tempdir()
+            .map_err(|e| failed(format!("tempdir: {e}")))?;
+        let wasm = paths::gateway_wasm();
+        // Without an upstream, point at a port nothing listens on (this test's own, now closed).
+        let upstream = self.upstream.unwrap_or_else(closed_port);
+        let params = BootstrapParams {
+            wasm: &wasm,
+            plugin_config: &self.plugin_config,
+            upstream,
+            idp: self.idp,
+            normalize_path: self.normalize_path,
+            host_env_keys: self.env.iter().map(|(k, _)| k.clone()).collect(),
+            route_timeout_s: 30,
+            buffer_max_bytes: self.buffer_filter.then_some(BUFFER_FILTER_MAX_BYTES),
+        };
+        let config_path = dir.path().join("envoy.json");
+        std::fs::write(&config_path, bootstrap(&params).to_string())
+            .map_err(|e| failed(format!("write config: {e}")))?;
+        let admin_path = dir.path().join("admin-address");
+        let log_path = dir.path().join("envoy.log");
+        let log_file = File::create(&log_path).map_err(|e| failed(format!("log file: {e}")))?;
+        let log_file_err = log_file
+            .try_clone()
+            .map_err(|e| failed(format!("log file: {e}")))?;
+
+        let mut command = Command::new(paths::envoy_bin());
+        command
+            .arg("-c")
+            .arg(&config_path)
+            .arg("--use-dynamic-base-id")
+            .arg("--admin-address-path")
+            .arg(&admin_path)
+            .args(["--concurrency", &self.concurrency.to_string()])
+            .args(["-l", &self.log_level])
+            .args(["--drain-time-s", "0"])
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log_file))
+            .stderr(Stdio::from(log_file_err))
+            .process_group(0);
+        let child = command
+            .spawn()
+            .map_err(|e| failed(format!("spawn envoy: {e}")))?;
+
+        let mut envoy = Envoy {
+            child,
+            admin: None,
+            listener: None,
+            log_path,
+            _dir: dir,
+        };
+        envoy.wait_ready(&admin_path)?;
+        Ok(envoy)
+    }
+}
+
+fn failed(log: String) -> EnvoyExit {
+    EnvoyExit { status: None, log }
+}
+
+fn closed_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+/// A running Envoy. Dropping it stops the process group.
+pub struct Envoy {
+    child: Child,
+    admin: Option<SocketAddr>,
+    listener: Option<SocketAddr>,
+    log_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Envoy {
+    /// Starts describing an Envoy whose filter gets `plugin_config`.
+    pub fn builder(plugin_config: &str) -> EnvoyBuilder {
+        EnvoyBuilder {
+            plugin_config: plugin_config.to_string(),
+            upstream: None,
+            idp: None,
+            concurrency: 2,
+            normalize_path: true,
+            env: Vec::new(),
+            log_level: "info".to_string(),
+            buffer_filter: true,
+        }
+    }
+
+    /// The listener's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.expect("listener known once ready")
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.expect("admin known once ready")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a request to the listener; panics (with Envoy's log) if no response comes.
+    pub fn send(&self, request: Request) -> Response {
+        match request.send(self.addr()) {
+            Ok(response) => response,
+            Err(e) => panic!(
+                "no response from Envoy for {} {}: {e}\n--- envoy log (tail) ---\n{}",
+                request.method,
+                request.target,
+                self.log_tail(60)
+            ),
+        }
+    }
+
+    /// GET on the admin endpoint.
+    pub fn admin_get(&self, path: &str) -> Response {
+        Request::get(path)
+            .send(self.admin_addr())
+            .expect("admin request")
+    }
+
+    /// Envoy's whole log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn wait_ready(&mut self, admin_path: &std::path::Path) -> Result<(), EnvoyExit> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(EnvoyExit {
+                    status: Some(status),
+                    log: self.log(),
+                });
+            }
+            if self.admin.is_none() {
+                self.admin = std::fs::read_to_string(admin_path)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok());
+            }
+            if let Some(admin) = self.admin {
+                let ready = Request::get("/ready")
+                    .send(admin)
+                    .is_ok_and(|r| r.status == 200);
+                if ready {
+                    if let Some(listener) = self.find_listener(admin) {
+                        self.listener = Some(listener);
+                        return Ok(());
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = self.log();
+        self.stop();
+        Err(EnvoyExit { status: None, log })
+    }
+
+    /// The bound address of listener `main`, from admin `/listeners`.
+    fn find_listener(&self, admin: SocketAddr) -> Option<SocketAddr> {
+        let response = Request::get("/listeners?format=json").send(admin).ok()?;
+        let value: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+        value["listener_statuses"]
+            .as_array()?
+            .iter()
+            .find(|l| l["name"] == "main")
+            .and_then(|l| {
+                let socket = &l["local_address"]["socket_address"];
+                let port = socket["port_value"].as_u64()?;
+                format!("127.0.0.1:{port}").parse().ok()
+            })
+            .filter(|addr| TcpStream::connect(addr).is_ok())
+    }
+
+    fn stop(&mut self) {
+        let pid = self.child.id() as libc::pid_t;
+        // The process group first (Envoy and anything it spawned), then the pid itself.
+        unsafe {
+            libc::kill(-pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- envoy log (tail) ---\n{}", self.log_tail(80));
+        }
+        self.stop();
+    }
+}

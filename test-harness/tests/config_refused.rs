@@ -1,0 +1,96 @@
+//! An invalid configuration makes Envoy refuse the plugin: with a static config Envoy exits at
+//! start, its log names the field, and nothing is ever served.
+
+use std::thread;
+
+use test_harness::Envoy;
+
+/// Each invalid plugin config and the error line it must produce.
+const CASES: &[(&str, &str)] = &[
+    (
+        r#"{"default_rule": {"auth": "sometimes"}}"#,
+        "config: default_rule.auth: unknown variant `sometimes`",
+    ),
+    (
+        r#"{"limits": {"max_token_bytes": 1}}"#,
+        "config: limits.max_token_bytes: must be between 64 and 65536",
+    ),
+    (
+        r#"{"forward": {"user_header": "bad header"}}"#,
+        "config: forward.user_header: `bad header` is not a valid header name",
+    ),
+    (r#"{"rate_limts": []}"#, "config: rate_limts: unknown field"),
+    (
+        r#"{"token": {"header": null}}"#,
+        "config: token: needs a header or a cookie",
+    ),
+    (
+        r#"{"default_rule": {"scopes": ["chat write"]}}"#,
+        "config: default_rule.scopes[0]: `chat write` is not a valid scope",
+    ),
+    ("{not json", "config: (document): is not valid JSON"),
+    ("[]", "config: (document): must be a JSON object"),
+];
+
+#[test]
+fn invalid_configs_make_envoy_refuse_the_plugin_and_name_the_field() {
+    let handles: Vec<_> = CASES
+        .iter()
+        .map(|(config, expected)| {
+            thread::spawn(
+                move || match Envoy::builder(config).concurrency(1).start() {
+                    Ok(envoy) => Err(format!(
+                        "Envoy started with invalid config {config}\n{}",
+                        envoy.log_tail(30)
+                    )),
+                    Err(exit) => {
+                        let mut problems = Vec::new();
+                        if !exit.status.is_some_and(|s| !s.success()) {
+                            problems.push(format!("exit status {:?}", exit.status));
+                        }
+                        let error_line = exit
+                            .log
+                            .lines()
+                            .find(|l| l.contains("config: "))
+                            .unwrap_or_default();
+                        if !(error_line.contains("[error]") && error_line.contains(expected)) {
+                            problems.push(format!("no error line containing `{expected}`"));
+                        }
+                        if !exit.log.contains("Unable to create Wasm plugin") {
+                            problems.push("no `Unable to create Wasm plugin`".to_string());
+                        }
+                        if problems.is_empty() {
+                            Ok(())
+                        } else {
+                            let tail: Vec<&str> = exit.log.lines().rev().take(15).collect();
+                            Err(format!(
+                                "{config}: {}\n{}",
+                                problems.join("; "),
+                                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                            ))
+                        }
+                    }
+                },
+            )
+        })
+        .collect();
+    let failures: Vec<String> = handles
+        .into_iter()
+        .filter_map(|h| h.join().expect("case thread").err())
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn a_valid_config_with_every_section_of_this_release_starts() {
+    let config = r#"{
+        "token": {"header": "authorization", "cookie": "gw_session", "realm": "corp"},
+        "default_rule": {"auth": "required", "scopes": ["chat:read"]},
+        "forward": {"user_header": "x-user-id", "scopes_header": "x-user-scopes", "strip_authorization": true},
+        "limits": {"max_request_body_bytes": 10485760, "max_token_bytes": 8192}
+    }"#;
+    let mut envoy = Envoy::builder(config)
+        .start()
+        .unwrap_or_else(|e| panic!("a valid config was refused:\n{}", e.log));
+    assert!(envoy.is_running());
+}
