@@ -229,6 +229,22 @@ mod tests {
     }
 
     #[test]
+    fn lengths_beyond_32_bits_are_not_truncated() {
+        // On wasm32 usize is 32 bits: a 5 GB declared length must still be "too large".
+        let config = cfg(OPEN);
+        assert_eq!(
+            on_request_headers(&config, &head(&[("content-length", "5000000000")], false)),
+            HeadersOutcome::Reply(GatewayError::RequestTooLarge {
+                limit: 10 * 1024 * 1024
+            })
+        );
+        assert_eq!(
+            on_request_body(u64::MAX, usize::MAX, true),
+            BodyOutcome::Release
+        );
+    }
+
+    #[test]
     fn invalid_content_length_is_a_bad_request() {
         assert!(matches!(
             on_request_headers(&cfg(OPEN), &head(&[("content-length", "abc")], false)),

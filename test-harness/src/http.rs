@@ -150,9 +150,12 @@ impl Response {
     }
 }
 
+/// Lower-cased header names with their values, in order, duplicates kept.
+pub type Headers = Vec<(String, String)>;
+
 /// Reads a status line or request line and the header block. `Ok(None)` on a clean EOF before
 /// anything was read (a keep-alive connection closed by the peer).
-pub fn read_head(reader: &mut impl BufRead) -> io::Result<Option<(String, Vec<(String, String)>)>> {
+pub fn read_head(reader: &mut impl BufRead) -> io::Result<Option<(String, Headers)>> {
     let mut first = String::new();
     if reader.read_line(&mut first)? == 0 {
         return Ok(None);

@@ -45,7 +45,7 @@ fn invalid_configs_make_envoy_refuse_the_plugin_and_name_the_field() {
                     )),
                     Err(exit) => {
                         let mut problems = Vec::new();
-                        if !exit.status.is_some_and(|s| !s.success()) {
+                        if exit.status.is_none_or(|s| s.success()) {
                             problems.push(format!("exit status {:?}", exit.status));
                         }
                         let error_line = exit

@@ -1,0 +1,64 @@
+# `make demo` and `make test` each set everything up first (idempotent, into the repo).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    := .venv
+ENVOY   := $(VENV)/bin/envoy
+WASM    := target/wasm32-wasip1/release/ai_gateway.wasm
+NODE_MODULES := test-harness/node_modules
+# Runs the pure modules' unit tests compiled to wasm under Node's WASI.
+WASI_RUNNER := node --no-warnings $(CURDIR)/test-harness/wasi-runner.mjs
+
+.PHONY: help setup toolchain build demo test lint unit-native unit-wasm integration validate clean
+
+help:
+	@echo "make demo   set up, build, and run the gateway on 127.0.0.1:8080"
+	@echo "make test   set up, then run every check and test"
+	@echo "make setup  install what the build and tests need (into the repo)"
+
+setup: toolchain $(VENV)/.installed $(NODE_MODULES)/.installed
+
+toolchain:
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+
+$(VENV)/.installed: test-harness/requirements.txt
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r test-harness/requirements.txt
+	@touch $@
+
+$(NODE_MODULES)/.installed: test-harness/package.json test-harness/package-lock.json
+	cd test-harness && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+build: toolchain
+	cargo build --release --target wasm32-wasip1 -p ai-gateway
+	@ls -l $(WASM)
+
+demo: setup build
+	./scripts/demo.sh
+
+test: setup lint unit-native unit-wasm build validate integration
+	@echo "make test: all checks passed"
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p ai-gateway --target wasm32-wasip1 -- -D warnings
+
+unit-native:
+	cargo test -p ai-gateway
+
+unit-wasm:
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" \
+		cargo test -p ai-gateway --lib --target wasm32-wasip1 -- --nocapture
+
+validate: build
+	$(ENVOY) --mode validate -c envoy.yaml
+
+integration: build
+	GATEWAY_WASM=$(CURDIR)/$(WASM) ENVOY_BIN=$(CURDIR)/$(ENVOY) cargo test -p test-harness
+
+clean:
+	cargo clean
