@@ -18,11 +18,15 @@
     )
 )]
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod json;
+pub mod jwks;
 pub mod jwt;
 pub mod pipeline;
+pub mod store;
 
 // Not in test builds: it imports the proxy-wasm host functions, which only Envoy provides. It is
 // tested in a real Envoy by the harness instead.

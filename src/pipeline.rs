@@ -5,7 +5,7 @@
 use crate::config::{AuthMode, GatewayConfig, Rule};
 use crate::error::GatewayError;
 use crate::http::RequestHead;
-use crate::jwt::{extract_token, TokenError, TokenLocation};
+use crate::jwt::{extract_token, Identity, TokenLocation};
 
 /// What to do with a request once its headers are known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +14,18 @@ pub enum HeadersOutcome {
     Reply(GatewayError),
     /// Forward with these edits.
     Forward(Forwarding),
+    /// Verify this token first, then finish with [`complete_auth`].
+    Verify(PendingAuth),
+}
+
+/// A request waiting for its token to be verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAuth {
+    pub token: String,
+    /// Scopes the route requires, all of which the token must grant.
+    pub required_scopes: Vec<String>,
+    /// The edits decided so far (spoofed identity headers removed, ...).
+    pub forwarding: Forwarding,
 }
 
 /// Header edits to apply before the request goes upstream, and whether the body must be held.
@@ -42,12 +54,12 @@ pub enum BodyOutcome {
 /// Decides on a request from its headers.
 pub fn on_request_headers(config: &GatewayConfig, head: &RequestHead) -> HeadersOutcome {
     match decide(config, head) {
-        Ok(forwarding) => HeadersOutcome::Forward(forwarding),
+        Ok(outcome) => outcome,
         Err(error) => HeadersOutcome::Reply(error),
     }
 }
 
-fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<Forwarding, GatewayError> {
+fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, GatewayError> {
     let limit = config.limits.max_request_body_bytes;
     let declared_length = head.content_length().map_err(|_| {
         GatewayError::InvalidRequestBody("content-length is not a valid number".into())
@@ -65,13 +77,19 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<Forwarding, Gate
         ..Forwarding::default()
     };
 
-    let rule = select_rule(config);
-    authenticate(config, rule, head, &mut forwarding)?;
-
     if !head.end_of_stream && declared_length.is_none() {
         forwarding.hold_body_up_to = Some(limit);
     }
-    Ok(forwarding)
+
+    let rule = select_rule(config);
+    match token_to_verify(config, rule, head, &mut forwarding)? {
+        Some(token) => Ok(HeadersOutcome::Verify(PendingAuth {
+            token,
+            required_scopes: rule.scopes.clone(),
+            forwarding,
+        })),
+        None => Ok(HeadersOutcome::Forward(forwarding)),
+    }
 }
 
 /// The rule that applies to the request. Route rules come with the `rules` section; until then
@@ -80,20 +98,22 @@ fn select_rule(config: &GatewayConfig) -> &Rule {
     &config.default_rule
 }
 
-fn authenticate(
+/// The token the rule needs verified, if any. Without a token, `required` refuses and
+/// `optional` lets the caller through anonymously.
+fn token_to_verify(
     config: &GatewayConfig,
     rule: &Rule,
     head: &RequestHead,
     forwarding: &mut Forwarding,
-) -> Result<(), GatewayError> {
+) -> Result<Option<String>, GatewayError> {
     if rule.auth == AuthMode::None {
-        return Ok(());
+        return Ok(None);
     }
     let found = extract_token(&config.token, head, config.limits.max_token_bytes)
         .map_err(GatewayError::InvalidToken)?;
     let Some(found) = found else {
         return match rule.auth {
-            AuthMode::Optional => Ok(()),
+            AuthMode::Optional => Ok(None),
             _ => Err(GatewayError::MissingToken),
         };
     };
@@ -102,9 +122,34 @@ fn authenticate(
             forwarding.remove_headers.push(header.clone());
         }
     }
-    // No provider section in this release: a presented token can never be verified, and an
-    // unverifiable token is refused (fail closed), on optional routes too.
-    Err(GatewayError::InvalidToken(TokenError::NoVerifier))
+    Ok(Some(found.token.to_string()))
+}
+
+/// Finishes a request whose token verified: the route's scopes must all be granted; then the
+/// upstream learns who the caller is.
+pub fn complete_auth(
+    config: &GatewayConfig,
+    pending: &PendingAuth,
+    identity: &Identity,
+) -> Result<Forwarding, GatewayError> {
+    let missing = pending
+        .required_scopes
+        .iter()
+        .any(|scope| !identity.scopes.contains(scope));
+    if missing {
+        return Err(GatewayError::InsufficientScope {
+            required: pending.required_scopes.clone(),
+        });
+    }
+    let mut forwarding = pending.forwarding.clone();
+    forwarding
+        .set_headers
+        .push((config.forward.user_header.clone(), identity.sub.clone()));
+    forwarding.set_headers.push((
+        config.forward.scopes_header.clone(),
+        identity.scopes.join(" "),
+    ));
+    Ok(forwarding)
 }
 
 /// Decides on a held body each time more of it arrives. `buffered` is the total so far.
@@ -122,8 +167,18 @@ pub fn on_request_body(limit: u64, buffered: usize, end_of_stream: bool) -> Body
 mod tests {
     use super::*;
     use crate::config;
+    use crate::jwt::TokenError;
 
-    fn cfg(text: &str) -> GatewayConfig {
+    /// An HS256 provider, so rules that need tokens are valid configs.
+    const PROVIDER: &str = r#""providers": [{"name": "sso", "issuer": "https://idp.test",
+        "audiences": ["gw"], "hs256_secret": {"inline": "0123456789abcdef0123456789abcdef"}}]"#;
+
+    fn cfg(sections: &str) -> GatewayConfig {
+        let text = if sections.is_empty() {
+            format!("{{{PROVIDER}}}")
+        } else {
+            format!("{{{PROVIDER}, {sections}}}")
+        };
         config::load(text.as_bytes()).unwrap()
     }
 
@@ -136,7 +191,17 @@ mod tests {
         RequestHead::new(headers, end_of_stream)
     }
 
-    const OPEN: &str = r#"{"default_rule": {"auth": "none"}}"#;
+    const OPEN: &str = r#""default_rule": {"auth": "none"}"#;
+
+    fn identity(scopes: &[&str]) -> Identity {
+        Identity {
+            provider: 0,
+            sub: "alice".into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            exp: u64::MAX,
+            nbf: None,
+        }
+    }
 
     #[test]
     fn auth_none_forwards_and_strips_spoofed_identity_headers() {
@@ -152,7 +217,7 @@ mod tests {
     #[test]
     fn required_without_token_is_missing_token() {
         assert_eq!(
-            on_request_headers(&cfg("{}"), &head(&[], true)),
+            on_request_headers(&cfg(""), &head(&[], true)),
             HeadersOutcome::Reply(GatewayError::MissingToken)
         );
     }
@@ -160,28 +225,92 @@ mod tests {
     #[test]
     fn optional_without_token_forwards_anonymously() {
         let outcome = on_request_headers(
-            &cfg(r#"{"default_rule": {"auth": "optional"}}"#),
+            &cfg(r#""default_rule": {"auth": "optional"}"#),
             &head(&[], true),
         );
         assert!(matches!(outcome, HeadersOutcome::Forward(_)), "{outcome:?}");
     }
 
     #[test]
-    fn a_token_that_no_provider_can_verify_is_refused_even_when_optional() {
+    fn a_present_token_is_always_verified_even_when_optional() {
         for auth in ["required", "optional"] {
-            let config = cfg(&format!(r#"{{"default_rule": {{"auth": "{auth}"}}}}"#));
-            assert_eq!(
-                on_request_headers(&config, &head(&[("authorization", "Bearer a.b.c")], true)),
-                HeadersOutcome::Reply(GatewayError::InvalidToken(TokenError::NoVerifier)),
-                "{auth}"
-            );
+            let config = cfg(&format!(
+                r#""default_rule": {{"auth": "{auth}", "scopes": ["chat:read"]}}"#
+            ));
+            let outcome =
+                on_request_headers(&config, &head(&[("authorization", "Bearer a.b.c")], true));
+            let HeadersOutcome::Verify(pending) = outcome else {
+                panic!("expected verify, got {outcome:?}")
+            };
+            assert_eq!(pending.token, "a.b.c");
+            assert_eq!(pending.required_scopes, vec!["chat:read"]);
         }
+    }
+
+    #[test]
+    fn verified_identity_is_forwarded_in_the_configured_headers() {
+        let config =
+            cfg(r#""forward": {"user_header": "x-caller", "scopes_header": "x-caller-scopes"}"#);
+        let HeadersOutcome::Verify(pending) =
+            on_request_headers(&config, &head(&[("authorization", "Bearer t")], true))
+        else {
+            panic!("expected verify")
+        };
+        let fwd =
+            complete_auth(&config, &pending, &identity(&["chat:read", "chat:write"])).unwrap();
+        assert_eq!(fwd.remove_headers, vec!["x-caller", "x-caller-scopes"]);
+        assert_eq!(
+            fwd.set_headers,
+            vec![
+                ("x-caller".to_string(), "alice".to_string()),
+                (
+                    "x-caller-scopes".to_string(),
+                    "chat:read chat:write".to_string()
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_scopes_are_refused_with_the_required_list() {
+        let config = cfg(r#""default_rule": {"scopes": ["chat:read", "chat:write"]}"#);
+        let HeadersOutcome::Verify(pending) =
+            on_request_headers(&config, &head(&[("authorization", "Bearer t")], true))
+        else {
+            panic!("expected verify")
+        };
+        assert_eq!(
+            complete_auth(&config, &pending, &identity(&["chat:read"])),
+            Err(GatewayError::InsufficientScope {
+                required: vec!["chat:read".into(), "chat:write".into()]
+            })
+        );
+        assert!(complete_auth(
+            &config,
+            &pending,
+            &identity(&["chat:write", "chat:read", "x"])
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn strip_authorization_removes_the_header_token() {
+        let config = cfg(r#""forward": {"strip_authorization": true}"#);
+        let HeadersOutcome::Verify(pending) =
+            on_request_headers(&config, &head(&[("authorization", "Bearer t")], true))
+        else {
+            panic!("expected verify")
+        };
+        assert!(pending
+            .forwarding
+            .remove_headers
+            .contains(&"authorization".to_string()));
     }
 
     #[test]
     fn malformed_authorization_is_invalid_token_before_anything_else() {
         assert_eq!(
-            on_request_headers(&cfg("{}"), &head(&[("authorization", "Basic eA==")], true)),
+            on_request_headers(&cfg(""), &head(&[("authorization", "Basic eA==")], true)),
             HeadersOutcome::Reply(GatewayError::InvalidToken(TokenError::NotBearer))
         );
     }
@@ -189,7 +318,7 @@ mod tests {
     #[test]
     fn declared_oversized_body_is_refused_at_headers() {
         let config =
-            cfg(r#"{"default_rule": {"auth": "none"}, "limits": {"max_request_body_bytes": 100}}"#);
+            cfg(r#""default_rule": {"auth": "none"}, "limits": {"max_request_body_bytes": 100}"#);
         assert_eq!(
             on_request_headers(&config, &head(&[("content-length", "101")], false)),
             HeadersOutcome::Reply(GatewayError::RequestTooLarge { limit: 100 })
@@ -205,7 +334,7 @@ mod tests {
 
     #[test]
     fn size_is_checked_before_auth() {
-        let config = cfg(r#"{"limits": {"max_request_body_bytes": 10}}"#);
+        let config = cfg(r#""limits": {"max_request_body_bytes": 10}"#);
         assert_eq!(
             on_request_headers(&config, &head(&[("content-length", "11")], false)),
             HeadersOutcome::Reply(GatewayError::RequestTooLarge { limit: 10 })
@@ -215,7 +344,7 @@ mod tests {
     #[test]
     fn body_of_unknown_length_is_held_and_counted() {
         let config =
-            cfg(r#"{"default_rule": {"auth": "none"}, "limits": {"max_request_body_bytes": 100}}"#);
+            cfg(r#""default_rule": {"auth": "none"}, "limits": {"max_request_body_bytes": 100}"#);
         let HeadersOutcome::Forward(fwd) = on_request_headers(&config, &head(&[], false)) else {
             panic!("expected forward")
         };

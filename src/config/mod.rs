@@ -1,10 +1,14 @@
 //! Configuration: parsed from the plugin's JSON document, validated, and compiled once (in
 //! `on_configure`) into an immutable [`GatewayConfig`] that every request shares.
 
+mod providers;
 mod schema;
 mod validate;
 
+pub use providers::{resolve_secret, EnvReader, MIN_HS256_SECRET_BYTES};
 pub use schema::AuthMode;
+
+use crate::jwt::Provider;
 
 use std::fmt;
 
@@ -16,8 +20,9 @@ pub const MAX_REQUEST_BODY_BYTES_CEILING: u64 = 256 * 1024 * 1024;
 pub const MAX_TOKEN_BYTES_RANGE: std::ops::RangeInclusive<u64> = 64..=65536;
 
 /// The compiled configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct GatewayConfig {
+    pub providers: Vec<Provider>,
     pub token: TokenConfig,
     pub default_rule: Rule,
     pub forward: ForwardConfig,
@@ -81,9 +86,14 @@ impl std::error::Error for ConfigError {}
 /// Path used for errors about the document as a whole.
 const DOCUMENT: &str = "(document)";
 
-/// Parses, validates and compiles the plugin configuration. An empty document means all
-/// defaults (which require a token everywhere: fail closed).
+/// Parses, validates and compiles the plugin configuration, reading `{"env": ...}` secrets from
+/// the process environment (inside Envoy: the variables in `host_env_keys`).
 pub fn load(bytes: &[u8]) -> Result<GatewayConfig, ConfigError> {
+    load_with_env(bytes, &|name| std::env::var(name).ok())
+}
+
+/// [`load`] with an explicit environment, for tests.
+pub fn load_with_env(bytes: &[u8], env: EnvReader<'_>) -> Result<GatewayConfig, ConfigError> {
     let text =
         std::str::from_utf8(bytes).map_err(|_| ConfigError::new(DOCUMENT, "is not valid UTF-8"))?;
     let document: ConfigDocument = if text.trim().is_empty() {
@@ -91,7 +101,7 @@ pub fn load(bytes: &[u8]) -> Result<GatewayConfig, ConfigError> {
     } else {
         parse(text)?
     };
-    compile(document)
+    compile(document, env)
 }
 
 fn parse(text: &str) -> Result<ConfigDocument, ConfigError> {
@@ -129,18 +139,26 @@ fn describe(path: String, error: serde_json::Error) -> ConfigError {
         };
         return ConfigError::new(path, reason);
     }
-    // ... but "duplicate field `x`" with the path of the parent.
+    // ... but "duplicate field `x`" and "missing field `x`" with the path of the parent.
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        if let Some((field, _)) = rest.split_once('`') {
+            return ConfigError::new(child_path(&path, field), "is required");
+        }
+    }
     if let Some(rest) = message.strip_prefix("duplicate field `") {
         if let Some((field, _)) = rest.split_once('`') {
-            let full = if path == DOCUMENT {
-                field.to_string()
-            } else {
-                format!("{path}.{field}")
-            };
-            return ConfigError::new(full, "duplicate field");
+            return ConfigError::new(child_path(&path, field), "duplicate field");
         }
     }
     ConfigError::new(path, message)
+}
+
+fn child_path(parent: &str, field: &str) -> String {
+    if parent == DOCUMENT {
+        field.to_string()
+    } else {
+        format!("{parent}.{field}")
+    }
 }
 
 fn display_path(path: &str) -> String {
@@ -151,12 +169,23 @@ fn display_path(path: &str) -> String {
     }
 }
 
-fn compile(doc: ConfigDocument) -> Result<GatewayConfig, ConfigError> {
+fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, ConfigError> {
+    let providers = providers::compile_providers(doc.providers, env)?;
     let token = compile_token(doc.token)?;
     let default_rule = compile_rule("default_rule", doc.default_rule)?;
+    if default_rule.auth != AuthMode::None && providers.is_empty() {
+        return Err(ConfigError::new(
+            "providers",
+            format!(
+                "at least one provider is needed: default_rule.auth is \"{}\"",
+                default_rule.auth.name()
+            ),
+        ));
+    }
     let forward = compile_forward(doc.forward, &token)?;
     let limits = compile_limits(doc.limits)?;
     Ok(GatewayConfig {
+        providers,
         token,
         default_rule,
         forward,

@@ -8,6 +8,8 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct ConfigDocument {
     #[serde(default)]
+    pub providers: Vec<ProviderSection>,
+    #[serde(default)]
     pub token: TokenSection,
     #[serde(default)]
     pub default_rule: RuleSection,
@@ -59,6 +61,16 @@ pub enum AuthMode {
     Optional,
     /// No token is looked at.
     None,
+}
+
+impl AuthMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Required => "required",
+            Self::Optional => "optional",
+            Self::None => "none",
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,4 +135,88 @@ fn default_max_request_body_bytes() -> u64 {
 
 fn default_max_token_bytes() -> u64 {
     8192
+}
+
+/// A JWT issuer the gateway trusts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSection {
+    pub name: String,
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    /// Defaults to the algorithms the configured keys can verify.
+    #[serde(default)]
+    pub algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    pub hs256_secret: Option<SecretSection>,
+    #[serde(default)]
+    pub jwks: Option<JwksSection>,
+    #[serde(default = "default_clock_skew_s")]
+    pub clock_skew_s: u64,
+    #[serde(default = "default_scope_claim")]
+    pub scope_claim: String,
+}
+
+fn default_clock_skew_s() -> u64 {
+    30
+}
+
+fn default_scope_claim() -> String {
+    "scope".to_string()
+}
+
+/// A secret: `{"env": "NAME"}` (a host variable passed to the VM) or `{"inline": "..."}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSection {
+    #[serde(default)]
+    pub env: Option<String>,
+    #[serde(default)]
+    pub inline: Option<String>,
+}
+
+impl std::fmt::Debug for SecretSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print an inline secret, not even in a debug dump.
+        f.debug_struct("SecretSection")
+            .field("env", &self.env)
+            .field("inline", &self.inline.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Where a provider's public keys come from: exactly one of `inline` and `remote`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwksSection {
+    #[serde(default)]
+    pub inline: Option<serde_json::Value>,
+    #[serde(default)]
+    pub remote: Option<RemoteJwksSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteJwksSection {
+    pub cluster: String,
+    pub authority: String,
+    pub path: String,
+    #[serde(default = "default_cache_ttl_s")]
+    pub cache_ttl_s: u64,
+    #[serde(default = "default_min_refresh_interval_s")]
+    pub min_refresh_interval_s: u64,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_cache_ttl_s() -> u64 {
+    600
+}
+
+fn default_min_refresh_interval_s() -> u64 {
+    30
+}
+
+fn default_timeout_ms() -> u64 {
+    2000
 }

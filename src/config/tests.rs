@@ -1,7 +1,35 @@
 use super::*;
+use crate::jwt::{Algorithm, KeySource};
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+/// A valid HS256 provider, to splice into documents.
+fn hs_provider() -> String {
+    format!(
+        r#"{{"name": "sso", "issuer": "https://idp.test", "audiences": ["gw"],
+            "hs256_secret": {{"inline": "{SECRET}"}}}}"#
+    )
+}
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "JWT_SECRET" => Some(SECRET.to_string()),
+        "SHORT_SECRET" => Some("too-short".to_string()),
+        _ => None,
+    }
+}
 
 fn load_str(text: &str) -> Result<GatewayConfig, ConfigError> {
-    load(text.as_bytes())
+    load_with_env(text.as_bytes(), &env)
+}
+
+/// A document with one HS256 provider and the given other sections.
+fn with_provider(sections: &str) -> String {
+    if sections.is_empty() {
+        format!(r#"{{"providers": [{}]}}"#, hs_provider())
+    } else {
+        format!(r#"{{"providers": [{}], {sections}}}"#, hs_provider())
+    }
 }
 
 fn error(text: &str) -> String {
@@ -12,9 +40,28 @@ fn error(text: &str) -> String {
 }
 
 #[test]
-fn empty_document_means_defaults_that_fail_closed() {
+fn empty_document_is_refused_because_the_default_rule_needs_a_provider() {
     for text in ["", "  \n", "{}"] {
-        let cfg = load_str(text).unwrap();
+        assert_eq!(
+            error(text),
+            "config: providers: at least one provider is needed: default_rule.auth is \"required\""
+        );
+    }
+}
+
+#[test]
+fn optional_auth_needs_a_provider_too() {
+    assert_eq!(
+        error(r#"{"default_rule": {"auth": "optional"}}"#),
+        "config: providers: at least one provider is needed: default_rule.auth is \"optional\""
+    );
+    assert!(load_str(r#"{"default_rule": {"auth": "none"}}"#).is_ok());
+}
+
+#[test]
+fn defaults_fail_closed() {
+    {
+        let cfg = load_str(&with_provider("")).unwrap();
         assert_eq!(cfg.default_rule.auth, AuthMode::Required);
         assert_eq!(cfg.token.header.as_deref(), Some("authorization"));
         assert_eq!(cfg.token.cookie, None);
@@ -28,15 +75,15 @@ fn empty_document_means_defaults_that_fail_closed() {
 
 #[test]
 fn full_document_of_this_release_is_compiled() {
-    let cfg = load_str(
-        r#"{
+    let cfg = load_str(&with_provider(
+        r#"
             "token": {"header": "Authorization", "cookie": "gw_session", "realm": "corp"},
             "default_rule": {"auth": "optional", "scopes": ["chat:read", "chat:read", "b"]},
             "forward": {"user_header": "X-Caller", "scopes_header": "x-caller-scopes",
                         "strip_authorization": true},
             "limits": {"max_request_body_bytes": 1024, "max_token_bytes": 4096}
-        }"#,
-    )
+        "#,
+    ))
     .unwrap();
     assert_eq!(cfg.token.header.as_deref(), Some("authorization"));
     assert_eq!(cfg.token.cookie.as_deref(), Some("gw_session"));
@@ -56,10 +103,13 @@ fn full_document_of_this_release_is_compiled() {
 
 #[test]
 fn header_null_disables_header_tokens_but_one_source_is_needed() {
-    let cfg = load_str(r#"{"token": {"header": null, "cookie": "s"}}"#).unwrap();
+    let cfg = load_str(&with_provider(
+        r#""token": {"header": null, "cookie": "s"}"#,
+    ))
+    .unwrap();
     assert_eq!(cfg.token.header, None);
     assert_eq!(
-        error(r#"{"token": {"header": null}}"#),
+        error(&with_provider(r#""token": {"header": null}"#)),
         "config: token: needs a header or a cookie to read tokens from"
     );
 }
@@ -73,7 +123,10 @@ fn invalid_documents_name_the_field() {
         ("[1,2]", "config: (document): must be a JSON object"),
         ("{} {}", "config: (document): is not valid JSON"),
         (r#"{"tokn": {}}"#, "config: tokn: unknown field"),
-        (r#"{"providers": []}"#, "config: providers: unknown field"),
+        (
+            r#"{"providers": []}"#,
+            "config: providers: at least one provider is needed",
+        ),
         (
             r#"{"rate_limits": []}"#,
             "config: rate_limits: unknown field",
@@ -177,6 +230,13 @@ fn invalid_documents_name_the_field() {
         (r#"{"limits": null}"#, "config: limits: invalid type: null"),
     ];
     for (text, expected) in cases {
+        // Cases about other sections get a provider, so they fail for their own reason.
+        let text = if text.starts_with("{\"") && !text.starts_with("{\"providers\"") {
+            text.replacen('{', &format!("{{\"providers\": [{}], ", hs_provider()), 1)
+        } else {
+            text.to_string()
+        };
+        let text = &text;
         let message = error(text);
         assert!(
             message.starts_with(expected),
@@ -198,4 +258,232 @@ fn deeply_nested_garbage_does_not_panic() {
     assert!(load_str(&deep).is_err());
     let deep_obj = format!("{}{}", r#"{"token":"#.repeat(10_000), "}".repeat(10_000));
     assert!(load_str(&deep_obj).is_err());
+}
+
+#[test]
+fn providers_compile_with_defaults() {
+    let cfg = load_str(&with_provider("")).unwrap();
+    let p = &cfg.providers[0];
+    assert_eq!(p.name, "sso");
+    assert_eq!(p.algorithms, vec![Algorithm::HS256]);
+    assert_eq!(p.clock_skew_s, 30);
+    assert_eq!(p.scope_claim, "scope");
+    assert!(p.hs256.is_some());
+    assert!(matches!(p.keys, KeySource::None));
+}
+
+#[test]
+fn remote_jwks_defaults_and_env_secrets() {
+    let cfg = load_str(
+        r#"{"providers": [{"name": "kc", "issuer": "https://kc", "audiences": ["a", "b"],
+             "algorithms": ["RS256", "HS256"], "hs256_secret": {"env": "JWT_SECRET"},
+             "jwks": {"remote": {"cluster": "idp", "authority": "kc", "path": "/certs"}}}]}"#,
+    )
+    .unwrap();
+    let p = &cfg.providers[0];
+    assert_eq!(p.algorithms, vec![Algorithm::RS256, Algorithm::HS256]);
+    let remote = p.remote().unwrap();
+    assert_eq!(remote.cache_ttl_s, 600);
+    assert_eq!(remote.min_refresh_interval_s, 30);
+    assert_eq!(remote.timeout_ms, 2000);
+    // No algorithms given: what the keys can verify.
+    let cfg = load_str(
+        r#"{"providers": [{"name": "kc", "issuer": "https://kc", "audiences": ["a"],
+             "jwks": {"remote": {"cluster": "idp", "authority": "kc", "path": "/certs"}}}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.providers[0].algorithms,
+        vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA]
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_errors_or_debug_output() {
+    let text = r#"{"providers": [{"name": "p", "issuer": "i", "audiences": ["a"],
+                  "hs256_secret": {"inline": "short-but-secret"}}]}"#;
+    let message = error(text);
+    assert!(message.starts_with("config: providers[0].hs256_secret: HS256 secret is 16 bytes"));
+    assert!(!message.contains("short-but-secret"));
+    let cfg = load_str(&with_provider("")).unwrap();
+    assert!(!format!("{cfg:?}").contains(SECRET));
+}
+
+#[test]
+fn invalid_providers_name_the_field() {
+    let remote = r#""jwks": {"remote": {"cluster": "idp", "authority": "kc", "path": "/certs"}}"#;
+    let p = |fields: &str| format!(r#"{{"providers": [{{{fields}}}]}}"#);
+    let base = r#""name": "p", "issuer": "https://i", "audiences": ["a"]"#;
+    let cases: Vec<(String, &str)> = vec![
+        (
+            p(r#""issuer": "i", "audiences": ["a"], "hs256_secret": {"env": "JWT_SECRET"}"#),
+            "config: providers[0].name: is required",
+        ),
+        (
+            p(r#""name": "p", "audiences": ["a"]"#),
+            "config: providers[0].issuer: is required",
+        ),
+        (
+            p(r#""name": "p", "issuer": "i""#),
+            "config: providers[0].audiences: is required",
+        ),
+        (
+            p(&format!("{base}, \"audiences\": []")),
+            "config: providers[0].audiences: duplicate field",
+        ),
+        (
+            p(
+                r#""name": "p", "issuer": "i", "audiences": [], "hs256_secret": {"env": "JWT_SECRET"}"#,
+            ),
+            "config: providers[0].audiences: must not be empty",
+        ),
+        (
+            p(
+                r#""name": "p", "issuer": "i", "audiences": [""], "hs256_secret": {"env": "JWT_SECRET"}"#,
+            ),
+            "config: providers[0].audiences[0]: must not be empty",
+        ),
+        (p(base), "config: providers[0]: needs hs256_secret or jwks"),
+        (
+            p(&format!(r#"{base}, "algorithms": ["none"], {remote}"#)),
+            "config: providers[0].algorithms[0]: \"none\" is never allowed",
+        ),
+        (
+            p(&format!(r#"{base}, "algorithms": ["NONE"], {remote}"#)),
+            "config: providers[0].algorithms[0]: \"none\" is never allowed",
+        ),
+        (
+            p(&format!(r#"{base}, "algorithms": ["RS512"], {remote}"#)),
+            "config: providers[0].algorithms[0]: unsupported algorithm `RS512`",
+        ),
+        (
+            p(&format!(r#"{base}, "algorithms": [], {remote}"#)),
+            "config: providers[0].algorithms: must not be empty",
+        ),
+        (
+            p(&format!(r#"{base}, "algorithms": ["HS256"], {remote}"#)),
+            "config: providers[0].algorithms[0]: HS256 needs hs256_secret",
+        ),
+        (
+            p(&format!(
+                r#"{base}, "algorithms": ["RS256"], "hs256_secret": {{"env": "JWT_SECRET"}}"#
+            )),
+            "config: providers[0].algorithms[0]: RS256 needs jwks",
+        ),
+        (
+            p(&format!(
+                r#"{base}, "algorithms": ["RS256"], "hs256_secret": {{"env": "JWT_SECRET"}}, {remote}"#
+            )),
+            "config: providers[0].hs256_secret: is given but HS256 is not in algorithms",
+        ),
+        (
+            p(&format!(
+                r#"{base}, "hs256_secret": {{"env": "SHORT_SECRET"}}"#
+            )),
+            "config: providers[0].hs256_secret: HS256 secret is 9 bytes; at least 32",
+        ),
+        (
+            p(&format!(r#"{base}, "hs256_secret": {{"env": "NOT_SET"}}"#)),
+            "config: providers[0].hs256_secret.env: host variable `NOT_SET` is not set",
+        ),
+        (
+            p(&format!(r#"{base}, "hs256_secret": {{}}"#)),
+            "config: providers[0].hs256_secret: must have exactly one of \"env\" and \"inline\"",
+        ),
+        (
+            p(&format!(
+                r#"{base}, "hs256_secret": {{"env": "JWT_SECRET", "inline": "x"}}"#
+            )),
+            "config: providers[0].hs256_secret: must have exactly one",
+        ),
+        (
+            p(&format!(r#"{base}, "hs256_secret": {{"file": "/etc/x"}}"#)),
+            "config: providers[0].hs256_secret.file: unknown field",
+        ),
+        (
+            p(&format!(r#"{base}, "jwks": {{}}"#)),
+            "config: providers[0].jwks: must have exactly one of \"inline\" and \"remote\"",
+        ),
+        (
+            p(&format!(r#"{base}, "jwks": {{"inline": {{"keys": []}}}}"#)),
+            "config: providers[0].jwks.inline: ",
+        ),
+        (
+            p(&format!(r#"{base}, "jwks": {{"inline": [1]}}"#)),
+            "config: providers[0].jwks.inline: ",
+        ),
+        (
+            p(&format!(
+                r#"{base}, "jwks": {{"remote": {{"cluster": "idp", "authority": "kc"}}}}"#
+            )),
+            "config: providers[0].jwks.remote.path: is required",
+        ),
+        (
+            p(&format!(
+                r#"{base}, "jwks": {{"remote": {{"cluster": "", "authority": "kc", "path": "/x"}}}}"#
+            )),
+            "config: providers[0].jwks.remote.cluster: must not be empty",
+        ),
+        (
+            p(&format!(
+                r#"{base}, "jwks": {{"remote": {{"cluster": "idp", "authority": "kc", "path": "x"}}}}"#
+            )),
+            "config: providers[0].jwks.remote.path: must be an absolute path",
+        ),
+        (
+            p(&format!(
+                r#"{base}, "jwks": {{"remote": {{"cluster": "idp", "authority": "kc", "path": "/x", "cache_ttl_s": 0}}}}"#
+            )),
+            "config: providers[0].jwks.remote.cache_ttl_s: must be between 1 and 86400",
+        ),
+        (
+            p(&format!(
+                r#"{base}, "jwks": {{"remote": {{"cluster": "idp", "authority": "kc", "path": "/x", "timeout_ms": 5}}}}"#
+            )),
+            "config: providers[0].jwks.remote.timeout_ms: must be between 100 and 60000",
+        ),
+        (
+            p(&format!(
+                r#"{base}, "jwks": {{"remote": {{"cluster": "idp", "authority": "kc", "path": "/x", "min_refresh_interval_s": 0}}}}"#
+            )),
+            "config: providers[0].jwks.remote.min_refresh_interval_s: must be between 1",
+        ),
+        (
+            p(&format!(r#"{base}, "clock_skew_s": 301, {remote}"#)),
+            "config: providers[0].clock_skew_s: must be at most 300",
+        ),
+        (
+            p(&format!(r#"{base}, "clock_skew_s": -1, {remote}"#)),
+            "config: providers[0].clock_skew_s: invalid value",
+        ),
+        (
+            p(&format!(r#"{base}, "scope_claim": "", {remote}"#)),
+            "config: providers[0].scope_claim: must not be empty",
+        ),
+        (
+            p(&format!(
+                r#""name": "p q", "issuer": "i", "audiences": ["a"], {remote}"#
+            )),
+            "config: providers[0].name: must be 1 to 64 characters",
+        ),
+        (
+            format!(r#"{{"providers": [{}, {}]}}"#, hs_provider(), hs_provider()),
+            "config: providers[1].name: must be unique",
+        ),
+        (
+            format!(
+                r#"{{"providers": [{}, {}]}}"#,
+                hs_provider(),
+                hs_provider().replace("\"sso\"", "\"other\"")
+            ),
+            "config: providers[1].issuer: must be unique",
+        ),
+    ];
+    for (text, expected) in &cases {
+        let message = error(text);
+        assert!(
+            message.starts_with(expected),
+            "for {text}\n  got:      {message}\n  expected: {expected}..."
+        );
+    }
 }

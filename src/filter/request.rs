@@ -1,75 +1,183 @@
-//! One HTTP request: gathers the head, asks the pipeline, applies the outcome.
+//! One HTTP request: gathers the head, asks the pipeline, verifies the token (waiting for keys
+//! when needed), applies the outcome.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use super::host;
-use crate::config::GatewayConfig;
+use super::worker::{AuthStep, Worker};
 use crate::error::GatewayError;
 use crate::http::RequestHead;
-use crate::pipeline::{self, BodyOutcome, HeadersOutcome};
+use crate::jwks::fetch::FetchResponse;
+use crate::jwks::keys::MAX_JWKS_BYTES;
+use crate::pipeline::{self, BodyOutcome, Forwarding, HeadersOutcome, PendingAuth};
 
 /// Realm used before any configuration is known.
 const FALLBACK_REALM: &str = "ai-gateway";
 
 pub struct GatewayRequest {
-    config: Option<Rc<GatewayConfig>>,
+    context_id: u32,
+    worker: Option<Rc<RefCell<Worker>>>,
     /// Set while a body of unknown length is held: the limit it must stay under.
     held_body_limit: Option<u64>,
+    /// A JWKS fetch this request dispatched: (call token, provider).
+    fetch: Option<(u32, usize)>,
+}
+
+/// Finishes a request on the current effective context: forward it with its edits, or refuse.
+pub fn finish_waiting(result: &Result<Forwarding, GatewayError>, realm: &str) {
+    match result {
+        Ok(forwarding) => {
+            if host::apply_header_edits(forwarding) {
+                host::resume_request();
+            } else {
+                host::send_reply(
+                    &GatewayError::Internal("could not edit request headers").to_reply(realm),
+                );
+            }
+        }
+        Err(error) => host::send_reply(&error.to_reply(realm)),
+    }
 }
 
 impl GatewayRequest {
-    pub fn new(config: Option<Rc<GatewayConfig>>) -> Self {
+    pub fn new(context_id: u32, worker: Option<Rc<RefCell<Worker>>>) -> Self {
         Self {
-            config,
+            context_id,
+            worker,
             held_body_limit: None,
+            fetch: None,
         }
     }
 
-    fn refuse(&self, error: &GatewayError) -> Action {
-        let realm = self
-            .config
+    fn realm(&self) -> String {
+        self.worker
             .as_ref()
-            .map_or(FALLBACK_REALM, |c| c.token.realm.as_str());
-        host::send_reply(&error.to_reply(realm));
+            .map_or(FALLBACK_REALM.to_string(), |w| {
+                w.borrow().config.token.realm.clone()
+            })
+    }
+
+    fn refuse(&self, error: &GatewayError) -> Action {
+        host::send_reply(&error.to_reply(&self.realm()));
+        Action::Pause
+    }
+
+    fn forward(&mut self, forwarding: &Forwarding) -> Action {
+        if !host::apply_header_edits(forwarding) {
+            return self.refuse(&GatewayError::Internal("could not edit request headers"));
+        }
+        // Headers go on: the host turns a paused header callback into "stop all", and the body
+        // would never reach us. A held body is buffered here instead; Envoy's buffer filter
+        // placed after this one keeps the router from seeing even the headers before the body
+        // is complete.
+        self.held_body_limit = forwarding.hold_body_up_to;
+        Action::Continue
+    }
+
+    fn verify(&mut self, worker: &Rc<RefCell<Worker>>, pending: PendingAuth) -> Action {
+        let now = host::now_ms();
+        let step = worker.borrow_mut().evaluate(&pending, now, true);
+        match step {
+            AuthStep::Done(Ok(forwarding)) => self.forward(&forwarding),
+            AuthStep::Done(Err(error)) => self.refuse(&error),
+            AuthStep::StartFetch { provider } => {
+                let config = Rc::clone(&worker.borrow().config);
+                let remote = config.providers.get(provider).and_then(|p| p.remote());
+                let Some(token) = remote.and_then(host::dispatch_get) else {
+                    let failed = FetchResponse {
+                        status: None,
+                        body: None,
+                    };
+                    worker.borrow_mut().fetch_done(provider, &failed, now);
+                    return self.refuse(&GatewayError::JwksUnavailable { retry_after_s: 1 });
+                };
+                self.fetch = Some((token, provider));
+                let until = now + remote.map_or(0, |r| r.timeout_ms) + 1000;
+                self.park(worker, pending, until)
+            }
+            AuthStep::Wait { until_ms } => self.park(worker, pending, until_ms),
+        }
+    }
+
+    /// Pauses the request until keys arrive; the body (if any) is held after it resumes.
+    fn park(
+        &mut self,
+        worker: &Rc<RefCell<Worker>>,
+        pending: PendingAuth,
+        until_ms: u64,
+    ) -> Action {
+        self.held_body_limit = pending.forwarding.hold_body_up_to;
+        worker.borrow_mut().wait(self.context_id, pending, until_ms);
         Action::Pause
     }
 }
 
-impl Context for GatewayRequest {}
+impl Context for GatewayRequest {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some((token, provider)) = self.fetch else {
+            return;
+        };
+        if token != token_id {
+            return;
+        }
+        self.fetch = None;
+        let Some(worker) = self.worker.clone() else {
+            return;
+        };
+        let response = host::call_response(body_size, MAX_JWKS_BYTES);
+        let now = host::now_ms();
+        worker.borrow_mut().fetch_done(provider, &response, now);
+        // Every request of this worker that waited for these keys, this one included. Fetches
+        // they still need are left to the root's next tick (a call made here would answer here).
+        let (decided, _) = worker.borrow_mut().resolve_waiting(now, false);
+        let realm = self.realm();
+        let mine = decided.iter().position(|(id, _)| *id == self.context_id);
+        for (id, result) in decided.iter().filter(|(id, _)| *id != self.context_id) {
+            if host::set_effective_context(*id) {
+                finish_waiting(result, &realm);
+            }
+        }
+        if let Some(i) = mine {
+            if host::set_effective_context(self.context_id) {
+                if let Some((_, result)) = decided.get(i) {
+                    finish_waiting(result, &realm);
+                }
+            }
+        }
+    }
+
+    fn on_done(&mut self) -> bool {
+        if let Some(worker) = &self.worker {
+            worker.borrow_mut().forget(self.context_id);
+        }
+        true
+    }
+}
 
 impl HttpContext for GatewayRequest {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let Some(config) = self.config.clone() else {
+        let Some(worker) = self.worker.clone() else {
             return self.refuse(&GatewayError::Internal("the gateway is not configured"));
         };
         let Some(headers) = host::request_headers() else {
             return self.refuse(&GatewayError::Internal("request headers unavailable"));
         };
         let head = RequestHead::new(headers, end_of_stream);
+        let config = Rc::clone(&worker.borrow().config);
         match pipeline::on_request_headers(&config, &head) {
             HeadersOutcome::Reply(error) => self.refuse(&error),
-            HeadersOutcome::Forward(forwarding) => {
-                let removed = forwarding
-                    .remove_headers
-                    .iter()
-                    .all(|name| host::remove_request_header(name));
-                let set = forwarding
-                    .set_headers
-                    .iter()
-                    .all(|(name, value)| host::set_request_header(name, value));
-                if !(removed && set) {
-                    return self.refuse(&GatewayError::Internal("could not edit request headers"));
-                }
-                // Headers go on either way: the host turns a paused header callback into "stop
-                // all", and the body would never reach us. A held body is buffered here instead;
-                // Envoy's buffer filter placed after this one keeps the router from seeing even
-                // the headers before the body is complete.
-                self.held_body_limit = forwarding.hold_body_up_to;
-                Action::Continue
-            }
+            HeadersOutcome::Forward(forwarding) => self.forward(&forwarding),
+            HeadersOutcome::Verify(pending) => self.verify(&worker, pending),
         }
     }
 

@@ -1,42 +1,128 @@
-//! The root context: one per worker; owns the compiled config and hands it to each request.
+//! The root context: one per worker. Owns the compiled config and the worker state, ticks to
+//! keep remote keys fresh and to finish requests that waited for keys, and receives the
+//! answers to the fetches it dispatched.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
 use super::host;
-use super::request::GatewayRequest;
-use crate::config::{self, GatewayConfig};
+use super::request::{finish_waiting, GatewayRequest};
+use super::worker::Worker;
+use crate::config;
+use crate::jwks::fetch::FetchResponse;
+use crate::jwks::keys::MAX_JWKS_BYTES;
+
+/// How often the worker looks at shared keys and waiting requests.
+const TICK: Duration = Duration::from_millis(100);
 
 #[derive(Default)]
 pub struct GatewayRoot {
-    config: Option<Rc<GatewayConfig>>,
+    worker: Option<Rc<RefCell<Worker>>>,
+    /// Dispatched fetches: call token -> provider index.
+    fetches: HashMap<u32, usize>,
 }
 
-impl Context for GatewayRoot {}
+impl GatewayRoot {
+    fn dispatch(&mut self, worker: &Rc<RefCell<Worker>>, providers: Vec<usize>) {
+        let config = Rc::clone(&worker.borrow().config);
+        for provider in providers {
+            let Some(remote) = config.providers.get(provider).and_then(|p| p.remote()) else {
+                continue;
+            };
+            match host::dispatch_get(remote) {
+                Some(token) => {
+                    self.fetches.insert(token, provider);
+                }
+                None => {
+                    let failed = FetchResponse {
+                        status: None,
+                        body: None,
+                    };
+                    worker
+                        .borrow_mut()
+                        .fetch_done(provider, &failed, host::now_ms());
+                }
+            }
+        }
+    }
+
+    /// Finishes waiting requests that can be decided, and dispatches fetches they need.
+    fn resolve_waiting(&mut self, worker: &Rc<RefCell<Worker>>) {
+        let (decided, to_fetch) = worker.borrow_mut().resolve_waiting(host::now_ms(), true);
+        self.dispatch(worker, to_fetch);
+        let realm = worker.borrow().config.token.realm.clone();
+        for (context_id, result) in decided {
+            if host::set_effective_context(context_id) {
+                finish_waiting(&result, &realm);
+            }
+        }
+    }
+}
+
+impl Context for GatewayRoot {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some(provider) = self.fetches.remove(&token_id) else {
+            return;
+        };
+        let Some(worker) = self.worker.clone() else {
+            return;
+        };
+        let response = host::call_response(body_size, MAX_JWKS_BYTES);
+        worker
+            .borrow_mut()
+            .fetch_done(provider, &response, host::now_ms());
+        self.resolve_waiting(&worker);
+    }
+}
 
 impl RootContext for GatewayRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         match config::load(&host::plugin_configuration()) {
             Ok(config) => {
+                let worker = Worker::new(Rc::new(config));
+                if worker.has_remote_keys() {
+                    host::set_tick_period(TICK);
+                }
                 log::info!("ai-gateway: configuration loaded");
-                self.config = Some(Rc::new(config));
+                self.worker = Some(Rc::new(RefCell::new(worker)));
                 true
             }
             Err(error) => {
                 // One line naming the field; Envoy then refuses the plugin. A previous config
                 // (runtime update) is dropped too: never serve with a config we did not accept.
                 log::error!("{error}");
-                self.config = None;
+                self.worker = None;
                 false
             }
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn on_tick(&mut self) {
+        let Some(worker) = self.worker.clone() else {
+            return;
+        };
+        let to_fetch = worker.borrow_mut().tick(host::now_ms());
+        self.dispatch(&worker, to_fetch);
+        self.resolve_waiting(&worker);
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         // Returning None would panic in the SDK; an unconfigured plugin refuses every request.
-        Some(Box::new(GatewayRequest::new(self.config.clone())))
+        Some(Box::new(GatewayRequest::new(
+            context_id,
+            self.worker.clone(),
+        )))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -15,8 +15,10 @@
 //! ```
 
 pub mod bootstrap;
+pub mod contract;
 pub mod envoy;
 pub mod http;
+pub mod idp;
 pub mod paths;
 pub mod tokens;
 pub mod upstream;

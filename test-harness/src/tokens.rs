@@ -158,3 +158,71 @@ mod tests {
         assert_eq!(key.jwk()["e"], "AQAB");
     }
 }
+
+/// An ES256 (P-256) key pair with a `kid`.
+pub struct EcKey {
+    pub kid: String,
+    pub pair: jwt_simple::prelude::ES256KeyPair,
+}
+
+/// An EdDSA (Ed25519) key pair with a `kid`.
+pub struct EdKey {
+    pub kid: String,
+    pub pair: jwt_simple::prelude::Ed25519KeyPair,
+}
+
+/// jwt-simple claims carrying exactly `claims` (none of its own iat/exp/nbf).
+fn exact_claims(claims: &Value) -> jwt_simple::prelude::JWTClaims<Value> {
+    let mut c = jwt_simple::prelude::Claims::with_custom_claims(
+        claims.clone(),
+        jwt_simple::prelude::Duration::from_secs(0),
+    );
+    c.issued_at = None;
+    c.expires_at = None;
+    c.invalid_before = None;
+    c
+}
+
+impl EcKey {
+    pub fn generate(kid: &str) -> Self {
+        Self {
+            kid: kid.to_string(),
+            pair: jwt_simple::prelude::ES256KeyPair::generate(),
+        }
+    }
+
+    pub fn mint(&self, claims: &Value) -> String {
+        use jwt_simple::prelude::ECDSAP256KeyPairLike;
+        let pair = jwt_simple::prelude::ES256KeyPair::from_bytes(&self.pair.to_bytes())
+            .expect("copy EC key")
+            .with_key_id(&self.kid);
+        pair.sign(exact_claims(claims)).expect("sign ES256")
+    }
+
+    pub fn jwk(&self) -> Value {
+        use jwt_simple::prelude::ECDSAP256PublicKeyLike;
+        let point = self.pair.public_key().public_key().to_bytes_uncompressed();
+        json!({"kty": "EC", "crv": "P-256", "kid": self.kid, "alg": "ES256", "use": "sig",
+               "x": b64url(&point[1..33]), "y": b64url(&point[33..65])})
+    }
+}
+
+impl EdKey {
+    pub fn generate(kid: &str) -> Self {
+        Self {
+            kid: kid.to_string(),
+            pair: jwt_simple::prelude::Ed25519KeyPair::generate(),
+        }
+    }
+
+    pub fn mint(&self, claims: &Value) -> String {
+        use jwt_simple::prelude::EdDSAKeyPairLike;
+        let pair = self.pair.clone().with_key_id(&self.kid);
+        pair.sign(exact_claims(claims)).expect("sign EdDSA")
+    }
+
+    pub fn jwk(&self) -> Value {
+        json!({"kty": "OKP", "crv": "Ed25519", "kid": self.kid, "alg": "EdDSA",
+               "x": b64url(&self.pair.public_key().to_bytes())})
+    }
+}

@@ -12,21 +12,41 @@ const CASES: &[(&str, &str)] = &[
         "config: default_rule.auth: unknown variant `sometimes`",
     ),
     (
-        r#"{"limits": {"max_token_bytes": 1}}"#,
+        r#"{"default_rule": {"auth": "none"}, "limits": {"max_token_bytes": 1}}"#,
         "config: limits.max_token_bytes: must be between 64 and 65536",
     ),
     (
-        r#"{"forward": {"user_header": "bad header"}}"#,
+        r#"{"default_rule": {"auth": "none"}, "forward": {"user_header": "bad header"}}"#,
         "config: forward.user_header: `bad header` is not a valid header name",
     ),
     (r#"{"rate_limts": []}"#, "config: rate_limts: unknown field"),
     (
-        r#"{"token": {"header": null}}"#,
+        r#"{"default_rule": {"auth": "none"}, "token": {"header": null}}"#,
         "config: token: needs a header or a cookie",
     ),
     (
         r#"{"default_rule": {"scopes": ["chat write"]}}"#,
         "config: default_rule.scopes[0]: `chat write` is not a valid scope",
+    ),
+    (
+        "{}",
+        "config: providers: at least one provider is needed: default_rule.auth is \"required\"",
+    ),
+    (
+        r#"{"providers": [{"name": "p", "issuer": "i", "audiences": ["a"], "algorithms": ["none"]}]}"#,
+        "config: providers[0].algorithms[0]: \"none\" is never allowed",
+    ),
+    (
+        r#"{"providers": [{"name": "p", "issuer": "i", "audiences": ["a"], "hs256_secret": {"inline": "short"}}]}"#,
+        "config: providers[0].hs256_secret: HS256 secret is 5 bytes",
+    ),
+    (
+        r#"{"providers": [{"name": "p", "issuer": "i", "audiences": ["a"], "hs256_secret": {"env": "UNSET_SECRET_VAR"}}]}"#,
+        "config: providers[0].hs256_secret.env: host variable `UNSET_SECRET_VAR` is not set",
+    ),
+    (
+        r#"{"providers": [{"name": "p", "issuer": "i", "audiences": []}]}"#,
+        "config: providers[0].audiences: must not be empty",
     ),
     ("{not json", "config: (document): is not valid JSON"),
     ("[]", "config: (document): must be a JSON object"),
@@ -84,6 +104,8 @@ fn invalid_configs_make_envoy_refuse_the_plugin_and_name_the_field() {
 #[test]
 fn a_valid_config_with_every_section_of_this_release_starts() {
     let config = r#"{
+        "providers": [{"name": "sso", "issuer": "https://idp.test", "audiences": ["gw"],
+                       "hs256_secret": {"inline": "0123456789abcdef0123456789abcdef"}}],
         "token": {"header": "authorization", "cookie": "gw_session", "realm": "corp"},
         "default_rule": {"auth": "required", "scopes": ["chat:read"]},
         "forward": {"user_header": "x-user-id", "scopes_header": "x-user-scopes", "strip_authorization": true},

@@ -2,42 +2,36 @@
 //! nothing.
 
 use serde_json::json;
+use test_harness::contract::{assert_contract_error, assert_invalid_token};
 use test_harness::tokens::{claims, Hs256Key};
-use test_harness::{Envoy, Request, Response, Upstream};
+use test_harness::{Envoy, Request, Upstream};
+
+const SECRET: &str = "an-hs256-secret-of-32-bytes-long!!";
+
+/// `sections` with an HS256 provider (its secret from the host environment) added.
+fn with_provider(sections: &str) -> String {
+    let provider = r#""providers": [{"name": "sso", "issuer": "https://idp.test",
+        "audiences": ["gw"], "hs256_secret": {"env": "JWT_SECRET"}}]"#;
+    if sections.is_empty() {
+        format!("{{{provider}}}")
+    } else {
+        format!("{{{provider}, {sections}}}")
+    }
+}
 
 fn gateway(config: &str) -> (Upstream, Envoy) {
     let upstream = Upstream::start();
     let envoy = Envoy::builder(config)
         .upstream(upstream.addr())
+        .env("JWT_SECRET", SECRET)
         .start()
         .unwrap_or_else(|e| panic!("envoy did not start: {}", e.log));
     (upstream, envoy)
 }
 
-/// Status, content type, the contract body's `code`, and its other fields.
-fn assert_contract_error(response: &Response, status: u16, code: &str) {
-    assert_eq!(response.status, status, "{}", response.text());
-    assert_eq!(response.header("content-type"), Some("application/json"));
-    let body = response.json();
-    let error = &body["error"];
-    assert_eq!(error["code"], code, "{body}");
-    assert!(
-        error["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    assert!(
-        error["type"].as_str().is_some_and(|t| !t.is_empty()),
-        "{body}"
-    );
-    assert!(
-        error["details"].as_str().is_some_and(|d| !d.is_empty()),
-        "{body}"
-    );
-}
-
 #[test]
 fn required_auth_without_token_is_401_missing_token() {
-    let (upstream, envoy) = gateway(r#"{"default_rule": {"auth": "required"}}"#);
+    let (upstream, envoy) = gateway(&with_provider(r#""default_rule": {"auth": "required"}"#));
     let response = envoy.send(
         Request::post("/v1/chat/completions")
             .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})),
@@ -53,7 +47,7 @@ fn required_auth_without_token_is_401_missing_token() {
 
 #[test]
 fn realm_comes_from_the_config() {
-    let (_upstream, envoy) = gateway(r#"{"token": {"realm": "corp llm"}}"#);
+    let (_upstream, envoy) = gateway(&with_provider(r#""token": {"realm": "corp llm"}"#));
     let response = envoy.send(Request::get("/v1/models"));
     assert_eq!(
         response.header("www-authenticate"),
@@ -63,7 +57,7 @@ fn realm_comes_from_the_config() {
 
 #[test]
 fn malformed_or_ambiguous_credentials_are_401_invalid_token() {
-    let (upstream, envoy) = gateway(r#"{"token": {"cookie": "gw_session"}}"#);
+    let (upstream, envoy) = gateway(&with_provider(r#""token": {"cookie": "gw_session"}"#));
     let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln";
     let cases: Vec<(&str, Request)> = vec![
         (
@@ -88,32 +82,27 @@ fn malformed_or_ambiguous_credentials_are_401_invalid_token() {
             "token exceeds 8192 bytes",
             Request::get("/x").bearer(&"a".repeat(9000)),
         ),
+        (
+            "token is not a signed JWT",
+            Request::get("/x").bearer("abc"),
+        ),
     ];
     for (details, request) in cases {
-        let response = envoy.send(request);
-        assert_contract_error(&response, 401, "AUTH_INVALID_TOKEN");
-        assert_eq!(response.json()["error"]["details"], details);
-        let www = response.header("www-authenticate").unwrap_or_default();
-        assert!(www.starts_with("Bearer "), "{www}");
-        assert!(www.contains("error=\"invalid_token\""), "{www}");
-        assert!(
-            www.contains(&format!("error_description=\"{details}\"")),
-            "{www}"
-        );
+        assert_invalid_token(&envoy.send(request), details);
     }
     assert!(upstream.requests().is_empty());
 }
 
 #[test]
-fn a_token_is_never_forwarded_unverified() {
-    // No provider section yet: even a well-formed, correctly signed token cannot be verified,
-    // so it is refused (fail closed), on optional routes too.
-    let key = Hs256Key::new(b"an-hs256-secret-of-32-bytes-long!!");
+fn a_token_signed_with_another_secret_is_never_forwarded() {
+    let key = Hs256Key::new(b"some-other-secret-of-32-bytes-long");
     let token = key.mint(&claims("https://idp.test", "gw", "alice", "chat:read"));
     for auth in ["required", "optional"] {
-        let (upstream, envoy) = gateway(&format!(r#"{{"default_rule": {{"auth": "{auth}"}}}}"#));
+        let (upstream, envoy) = gateway(&with_provider(&format!(
+            r#""default_rule": {{"auth": "{auth}"}}"#
+        )));
         let response = envoy.send(Request::get("/v1/models").bearer(&token));
-        assert_contract_error(&response, 401, "AUTH_INVALID_TOKEN");
+        assert_invalid_token(&response, "invalid signature");
         assert!(upstream.requests().is_empty(), "{auth}");
         assert!(
             !envoy.log().contains(&token),
@@ -124,7 +113,7 @@ fn a_token_is_never_forwarded_unverified() {
 
 #[test]
 fn optional_auth_without_token_is_forwarded_anonymously() {
-    let (upstream, envoy) = gateway(r#"{"default_rule": {"auth": "optional"}}"#);
+    let (upstream, envoy) = gateway(&with_provider(r#""default_rule": {"auth": "optional"}"#));
     let response = envoy.send(Request::get("/v1/models").header("x-user-id", "mallory"));
     assert_eq!(response.status, 200, "{}", response.text());
     let received = upstream.requests();
@@ -144,6 +133,16 @@ fn declared_oversized_body_is_413_and_nothing_is_forwarded() {
 }
 
 #[test]
+fn size_is_checked_before_auth() {
+    let (upstream, envoy) = gateway(&with_provider(
+        r#""limits": {"max_request_body_bytes": 10}"#,
+    ));
+    let response = envoy.send(Request::post("/v1/chat/completions").body(vec![b'x'; 11]));
+    assert_contract_error(&response, 413, "REQUEST_TOO_LARGE");
+    assert!(upstream.requests().is_empty());
+}
+
+#[test]
 fn chunked_oversized_body_is_413_and_nothing_is_forwarded() {
     let (upstream, envoy) = gateway(
         r#"{"default_rule": {"auth": "none"}, "limits": {"max_request_body_bytes": 1000}}"#,
@@ -159,7 +158,7 @@ fn chunked_oversized_body_is_413_and_nothing_is_forwarded() {
 #[test]
 fn refusals_do_not_depend_on_the_worker() {
     // Two workers: many requests spread over both; every one is refused the same way.
-    let (upstream, envoy) = gateway("{}");
+    let (upstream, envoy) = gateway(&with_provider(""));
     for _ in 0..20 {
         let response = envoy.send(Request::get("/v1/models"));
         assert_contract_error(&response, 401, "AUTH_MISSING_TOKEN");

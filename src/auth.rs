@@ -1,0 +1,77 @@
+//! One worker's authentication state: the verified-token cache and its view of each provider's
+//! remote keys. Pure: the shared store is passed in.
+
+use crate::jwks::fetch::{self, ProviderKeys};
+use crate::jwt::cache::{digest, VerifiedCache};
+use crate::jwt::{verify, Provider, Verdict};
+use crate::store::SharedStore;
+
+pub struct Authenticator {
+    /// One per provider, by index (only remote providers ever get keys).
+    remote: Vec<ProviderKeys>,
+    cache: VerifiedCache,
+}
+
+impl Authenticator {
+    pub fn new(providers: &[Provider], cache_capacity: usize) -> Self {
+        Self {
+            remote: providers.iter().map(|_| ProviderKeys::default()).collect(),
+            cache: VerifiedCache::new(cache_capacity),
+        }
+    }
+
+    /// Adopts newer shared keys for every remote provider. Returns true if any keys changed.
+    pub fn sync(&mut self, providers: &[Provider], store: &dyn SharedStore) -> bool {
+        let mut changed = false;
+        for (provider, keys) in providers.iter().zip(self.remote.iter_mut()) {
+            if provider.remote().is_some() {
+                changed |= keys.sync(store, &provider.name);
+            }
+        }
+        changed
+    }
+
+    pub fn keys(&self, provider: usize) -> Option<&ProviderKeys> {
+        self.remote.get(provider)
+    }
+
+    pub fn have_keys(&self, provider: usize) -> bool {
+        self.remote
+            .get(provider)
+            .is_some_and(|k| k.keys().is_some())
+    }
+
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Verifies `token` at `now` (Unix seconds), from the cache when it was verified before.
+    pub fn authenticate(&mut self, providers: &[Provider], token: &str, now: u64) -> Verdict {
+        let remote = &self.remote;
+        let fingerprint = |p: usize| remote.get(p).and_then(ProviderKeys::fingerprint);
+        let skew = |p: usize| providers.get(p).map_or(0, |p| p.clock_skew_s);
+        let token_digest = digest(token);
+        if let Some(identity) = self.cache.get(&token_digest, now, skew, fingerprint) {
+            return Verdict::Verified(identity);
+        }
+        let verdict = verify(
+            token,
+            providers,
+            &|p| remote.get(p).and_then(ProviderKeys::keys),
+            now,
+        );
+        if let Verdict::Verified(identity) = &verdict {
+            let keys_fingerprint = fingerprint(identity.provider);
+            self.cache
+                .insert(token_digest, identity.clone(), keys_fingerprint, now);
+        }
+        verdict
+    }
+}
+
+/// Prepares the shared fetch slots of every remote provider (configure time).
+pub fn prepare_shared_state(providers: &[Provider], store: &dyn SharedStore) {
+    for provider in providers.iter().filter(|p| p.remote().is_some()) {
+        fetch::prepare(store, &provider.name);
+    }
+}

@@ -1,0 +1,199 @@
+//! One worker's state, shared by its root context and its requests: the authenticator (verified
+//! tokens, parsed keys), requests waiting for keys, and this worker's fetch identity.
+//!
+//! Host calls that can re-enter the VM (sending a reply, resuming a request) are never made
+//! while this state is borrowed: methods here return what to do, callers do it afterwards.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::rc::Rc;
+
+use super::host::HostStore;
+use crate::auth::{prepare_shared_state, Authenticator};
+use crate::config::GatewayConfig;
+use crate::error::GatewayError;
+use crate::jwks::fetch::{self, claim_fetch, finish_fetch, on_need_keys, FetchResponse, KeysWait};
+use crate::jwt::cache::DEFAULT_CAPACITY;
+use crate::jwt::Verdict;
+use crate::pipeline::{complete_auth, Forwarding, PendingAuth};
+
+/// What a request does after an authentication step.
+#[derive(Debug)]
+pub enum AuthStep {
+    /// Decided: forward with these edits, or refuse.
+    Done(Result<Forwarding, GatewayError>),
+    /// The fetch slot is ours: dispatch the fetch for `provider`, then wait.
+    StartFetch { provider: usize },
+    /// A fetch is in flight elsewhere: wait until `until_ms` at the latest.
+    Wait { until_ms: u64 },
+}
+
+struct Waiting {
+    pending: PendingAuth,
+    until_ms: u64,
+}
+
+pub struct Worker {
+    pub config: Rc<GatewayConfig>,
+    auth: Authenticator,
+    /// Identifies this worker's claims on the shared fetch slots.
+    owner: u64,
+    /// Requests paused until keys arrive, by context id.
+    waiting: HashMap<u32, Waiting>,
+}
+
+impl Worker {
+    pub fn new(config: Rc<GatewayConfig>) -> Self {
+        prepare_shared_state(&config.providers, &HostStore);
+        let owner = RandomState::new().build_hasher().finish() | 1;
+        Self {
+            auth: Authenticator::new(&config.providers, DEFAULT_CAPACITY),
+            config,
+            owner,
+            waiting: HashMap::new(),
+        }
+    }
+
+    pub fn has_remote_keys(&self) -> bool {
+        self.config.providers.iter().any(|p| p.remote().is_some())
+    }
+
+    /// Verifies the request's token; with `may_fetch`, may claim a fetch when keys are needed.
+    pub fn evaluate(&mut self, pending: &PendingAuth, now_ms: u64, may_fetch: bool) -> AuthStep {
+        let config = Rc::clone(&self.config);
+        let providers = &config.providers;
+        let now_s = now_ms / 1000;
+        let mut verdict = self.auth.authenticate(providers, &pending.token, now_s);
+        if matches!(verdict, Verdict::NeedKeys { .. }) && self.auth.sync(providers, &HostStore) {
+            // Another worker may have brought the keys already.
+            verdict = self.auth.authenticate(providers, &pending.token, now_s);
+        }
+        let (provider, otherwise) = match verdict {
+            Verdict::Verified(identity) => {
+                return AuthStep::Done(complete_auth(&config, pending, &identity))
+            }
+            Verdict::Refused(error) => {
+                return AuthStep::Done(Err(GatewayError::InvalidToken(error)))
+            }
+            Verdict::NeedKeys {
+                provider,
+                otherwise,
+            } => (provider, otherwise),
+        };
+        let Some((remote, name)) = providers
+            .get(provider)
+            .and_then(|p| Some((p.remote()?, p.name.as_str())))
+        else {
+            return AuthStep::Done(Err(GatewayError::InvalidToken(otherwise)));
+        };
+        let have_keys = self.auth.have_keys(provider);
+        if !may_fetch {
+            let until_ms = now_ms + remote.timeout_ms + fetch::IN_FLIGHT_GRACE_MS;
+            return AuthStep::Wait { until_ms };
+        }
+        let decision = claim_fetch(&HostStore, name, remote, now_ms, have_keys, self.owner);
+        match on_need_keys(decision, have_keys, otherwise, now_ms) {
+            KeysWait::StartFetch => AuthStep::StartFetch { provider },
+            KeysWait::Wait { until_ms } => AuthStep::Wait { until_ms },
+            KeysWait::Refuse(error) => AuthStep::Done(Err(error)),
+        }
+    }
+
+    /// Parks a request until keys arrive (or its wait ends).
+    pub fn wait(&mut self, context_id: u32, pending: PendingAuth, until_ms: u64) {
+        self.waiting
+            .insert(context_id, Waiting { pending, until_ms });
+    }
+
+    /// The request ended (or was answered): never act on it again.
+    pub fn forget(&mut self, context_id: u32) {
+        self.waiting.remove(&context_id);
+    }
+
+    /// Records the answer to a fetch this worker dispatched.
+    pub fn fetch_done(&mut self, provider: usize, response: &FetchResponse, now_ms: u64) {
+        let Some(p) = self.config.providers.get(provider) else {
+            return;
+        };
+        match finish_fetch(&HostStore, &p.name, now_ms, self.owner, response) {
+            Ok(keys) => log::info!(
+                "ai-gateway: JWKS of provider {}: {keys} usable keys",
+                p.name
+            ),
+            Err(e) => log::warn!(
+                "ai-gateway: JWKS fetch for provider {} failed: {e}; keeping the last good keys",
+                p.name
+            ),
+        }
+        let config = Rc::clone(&self.config);
+        self.auth.sync(&config.providers, &HostStore);
+    }
+
+    /// The periodic work: adopt keys other workers fetched, and claim the scheduled refreshes
+    /// this worker should dispatch.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<usize> {
+        let config = Rc::clone(&self.config);
+        self.auth.sync(&config.providers, &HostStore);
+        let mut to_fetch = Vec::new();
+        for (i, p) in config.providers.iter().enumerate() {
+            let Some(remote) = p.remote() else { continue };
+            let due = self
+                .auth
+                .keys(i)
+                .is_some_and(|k| k.refresh_due(remote, now_ms));
+            if due {
+                let have_keys = self.auth.have_keys(i);
+                if claim_fetch(&HostStore, &p.name, remote, now_ms, have_keys, self.owner)
+                    == fetch::FetchDecision::Start
+                {
+                    to_fetch.push(i);
+                }
+            }
+        }
+        to_fetch
+    }
+
+    /// Re-judges every waiting request. Returns the decided ones (removed from the waiting
+    /// set) and, with `may_fetch`, the providers whose fetch this worker must now dispatch.
+    pub fn resolve_waiting(
+        &mut self,
+        now_ms: u64,
+        may_fetch: bool,
+    ) -> (Vec<(u32, Result<Forwarding, GatewayError>)>, Vec<usize>) {
+        let ids: Vec<u32> = self.waiting.keys().copied().collect();
+        let mut decided = Vec::new();
+        let mut to_fetch = Vec::new();
+        for id in ids {
+            let Some(waiting) = self.waiting.remove(&id) else {
+                continue;
+            };
+            match self.evaluate(&waiting.pending, now_ms, may_fetch) {
+                AuthStep::Done(result) => decided.push((id, result)),
+                AuthStep::StartFetch { provider } => {
+                    to_fetch.push(provider);
+                    self.waiting.insert(id, waiting);
+                }
+                AuthStep::Wait { until_ms } => {
+                    // The fetch in flight bounds the wait: once it ends or is given up, the
+                    // next evaluation starts a fetch or refuses.
+                    let until_ms = if may_fetch {
+                        until_ms
+                    } else {
+                        waiting.until_ms
+                    };
+                    self.waiting.insert(
+                        id,
+                        Waiting {
+                            until_ms,
+                            ..waiting
+                        },
+                    );
+                }
+            }
+        }
+        to_fetch.sort_unstable();
+        to_fetch.dedup();
+        (decided, to_fetch)
+    }
+}
