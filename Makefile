@@ -54,8 +54,10 @@ unit-wasm:
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" \
 		cargo test -p ai-gateway --lib --target wasm32-wasip1 -- --nocapture
 
+# Validation runs the plugin's on_configure, which needs the demo secret: a throwaway one.
 validate: build
-	$(ENVOY) --mode validate -c envoy.yaml
+	GATEWAY_JWT_SECRET=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))') \
+		$(ENVOY) --mode validate -c envoy.yaml
 
 integration: build
 	GATEWAY_WASM=$(CURDIR)/$(WASM) ENVOY_BIN=$(CURDIR)/$(ENVOY) cargo test -p test-harness

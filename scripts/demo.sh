@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ENVOY=${ENVOY_BIN:-.venv/bin/envoy}
+# The demo provider's HS256 secret: from the environment, else fresh for this run.
+GATEWAY_JWT_SECRET=${GATEWAY_JWT_SECRET:-$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')}
+export GATEWAY_JWT_SECRET
 pids=()
 cleanup() {
   trap - INT TERM EXIT
@@ -27,6 +30,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+TOKEN=$(python3 scripts/mint-demo-token.py demo-user "chat:read chat:write")
+
 cat <<MSG
 
   AI gateway demo
@@ -35,8 +40,11 @@ cat <<MSG
   Admin:    http://127.0.0.1:9901   (stats, config dump)
   Log:      target/demo-envoy.log
 
-  Every route requires a bearer token, so without one the gateway answers with its JSON error:
-    curl -i http://127.0.0.1:8080/v1/models
+  Every route requires a bearer token. Without one the gateway answers with its JSON error:
+    curl -i http://127.0.0.1:8080/api/tags
+
+  With a demo token (HS256, valid for an hour; more with scripts/mint-demo-token.py):
+    curl -i -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/api/tags
 
   Ctrl-C stops the demo.
 MSG

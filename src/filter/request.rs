@@ -139,7 +139,7 @@ impl Context for GatewayRequest {
         worker.borrow_mut().fetch_done(provider, &response, now);
         // Every request of this worker that waited for these keys, this one included. Fetches
         // they still need are left to the root's next tick (a call made here would answer here).
-        let (decided, _) = worker.borrow_mut().resolve_waiting(now, false);
+        let decided = worker.borrow_mut().resolve_waiting(now, false).decided;
         let realm = self.realm();
         let mine = decided.iter().position(|(id, _)| *id == self.context_id);
         for (id, result) in decided.iter().filter(|(id, _)| *id != self.context_id) {

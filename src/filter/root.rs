@@ -53,10 +53,10 @@ impl GatewayRoot {
 
     /// Finishes waiting requests that can be decided, and dispatches fetches they need.
     fn resolve_waiting(&mut self, worker: &Rc<RefCell<Worker>>) {
-        let (decided, to_fetch) = worker.borrow_mut().resolve_waiting(host::now_ms(), true);
-        self.dispatch(worker, to_fetch);
+        let resolved = worker.borrow_mut().resolve_waiting(host::now_ms(), true);
+        self.dispatch(worker, resolved.to_fetch);
         let realm = worker.borrow().config.token.realm.clone();
-        for (context_id, result) in decided {
+        for (context_id, result) in resolved.decided {
             if host::set_effective_context(context_id) {
                 finish_waiting(&result, &realm);
             }

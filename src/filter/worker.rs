@@ -29,6 +29,15 @@ pub enum AuthStep {
     Wait { until_ms: u64 },
 }
 
+/// The waiting requests that could be decided, and the fetches still needed.
+#[derive(Default)]
+pub struct Resolved {
+    /// Context id and its decision; these no longer wait.
+    pub decided: Vec<(u32, Result<Forwarding, GatewayError>)>,
+    /// Providers whose fetch this worker claimed and must dispatch.
+    pub to_fetch: Vec<usize>,
+}
+
 struct Waiting {
     pending: PendingAuth,
     until_ms: u64,
@@ -156,11 +165,7 @@ impl Worker {
 
     /// Re-judges every waiting request. Returns the decided ones (removed from the waiting
     /// set) and, with `may_fetch`, the providers whose fetch this worker must now dispatch.
-    pub fn resolve_waiting(
-        &mut self,
-        now_ms: u64,
-        may_fetch: bool,
-    ) -> (Vec<(u32, Result<Forwarding, GatewayError>)>, Vec<usize>) {
+    pub fn resolve_waiting(&mut self, now_ms: u64, may_fetch: bool) -> Resolved {
         let ids: Vec<u32> = self.waiting.keys().copied().collect();
         let mut decided = Vec::new();
         let mut to_fetch = Vec::new();
@@ -194,6 +199,6 @@ impl Worker {
         }
         to_fetch.sort_unstable();
         to_fetch.dedup();
-        (decided, to_fetch)
+        Resolved { decided, to_fetch }
     }
 }

@@ -121,44 +121,6 @@ pub fn claims(issuer: &str, audience: &str, sub: &str, scope: &str) -> Value {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hs256_matches_rfc_7515_style_structure() {
-        let key = Hs256Key::new(b"0123456789abcdef0123456789abcdef");
-        let token = key.mint(&json!({"sub": "a"}));
-        let parts: Vec<&str> = token.split('.').collect();
-        assert_eq!(parts.len(), 3);
-        assert_eq!(parts[0], b64url(br#"{"alg":"HS256","typ":"JWT"}"#));
-        let mac = hmac_sha256::HMAC::mac(
-            format!("{}.{}", parts[0], parts[1]).as_bytes(),
-            b"0123456789abcdef0123456789abcdef",
-        );
-        assert_eq!(parts[2], b64url(&mac));
-    }
-
-    #[test]
-    fn rs256_signature_verifies_with_the_jwk() {
-        use rsa::pkcs1v15::{Signature, VerifyingKey};
-        use rsa::signature::Verifier;
-        let key = RsaKey::generate("k1", 2048);
-        let token = key.mint(&json!({"sub": "a"}));
-        let (input, sig) = token.rsplit_once('.').unwrap();
-        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
-        let verifier = VerifyingKey::<sha2::Sha256>::new(key.private.to_public_key());
-        verifier
-            .verify(
-                input.as_bytes(),
-                &Signature::try_from(sig.as_slice()).unwrap(),
-            )
-            .unwrap();
-        assert_eq!(key.jwk()["kid"], "k1");
-        assert_eq!(key.jwk()["e"], "AQAB");
-    }
-}
-
 /// An ES256 (P-256) key pair with a `kid`.
 pub struct EcKey {
     pub kid: String,
@@ -224,5 +186,43 @@ impl EdKey {
     pub fn jwk(&self) -> Value {
         json!({"kty": "OKP", "crv": "Ed25519", "kid": self.kid, "alg": "EdDSA",
                "x": b64url(&self.pair.public_key().to_bytes())})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hs256_matches_rfc_7515_style_structure() {
+        let key = Hs256Key::new(b"0123456789abcdef0123456789abcdef");
+        let token = key.mint(&json!({"sub": "a"}));
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0], b64url(br#"{"alg":"HS256","typ":"JWT"}"#));
+        let mac = hmac_sha256::HMAC::mac(
+            format!("{}.{}", parts[0], parts[1]).as_bytes(),
+            b"0123456789abcdef0123456789abcdef",
+        );
+        assert_eq!(parts[2], b64url(&mac));
+    }
+
+    #[test]
+    fn rs256_signature_verifies_with_the_jwk() {
+        use rsa::pkcs1v15::{Signature, VerifyingKey};
+        use rsa::signature::Verifier;
+        let key = RsaKey::generate("k1", 2048);
+        let token = key.mint(&json!({"sub": "a"}));
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        let verifier = VerifyingKey::<sha2::Sha256>::new(key.private.to_public_key());
+        verifier
+            .verify(
+                input.as_bytes(),
+                &Signature::try_from(sig.as_slice()).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(key.jwk()["kid"], "k1");
+        assert_eq!(key.jwk()["e"], "AQAB");
     }
 }
