@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use crate::authz::PathError;
 use crate::jwt::TokenError;
 
 /// Why the gateway answers a request itself instead of forwarding it.
@@ -18,6 +19,8 @@ pub enum GatewayError {
     RateLimited(RateLimitState),
     /// The body is not valid JSON or not an acceptable request.
     InvalidRequestBody(String),
+    /// The path could be read differently by different components (rules must not be bypassed).
+    InvalidPath(PathError),
     /// The body is larger than `limits.max_request_body_bytes`.
     RequestTooLarge { limit: u64 },
     /// Keys were never fetched and the IdP cannot be reached.
@@ -52,7 +55,7 @@ impl GatewayError {
             Self::MissingToken | Self::InvalidToken(_) => 401,
             Self::InsufficientScope { .. } => 403,
             Self::RateLimited(_) => 429,
-            Self::InvalidRequestBody(_) => 400,
+            Self::InvalidRequestBody(_) | Self::InvalidPath(_) => 400,
             Self::RequestTooLarge { .. } => 413,
             Self::JwksUnavailable { .. } => 503,
             Self::UpstreamError(_) => 502,
@@ -68,6 +71,7 @@ impl GatewayError {
             Self::InsufficientScope { .. } => "AUTH_INSUFFICIENT_SCOPE",
             Self::RateLimited(_) => "RATE_LIMITED",
             Self::InvalidRequestBody(_) => "INVALID_REQUEST_BODY",
+            Self::InvalidPath(_) => "INVALID_PATH",
             Self::RequestTooLarge { .. } => "REQUEST_TOO_LARGE",
             Self::JwksUnavailable { .. } => "JWKS_UNAVAILABLE",
             Self::UpstreamError(_) => "UPSTREAM_ERROR",
@@ -81,7 +85,9 @@ impl GatewayError {
             Self::MissingToken | Self::InvalidToken(_) => "authentication_error",
             Self::InsufficientScope { .. } => "permission_error",
             Self::RateLimited(_) => "rate_limit_error",
-            Self::InvalidRequestBody(_) | Self::RequestTooLarge { .. } => "invalid_request_error",
+            Self::InvalidRequestBody(_) | Self::InvalidPath(_) | Self::RequestTooLarge { .. } => {
+                "invalid_request_error"
+            }
             Self::JwksUnavailable { .. } | Self::UpstreamError(_) | Self::Internal(_) => {
                 "api_error"
             }
@@ -95,6 +101,7 @@ impl GatewayError {
             Self::InsufficientScope { .. } => "Insufficient scope",
             Self::RateLimited(_) => "Rate limit exceeded",
             Self::InvalidRequestBody(_) => "Invalid request body",
+            Self::InvalidPath(_) => "Invalid request path",
             Self::RequestTooLarge { .. } => "Request body too large",
             Self::JwksUnavailable { .. } => "Signing keys are not available yet",
             Self::UpstreamError(_) => "Upstream returned a response that cannot be translated",
@@ -117,6 +124,7 @@ impl GatewayError {
                 )
             }
             Self::InvalidRequestBody(why) | Self::UpstreamError(why) => why.clone(),
+            Self::InvalidPath(why) => why.to_string(),
             Self::RequestTooLarge { limit } => format!("request body exceeds {limit} bytes"),
             Self::JwksUnavailable { .. } => {
                 "the identity provider's keys have not been fetched yet".to_string()

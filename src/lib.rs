@@ -19,6 +19,7 @@
 )]
 
 pub mod auth;
+pub mod authz;
 pub mod config;
 pub mod error;
 pub mod http;

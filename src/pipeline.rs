@@ -2,7 +2,8 @@
 //! either answer the request (with a contract error) or forward it with header edits. The filter
 //! layer only gathers the inputs and applies the outcome.
 
-use crate::config::{AuthMode, GatewayConfig, Rule};
+use crate::authz::{route_path, rules, Requirement};
+use crate::config::{AuthMode, GatewayConfig};
 use crate::error::GatewayError;
 use crate::http::RequestHead;
 use crate::jwt::{extract_token, Identity, TokenLocation};
@@ -60,6 +61,8 @@ pub fn on_request_headers(config: &GatewayConfig, head: &RequestHead) -> Headers
 }
 
 fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, GatewayError> {
+    // First: a path that could be read two ways is never matched one way and forwarded.
+    let path = route_path(head.path()).map_err(GatewayError::InvalidPath)?;
     let limit = config.limits.max_request_body_bytes;
     let declared_length = head.content_length().map_err(|_| {
         GatewayError::InvalidRequestBody("content-length is not a valid number".into())
@@ -81,39 +84,43 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
         forwarding.hold_body_up_to = Some(limit);
     }
 
-    let rule = select_rule(config);
-    match token_to_verify(config, rule, head, &mut forwarding)? {
+    let requirement = requirement(config, head.method(), &path);
+    match token_to_verify(config, &requirement, head, &mut forwarding)? {
         Some(token) => Ok(HeadersOutcome::Verify(PendingAuth {
             token,
-            required_scopes: rule.scopes.clone(),
+            required_scopes: requirement.scopes,
             forwarding,
         })),
         None => Ok(HeadersOutcome::Forward(forwarding)),
     }
 }
 
-/// The rule that applies to the request. Route rules come with the `rules` section; until then
-/// every request falls to `default_rule`.
-fn select_rule(config: &GatewayConfig) -> &Rule {
-    &config.default_rule
+/// What the first matching rule (else `default_rule`) requires of this request.
+pub fn requirement(config: &GatewayConfig, method: &str, path: &str) -> Requirement {
+    rules::select(&config.rules, method, path).unwrap_or_else(|| Requirement {
+        auth: config.default_rule.auth,
+        scopes: config.default_rule.scopes.clone(),
+        rule: None,
+    })
 }
 
 /// The token the rule needs verified, if any. Without a token, `required` refuses and
-/// `optional` lets the caller through anonymously.
+/// `optional` lets the caller through anonymously (unless the rule requires scopes, which an
+/// anonymous caller cannot have).
 fn token_to_verify(
     config: &GatewayConfig,
-    rule: &Rule,
+    requirement: &Requirement,
     head: &RequestHead,
     forwarding: &mut Forwarding,
 ) -> Result<Option<String>, GatewayError> {
-    if rule.auth == AuthMode::None {
+    if requirement.auth == AuthMode::None {
         return Ok(None);
     }
     let found = extract_token(&config.token, head, config.limits.max_token_bytes)
         .map_err(GatewayError::InvalidToken)?;
     let Some(found) = found else {
-        return match rule.auth {
-            AuthMode::Optional => Ok(None),
+        return match requirement.auth {
+            AuthMode::Optional if requirement.scopes.is_empty() => Ok(None),
             _ => Err(GatewayError::MissingToken),
         };
     };
@@ -371,6 +378,49 @@ mod tests {
             on_request_body(u64::MAX, usize::MAX, true),
             BodyOutcome::Release
         );
+    }
+
+    #[test]
+    fn ambiguous_paths_are_refused_before_anything_else() {
+        use crate::authz::PathError;
+        for (path, error) in [
+            ("/v1/./chat/completions", PathError::DotSegment),
+            ("//v1/chat/completions", PathError::EmptySegment),
+            ("/v1%2Fchat/completions", PathError::EncodedSeparator),
+            ("/v1/chat/completions;a=b", PathError::Parameter),
+        ] {
+            let mut h = head(&[("authorization", "Bearer t")], true);
+            h.headers[1].1 = path.to_string();
+            assert_eq!(
+                on_request_headers(&cfg(OPEN), &h),
+                HeadersOutcome::Reply(GatewayError::InvalidPath(error)),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn optional_rule_with_scopes_needs_a_token() {
+        let config = cfg(
+            r#""rules": [{"match": {"prefix": "/v1/"}, "auth": "optional", "scopes": ["chat:read"]}]"#,
+        );
+        assert_eq!(
+            on_request_headers(&config, &head(&[], true)),
+            HeadersOutcome::Reply(GatewayError::MissingToken)
+        );
+    }
+
+    #[test]
+    fn the_matching_rule_sets_the_required_scopes() {
+        let config = cfg(
+            r#""rules": [{"match": {"path": "/v1/chat/completions", "methods": ["POST"]}, "scopes": ["chat:write"]}]"#,
+        );
+        let HeadersOutcome::Verify(pending) =
+            on_request_headers(&config, &head(&[("authorization", "Bearer t")], true))
+        else {
+            panic!("expected verify")
+        };
+        assert_eq!(pending.required_scopes, vec!["chat:write"]);
     }
 
     #[test]

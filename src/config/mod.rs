@@ -2,12 +2,14 @@
 //! `on_configure`) into an immutable [`GatewayConfig`] that every request shares.
 
 mod providers;
+mod rules;
 mod schema;
 mod validate;
 
 pub use providers::{resolve_secret, EnvReader, MIN_HS256_SECRET_BYTES};
 pub use schema::AuthMode;
 
+use crate::authz::RouteRule;
 use crate::jwt::Provider;
 
 use std::fmt;
@@ -24,6 +26,8 @@ pub const MAX_TOKEN_BYTES_RANGE: std::ops::RangeInclusive<u64> = 64..=65536;
 pub struct GatewayConfig {
     pub providers: Vec<Provider>,
     pub token: TokenConfig,
+    /// Tried in order; the first whose match fits decides. None fits: `default_rule`.
+    pub rules: Vec<RouteRule>,
     pub default_rule: Rule,
     pub forward: ForwardConfig,
     pub limits: LimitsConfig,
@@ -172,21 +176,33 @@ fn display_path(path: &str) -> String {
 fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, ConfigError> {
     let providers = providers::compile_providers(doc.providers, env)?;
     let token = compile_token(doc.token)?;
+    let rules = rules::compile_rules(doc.rules)?;
     let default_rule = compile_rule("default_rule", doc.default_rule)?;
-    if default_rule.auth != AuthMode::None && providers.is_empty() {
-        return Err(ConfigError::new(
-            "providers",
-            format!(
-                "at least one provider is needed: default_rule.auth is \"{}\"",
-                default_rule.auth.name()
-            ),
-        ));
+    if providers.is_empty() {
+        let needs_token = std::iter::once(("default_rule".to_string(), default_rule.auth))
+            .chain(
+                rules
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (format!("rules[{i}]"), r.auth)),
+            )
+            .find(|(_, auth)| *auth != AuthMode::None);
+        if let Some((rule, auth)) = needs_token {
+            return Err(ConfigError::new(
+                "providers",
+                format!(
+                    "at least one provider is needed: {rule}.auth is \"{}\"",
+                    auth.name()
+                ),
+            ));
+        }
     }
     let forward = compile_forward(doc.forward, &token)?;
     let limits = compile_limits(doc.limits)?;
     Ok(GatewayConfig {
         providers,
         token,
+        rules,
         default_rule,
         forward,
         limits,

@@ -12,6 +12,8 @@ pub struct ConfigDocument {
     #[serde(default)]
     pub token: TokenSection,
     #[serde(default)]
+    pub rules: Vec<RouteRuleSection>,
+    #[serde(default)]
     pub default_rule: RuleSection,
     #[serde(default)]
     pub forward: ForwardSection,
@@ -219,4 +221,30 @@ fn default_min_refresh_interval_s() -> u64 {
 
 fn default_timeout_ms() -> u64 {
     2000
+}
+
+/// One entry of `rules`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRuleSection {
+    #[serde(rename = "match")]
+    pub matcher: MatchSection,
+    #[serde(default)]
+    pub auth: AuthMode,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// A rule's `match`: exactly one of `path`, `prefix`, `template`; optional `methods`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSection {
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
 }

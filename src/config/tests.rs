@@ -487,3 +487,48 @@ fn invalid_providers_name_the_field() {
         );
     }
 }
+
+#[test]
+fn invalid_rules_name_the_field() {
+    let cases: &[(&str, &str)] = &[
+        (r#"[{"auth": "none"}]"#, "config: rules[0].match: is required"),
+        (r#"[{"match": {}}]"#, "config: rules[0].match: needs exactly one of"),
+        (r#"[{"match": {"path": "/a", "prefix": "/a"}}]"#, "config: rules[0].match: needs exactly one of"),
+        (r#"[{"match": {"path": "a"}}]"#, "config: rules[0].match.path: must be a clean absolute path"),
+        (r#"[{"match": {"path": "/a/../b"}}]"#, "config: rules[0].match.path: must be a clean absolute path"),
+        (r#"[{"match": {"path": "/a?x=1"}}]"#, "config: rules[0].match.path: must be a clean absolute path"),
+        (r#"[{"match": {"prefix": "v1"}}]"#, "config: rules[0].match.prefix: must start with /"),
+        (r#"[{"match": {"template": "/v1/{x}/{x}"}}]"#, "config: rules[0].match.template: variable `{x}` is used twice"),
+        (r#"[{"match": {"template": "/v1/**/x"}}]"#, "config: rules[0].match.template: `**` may only be the last segment"),
+        (r#"[{"match": {"path": "/a", "methods": []}}]"#, "config: rules[0].match.methods: must not be empty"),
+        (r#"[{"match": {"path": "/a", "methods": ["GE T"]}}]"#, "config: rules[0].match.methods[0]: is not an HTTP method"),
+        (r#"[{"match": {"path": "/a", "verbs": ["GET"]}}]"#, "config: rules[0].match.verbs: unknown field"),
+        (r#"[{"match": {"path": "/a"}, "scopes": ["history:{team}"]}]"#, "config: rules[0].scopes[0]: uses `{team}` but the rule's match has no such template variable"),
+        (r#"[{"match": {"template": "/h/{team}"}, "scopes": ["history:{org}"]}]"#, "config: rules[0].scopes[0]: uses `{org}`"),
+        (r#"[{"match": {"path": "/a"}, "scopes": ["a b"]}]"#, "config: rules[0].scopes[0]: `a b` is not a valid scope"),
+        (r#"[{"match": {"path": "/a"}, "auth": "none", "scopes": ["x"]}]"#, "config: rules[0].scopes: scopes cannot be checked"),
+        (r#"[{"match": {"path": "/a"}, "auth": "sometimes"}]"#, "config: rules[0].auth: unknown variant"),
+        (r#"[{"match": {"prefix": "/v1/"}}, {"match": {"path": "/v1/chat"}}]"#, "config: rules[1].match: never used: rules[0] matches every request it would"),
+        (r#"[{"match": {"path": "/a"}}, {"match": {"path": "/a/", "methods": ["GET"]}}]"#, "config: rules[1].match: never used: rules[0]"),
+    ];
+    for (rules, expected) in cases {
+        let text = with_provider(&format!(r#""rules": {rules}"#));
+        let message = error(&text);
+        assert!(
+            message.starts_with(expected),
+            "for {rules}\n  got:      {message}\n  expected: {expected}..."
+        );
+    }
+}
+
+#[test]
+fn a_rule_that_needs_tokens_needs_a_provider() {
+    assert_eq!(
+        error(r#"{"default_rule": {"auth": "none"}, "rules": [{"match": {"prefix": "/v1/"}}]}"#),
+        "config: providers: at least one provider is needed: rules[0].auth is \"required\""
+    );
+    assert!(load_str(
+        r#"{"default_rule": {"auth": "none"}, "rules": [{"match": {"prefix": "/a"}, "auth": "none"}]}"#
+    )
+    .is_ok());
+}

@@ -143,6 +143,15 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The contract's `error.code`, or an empty string when the body is not a contract error
+    /// (for example Envoy's own plain-text refusals).
+    pub fn json_code(&self) -> String {
+        serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
     /// The body as JSON; panics with the body in the message when it is not.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)

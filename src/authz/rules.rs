@@ -1,0 +1,314 @@
+//! Route rules: what a request must present, decided by the first rule whose match fits.
+//! Compiled once at configure time; matching a request is a walk over the rules with no
+//! allocation beyond the captured template variables.
+
+use crate::config::AuthMode;
+
+/// How a rule's path is matched (case-sensitive; one trailing slash of the request is ignored
+/// by `Exact` and `Template`, so `/x/` gets the rule of `/x`, never a looser one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Exact(String),
+    /// Plain string prefix, as Envoy's route `prefix`.
+    Prefix(String),
+    Template(Template),
+}
+
+/// `/v1/history/{team}/**`: literal segments, `{name}` for exactly one segment, and an optional
+/// trailing `/**` for any rest (including none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    source: String,
+    segments: Vec<Segment>,
+    rest: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Variable(String),
+}
+
+/// Variables captured by a template match: (name, segment).
+pub type Captures<'a> = Vec<(&'a str, &'a str)>;
+
+impl Template {
+    pub fn parse(source: &str) -> Result<Self, String> {
+        let body = source
+            .strip_prefix('/')
+            .ok_or_else(|| "must start with /".to_string())?;
+        let mut segments = Vec::new();
+        let mut rest = false;
+        let parts: Vec<&str> = if body.is_empty() {
+            Vec::new()
+        } else {
+            body.split('/').collect()
+        };
+        for (i, part) in parts.iter().enumerate() {
+            if *part == "**" {
+                if i + 1 != parts.len() {
+                    return Err("`**` may only be the last segment".into());
+                }
+                rest = true;
+            } else if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                let valid = name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    return Err(format!("`{{{name}}}` is not a valid variable name"));
+                }
+                if segments
+                    .iter()
+                    .any(|s| matches!(s, Segment::Variable(n) if n == name))
+                {
+                    return Err(format!("variable `{{{name}}}` is used twice"));
+                }
+                segments.push(Segment::Variable(name.to_string()));
+            } else {
+                check_literal_segment(part)?;
+                segments.push(Segment::Literal((*part).to_string()));
+            }
+        }
+        Ok(Self {
+            source: source.to_string(),
+            segments,
+            rest,
+        })
+    }
+
+    pub fn has_variable(&self, name: &str) -> bool {
+        self.segments
+            .iter()
+            .any(|s| matches!(s, Segment::Variable(n) if n == name))
+    }
+
+    /// The captured variables when `path` (already checked by `route_path`) matches.
+    pub fn captures<'a>(&'a self, path: &'a str) -> Option<Captures<'a>> {
+        let trimmed = trim_trailing_slash(path);
+        let body = trimmed.strip_prefix('/')?;
+        // "/" has no segments at all (not one empty segment).
+        let mut parts = (!body.is_empty())
+            .then(|| body.split('/'))
+            .into_iter()
+            .flatten();
+        let mut captures = Vec::new();
+        for segment in &self.segments {
+            let part = parts.next()?;
+            match segment {
+                Segment::Literal(literal) if literal == part => {}
+                Segment::Literal(_) => return None,
+                Segment::Variable(name) => captures.push((name.as_str(), part)),
+            }
+        }
+        if parts.next().is_some() && !self.rest {
+            return None;
+        }
+        Some(captures)
+    }
+
+    /// The literal start every matching path begins with (for shadowing checks).
+    fn literal_lead(&self) -> String {
+        let mut lead = String::from("/");
+        for (i, segment) in self.segments.iter().enumerate() {
+            match segment {
+                Segment::Literal(literal) => {
+                    if i > 0 {
+                        lead.push('/');
+                    }
+                    lead.push_str(literal);
+                }
+                Segment::Variable(_) => {
+                    if i > 0 {
+                        lead.push('/');
+                    }
+                    return lead;
+                }
+            }
+        }
+        lead
+    }
+}
+
+fn check_literal_segment(part: &str) -> Result<(), String> {
+    if part.is_empty() {
+        return Err("empty segment (`//`)".into());
+    }
+    if part == "." || part == ".." {
+        return Err("dot segments cannot match any accepted path".into());
+    }
+    if part.contains(['{', '}', '*', '?', '#', ';', '\\', '%'])
+        || !part.bytes().all(|b| (0x21..0x7f).contains(&b))
+    {
+        return Err(format!(
+            "`{}` is not a literal path segment",
+            part.escape_default()
+        ));
+    }
+    Ok(())
+}
+
+fn trim_trailing_slash(path: &str) -> &str {
+    if path.len() > 1 {
+        path.strip_suffix('/').unwrap_or(path)
+    } else {
+        path
+    }
+}
+
+/// A rule's `match`: a path matcher and, optionally, methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteMatch {
+    pub path: PathMatch,
+    /// Upper-case methods; `None` matches any.
+    pub methods: Option<Vec<String>>,
+}
+
+impl RouteMatch {
+    /// The captured variables when the request matches (empty for exact and prefix matches).
+    pub fn captures<'a>(&'a self, method: &str, path: &'a str) -> Option<Captures<'a>> {
+        if let Some(methods) = &self.methods {
+            if !methods.iter().any(|m| m == method) {
+                return None;
+            }
+        }
+        match &self.path {
+            PathMatch::Exact(exact) => (trim_trailing_slash(path) == exact).then(Vec::new),
+            PathMatch::Prefix(prefix) => path.starts_with(prefix.as_str()).then(Vec::new),
+            PathMatch::Template(template) => template.captures(path),
+        }
+    }
+
+    /// True when this match takes every request `later` would (so `later` is never used).
+    pub fn shadows(&self, later: &RouteMatch) -> bool {
+        let methods_cover = match (&self.methods, &later.methods) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(mine), Some(theirs)) => theirs.iter().all(|m| mine.contains(m)),
+        };
+        if !methods_cover {
+            return false;
+        }
+        match (&self.path, &later.path) {
+            (PathMatch::Exact(a), PathMatch::Exact(b)) => a == b,
+            (PathMatch::Prefix(p), PathMatch::Exact(b)) => b.starts_with(p.as_str()),
+            (PathMatch::Prefix(p), PathMatch::Prefix(q)) => q.starts_with(p.as_str()),
+            (PathMatch::Prefix(p), PathMatch::Template(t)) => {
+                let lead = t.literal_lead();
+                let every_match_starts_with = if t.segments.len() > lead_segments(&lead) {
+                    format!("{}/", lead.trim_end_matches('/'))
+                } else {
+                    lead
+                };
+                every_match_starts_with.starts_with(p.as_str())
+            }
+            (PathMatch::Template(t), PathMatch::Exact(b)) => t.captures(b).is_some(),
+            (PathMatch::Template(a), PathMatch::Template(b)) => a.source == b.source,
+            _ => false,
+        }
+    }
+}
+
+fn lead_segments(lead: &str) -> usize {
+    lead.split('/').filter(|s| !s.is_empty()).count()
+}
+
+/// A required scope, possibly with template variables: `history:{team}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopePattern {
+    parts: Vec<ScopePart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ScopePart {
+    Literal(String),
+    Variable(String),
+}
+
+impl ScopePattern {
+    /// Parses `pattern`; every `{name}` must be a variable of `template`.
+    pub fn parse(pattern: &str, template: Option<&Template>) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut rest = pattern;
+        while let Some(open) = rest.find('{') {
+            let (literal, after) = rest.split_at(open);
+            if !literal.is_empty() {
+                parts.push(ScopePart::Literal(literal.to_string()));
+            }
+            let close = after
+                .find('}')
+                .ok_or_else(|| format!("unclosed `{{` in `{pattern}`"))?;
+            let name = after.get(1..close).unwrap_or("");
+            if !template.is_some_and(|t| t.has_variable(name)) {
+                return Err(format!(
+                    "uses `{{{name}}}` but the rule's match has no such template variable"
+                ));
+            }
+            parts.push(ScopePart::Variable(name.to_string()));
+            rest = after.get(close + 1..).unwrap_or("");
+        }
+        if rest.contains('}') {
+            return Err(format!("unmatched `}}` in `{pattern}`"));
+        }
+        if !rest.is_empty() {
+            parts.push(ScopePart::Literal(rest.to_string()));
+        }
+        if parts.is_empty() {
+            return Err("must not be empty".into());
+        }
+        Ok(Self { parts })
+    }
+
+    /// The scope with captured variables substituted.
+    pub fn resolve(&self, captures: &Captures<'_>) -> String {
+        let mut scope = String::new();
+        for part in &self.parts {
+            match part {
+                ScopePart::Literal(literal) => scope.push_str(literal),
+                ScopePart::Variable(name) => {
+                    let value = captures
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map_or("", |(_, v)| *v);
+                    scope.push_str(value);
+                }
+            }
+        }
+        scope
+    }
+}
+
+/// A compiled route rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRule {
+    pub matcher: RouteMatch,
+    pub auth: AuthMode,
+    pub scopes: Vec<ScopePattern>,
+}
+
+/// What the request must present: the outcome of rule selection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    pub auth: AuthMode,
+    /// All must be granted (template variables already substituted).
+    pub scopes: Vec<String>,
+    /// Index of the rule that matched; `None` for `default_rule`.
+    pub rule: Option<usize>,
+}
+
+/// The requirement of the first rule that matches `method` and `path` (a path checked by
+/// `route_path`), or `None` when no rule does.
+pub fn select(rules: &[RouteRule], method: &str, path: &str) -> Option<Requirement> {
+    rules.iter().enumerate().find_map(|(i, rule)| {
+        let captures = rule.matcher.captures(method, path)?;
+        Some(Requirement {
+            auth: rule.auth,
+            scopes: rule.scopes.iter().map(|s| s.resolve(&captures)).collect(),
+            rule: Some(i),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests;
