@@ -55,9 +55,13 @@ unit-wasm:
 		cargo test -p ai-gateway --lib --target wasm32-wasip1 -- --nocapture
 
 # Validation runs the plugin's on_configure, which needs the demo secret: a throwaway one.
+ENVOY_CONFIGS := envoy.yaml deploy/envoy-global-ratelimit.yaml
 validate: build
-	GATEWAY_JWT_SECRET=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))') \
-		$(ENVOY) --mode validate -c envoy.yaml
+	@for config in $(ENVOY_CONFIGS); do \
+		GATEWAY_JWT_SECRET=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))') \
+			$(ENVOY) --mode validate -c $$config 2>&1 | tail -n 1; \
+		test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
 
 integration: build
 	GATEWAY_WASM=$(CURDIR)/$(WASM) ENVOY_BIN=$(CURDIR)/$(ENVOY) cargo test -p test-harness

@@ -3,7 +3,7 @@
 
 use crate::jwks::fetch::{self, ProviderKeys};
 use crate::jwt::cache::{digest, VerifiedCache};
-use crate::jwt::{verify, Provider, Verdict};
+use crate::jwt::{verify_keeping, Provider, Verdict};
 use crate::store::SharedStore;
 
 pub struct Authenticator {
@@ -46,7 +46,14 @@ impl Authenticator {
     }
 
     /// Verifies `token` at `now` (Unix seconds), from the cache when it was verified before.
-    pub fn authenticate(&mut self, providers: &[Provider], token: &str, now: u64) -> Verdict {
+    /// `keep_claims`: claim values to keep in the identity (for `claim:` rate-limit keys).
+    pub fn authenticate(
+        &mut self,
+        providers: &[Provider],
+        token: &str,
+        now: u64,
+        keep_claims: &[String],
+    ) -> Verdict {
         let remote = &self.remote;
         let fingerprint = |p: usize| remote.get(p).and_then(ProviderKeys::fingerprint);
         let skew = |p: usize| providers.get(p).map_or(0, |p| p.clock_skew_s);
@@ -54,11 +61,12 @@ impl Authenticator {
         if let Some(identity) = self.cache.get(&token_digest, now, skew, fingerprint) {
             return Verdict::Verified(identity);
         }
-        let verdict = verify(
+        let verdict = verify_keeping(
             token,
             providers,
             &|p| remote.get(p).and_then(ProviderKeys::keys),
             now,
+            keep_claims,
         );
         if let Verdict::Verified(identity) = &verdict {
             let keys_fingerprint = fingerprint(identity.provider);

@@ -17,6 +17,8 @@ pub enum GatewayError {
     InsufficientScope { required: Vec<String> },
     /// A rate limit is spent.
     RateLimited(RateLimitState),
+    /// The rate-limit state in shared data could not be updated: refused (fail closed).
+    RateLimitUnavailable,
     /// The body is not valid JSON or not an acceptable request.
     InvalidRequestBody(String),
     /// The path could be read differently by different components (rules must not be bypassed).
@@ -37,8 +39,10 @@ pub enum GatewayError {
 pub struct RateLimitState {
     pub limit: u64,
     pub remaining: u64,
-    /// Seconds until the window frees capacity again.
+    /// Seconds until the current window ends (`X-RateLimit-Reset`).
     pub reset_s: u64,
+    /// Seconds until the refused request would fit (`Retry-After`); 0 when admitted.
+    pub retry_after_s: u64,
 }
 
 /// A reply ready to hand to the host: status, headers and body.
@@ -54,7 +58,7 @@ impl GatewayError {
         match self {
             Self::MissingToken | Self::InvalidToken(_) => 401,
             Self::InsufficientScope { .. } => 403,
-            Self::RateLimited(_) => 429,
+            Self::RateLimited(_) | Self::RateLimitUnavailable => 429,
             Self::InvalidRequestBody(_) | Self::InvalidPath(_) => 400,
             Self::RequestTooLarge { .. } => 413,
             Self::JwksUnavailable { .. } => 503,
@@ -69,7 +73,7 @@ impl GatewayError {
             Self::MissingToken => "AUTH_MISSING_TOKEN",
             Self::InvalidToken(_) => "AUTH_INVALID_TOKEN",
             Self::InsufficientScope { .. } => "AUTH_INSUFFICIENT_SCOPE",
-            Self::RateLimited(_) => "RATE_LIMITED",
+            Self::RateLimited(_) | Self::RateLimitUnavailable => "RATE_LIMITED",
             Self::InvalidRequestBody(_) => "INVALID_REQUEST_BODY",
             Self::InvalidPath(_) => "INVALID_PATH",
             Self::RequestTooLarge { .. } => "REQUEST_TOO_LARGE",
@@ -84,7 +88,7 @@ impl GatewayError {
         match self {
             Self::MissingToken | Self::InvalidToken(_) => "authentication_error",
             Self::InsufficientScope { .. } => "permission_error",
-            Self::RateLimited(_) => "rate_limit_error",
+            Self::RateLimited(_) | Self::RateLimitUnavailable => "rate_limit_error",
             Self::InvalidRequestBody(_) | Self::InvalidPath(_) | Self::RequestTooLarge { .. } => {
                 "invalid_request_error"
             }
@@ -99,7 +103,7 @@ impl GatewayError {
             Self::MissingToken => "Authentication required",
             Self::InvalidToken(_) => "Invalid or expired token",
             Self::InsufficientScope { .. } => "Insufficient scope",
-            Self::RateLimited(_) => "Rate limit exceeded",
+            Self::RateLimited(_) | Self::RateLimitUnavailable => "Rate limit exceeded",
             Self::InvalidRequestBody(_) => "Invalid request body",
             Self::InvalidPath(_) => "Invalid request path",
             Self::RequestTooLarge { .. } => "Request body too large",
@@ -117,12 +121,12 @@ impl GatewayError {
             Self::InsufficientScope { required } => {
                 format!("required scopes: {}", required.join(" "))
             }
-            Self::RateLimited(state) => {
-                format!(
-                    "limit of {} reached; retry in {} s",
-                    state.limit, state.reset_s
-                )
-            }
+            Self::RateLimited(state) => format!(
+                "limit of {} reached; retry in {} s",
+                state.limit,
+                state.retry_after_s.max(1)
+            ),
+            Self::RateLimitUnavailable => "the rate limit could not be checked; retry".to_string(),
             Self::InvalidRequestBody(why) | Self::UpstreamError(why) => why.clone(),
             Self::InvalidPath(why) => why.to_string(),
             Self::RequestTooLarge { limit } => format!("request body exceeds {limit} bytes"),
@@ -167,8 +171,14 @@ impl GatewayError {
                 ),
             )),
             Self::RateLimited(state) => {
-                headers.push(("retry-after".to_string(), state.reset_s.max(1).to_string()));
+                headers.push((
+                    "retry-after".to_string(),
+                    state.retry_after_s.max(1).to_string(),
+                ));
                 headers.extend(rate_limit_headers(state));
+            }
+            Self::RateLimitUnavailable => {
+                headers.push(("retry-after".to_string(), "1".to_string()))
             }
             Self::JwksUnavailable { retry_after_s } => {
                 headers.push(("retry-after".to_string(), retry_after_s.max(&1).to_string()))
@@ -272,10 +282,11 @@ mod tests {
             limit: 10,
             remaining: 0,
             reset_s: 42,
+            retry_after_s: 7,
         };
         let reply = GatewayError::RateLimited(state).to_reply("r");
         assert_eq!(reply.status, 429);
-        assert_eq!(header(&reply, "retry-after"), Some("42"));
+        assert_eq!(header(&reply, "retry-after"), Some("7"));
         assert_eq!(header(&reply, "x-ratelimit-limit"), Some("10"));
         assert_eq!(header(&reply, "x-ratelimit-remaining"), Some("0"));
         assert_eq!(header(&reply, "x-ratelimit-reset"), Some("42"));

@@ -9,6 +9,8 @@ pub struct RequestHead {
     pub headers: Vec<(String, String)>,
     /// True when the request has no body (headers were the end of the stream).
     pub end_of_stream: bool,
+    /// The downstream peer's address as Envoy saw it (`source.address`), e.g. `1.2.3.4:5678`.
+    pub remote_address: Option<String>,
 }
 
 /// `content-length` could not be read as a single non-negative integer.
@@ -20,6 +22,7 @@ impl RequestHead {
         Self {
             headers,
             end_of_stream,
+            remote_address: None,
         }
     }
 

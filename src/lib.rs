@@ -27,6 +27,7 @@ pub mod json;
 pub mod jwks;
 pub mod jwt;
 pub mod pipeline;
+pub mod ratelimit;
 pub mod store;
 
 // Not in test builds: it imports the proxy-wasm host functions, which only Envoy provides. It is

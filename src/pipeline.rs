@@ -7,6 +7,7 @@ use crate::config::{AuthMode, GatewayConfig};
 use crate::error::GatewayError;
 use crate::http::RequestHead;
 use crate::jwt::{extract_token, Identity, TokenLocation};
+use crate::ratelimit::{LimitFacts, LimitKey};
 
 /// What to do with a request once its headers are known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub struct Forwarding {
     /// `Some(limit)`: the body's size is unknown (no `content-length`), so the body is held in
     /// the filter and counted until it ends or exceeds `limit`; none of it is forwarded before.
     pub hold_body_up_to: Option<u64>,
+    /// What the rate limits need to count this request.
+    pub limit_facts: LimitFacts,
 }
 
 /// What to do with a chunk of a held body.
@@ -83,6 +86,7 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
     if !head.end_of_stream && declared_length.is_none() {
         forwarding.hold_body_up_to = Some(limit);
     }
+    forwarding.limit_facts = limit_facts(config, head, &path);
 
     let requirement = requirement(config, head.method(), &path);
     match token_to_verify(config, &requirement, head, &mut forwarding)? {
@@ -93,6 +97,42 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
         })),
         None => Ok(HeadersOutcome::Forward(forwarding)),
     }
+}
+
+/// The limits that apply to the request and the caller-side facts they are keyed on.
+fn limit_facts(config: &GatewayConfig, head: &RequestHead, path: &str) -> LimitFacts {
+    let mut facts = LimitFacts::default();
+    for (i, limit) in config.rate_limits.iter().enumerate() {
+        let applies = limit
+            .matcher
+            .as_ref()
+            .is_none_or(|m| m.captures(head.method(), path).is_some());
+        if !applies {
+            continue;
+        }
+        facts.applicable.push(i);
+        match &limit.key {
+            LimitKey::Header(name) => {
+                if let Some(value) = head.value(name) {
+                    if !facts.headers.iter().any(|(n, _)| n == name) {
+                        facts.headers.push((name.clone(), value.to_string()));
+                    }
+                }
+            }
+            LimitKey::Ip { trusted_hops } if *trusted_hops > 0 => {
+                // All values, in order: a second header must not hide the proxies' entries.
+                let all: Vec<&str> = head.values("x-forwarded-for").collect();
+                if !all.is_empty() {
+                    facts.forwarded_for = Some(all.join(","));
+                }
+            }
+            _ => {}
+        }
+    }
+    if !facts.applicable.is_empty() {
+        facts.remote_address = head.remote_address.clone();
+    }
+    facts
 }
 
 /// What the first matching rule (else `default_rule`) requires of this request.
@@ -207,6 +247,7 @@ mod tests {
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             exp: u64::MAX,
             nbf: None,
+            claims: vec![],
         }
     }
 

@@ -2,6 +2,7 @@
 //! `on_configure`) into an immutable [`GatewayConfig`] that every request shares.
 
 mod providers;
+mod ratelimits;
 mod rules;
 mod schema;
 mod validate;
@@ -11,6 +12,7 @@ pub use schema::AuthMode;
 
 use crate::authz::RouteRule;
 use crate::jwt::Provider;
+use crate::ratelimit::{LimitKey, RateLimit};
 
 use std::fmt;
 
@@ -31,6 +33,9 @@ pub struct GatewayConfig {
     pub default_rule: Rule,
     pub forward: ForwardConfig,
     pub limits: LimitsConfig,
+    pub rate_limits: Vec<RateLimit>,
+    /// Claims that `claim:` rate-limit keys need kept from verified tokens.
+    pub limit_claims: Vec<String>,
 }
 
 /// Where tokens are looked for.
@@ -199,6 +204,15 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
     }
     let forward = compile_forward(doc.forward, &token)?;
     let limits = compile_limits(doc.limits)?;
+    let rate_limits = ratelimits::compile_rate_limits(doc.rate_limits, !providers.is_empty())?;
+    let mut limit_claims: Vec<String> = Vec::new();
+    for limit in &rate_limits {
+        if let LimitKey::Claim(name) = &limit.key {
+            if !limit_claims.contains(name) {
+                limit_claims.push(name.clone());
+            }
+        }
+    }
     Ok(GatewayConfig {
         providers,
         token,
@@ -206,6 +220,8 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         default_rule,
         forward,
         limits,
+        rate_limits,
+        limit_claims,
     })
 }
 

@@ -22,7 +22,7 @@ pub fn compile_rules(sections: Vec<RouteRuleSection>) -> Result<Vec<RouteRule>, 
 }
 
 fn compile_rule(i: usize, section: RouteRuleSection) -> Result<RouteRule, ConfigError> {
-    let matcher = compile_match(i, section.matcher)?;
+    let matcher = compile_match(&format!("rules[{i}].match"), section.matcher)?;
     let template = match &matcher.path {
         PathMatch::Template(t) => Some(t),
         _ => None,
@@ -49,8 +49,9 @@ fn compile_rule(i: usize, section: RouteRuleSection) -> Result<RouteRule, Config
     })
 }
 
-fn compile_match(i: usize, m: MatchSection) -> Result<RouteMatch, ConfigError> {
-    let at = |field: &str| format!("rules[{i}].match.{field}");
+/// Compiles a `match` object; `base` is its JSON path (`rules[2].match`).
+pub fn compile_match(base: &str, m: MatchSection) -> Result<RouteMatch, ConfigError> {
+    let at = |field: &str| format!("{base}.{field}");
     let path = match (m.path, m.prefix, m.template) {
         (Some(path), None, None) => {
             // An exact path must be one that the path check accepts, as it is.
@@ -84,7 +85,7 @@ fn compile_match(i: usize, m: MatchSection) -> Result<RouteMatch, ConfigError> {
         ),
         _ => {
             return Err(ConfigError::new(
-                format!("rules[{i}].match"),
+                base,
                 "needs exactly one of \"path\", \"prefix\" and \"template\"",
             ))
         }
@@ -102,10 +103,7 @@ fn compile_match(i: usize, m: MatchSection) -> Result<RouteMatch, ConfigError> {
             for (j, method) in list.iter().enumerate() {
                 let name = validate::header_name(method)
                     .map_err(|_| {
-                        ConfigError::new(
-                            format!("rules[{i}].match.methods[{j}]"),
-                            "is not an HTTP method",
-                        )
+                        ConfigError::new(format!("{base}.methods[{j}]"), "is not an HTTP method")
                     })?
                     .to_ascii_uppercase();
                 if !methods.contains(&name) {

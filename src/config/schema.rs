@@ -16,6 +16,8 @@ pub struct ConfigDocument {
     #[serde(default)]
     pub default_rule: RuleSection,
     #[serde(default)]
+    pub rate_limits: Vec<RateLimitSection>,
+    #[serde(default)]
     pub forward: ForwardSection,
     #[serde(default)]
     pub limits: LimitsSection,
@@ -247,4 +249,26 @@ pub struct MatchSection {
     pub template: Option<String>,
     #[serde(default)]
     pub methods: Option<Vec<String>>,
+}
+
+/// One entry of `rate_limits`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    pub name: String,
+    /// `sub`, `ip`, `header:NAME` or `claim:NAME`.
+    pub key: String,
+    #[serde(default)]
+    pub requests: Option<u64>,
+    #[serde(default)]
+    pub tokens: Option<u64>,
+    pub window_s: u64,
+    #[serde(default, rename = "match")]
+    pub matcher: Option<MatchSection>,
+    /// For `key: "ip"`: how many proxies in front of Envoy append to `x-forwarded-for`.
+    #[serde(default)]
+    pub trusted_hops: u32,
+    /// Shared-data slots (the memory bound): callers beyond share counts.
+    #[serde(default)]
+    pub slots: Option<u64>,
 }

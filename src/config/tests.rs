@@ -127,10 +127,7 @@ fn invalid_documents_name_the_field() {
             r#"{"providers": []}"#,
             "config: providers: at least one provider is needed",
         ),
-        (
-            r#"{"rate_limits": []}"#,
-            "config: rate_limits: unknown field",
-        ),
+        (r#"{"translate": {}}"#, "config: translate: unknown field"),
         (
             r#"{"token": {"heder": "x"}}"#,
             "config: token.heder: unknown field",
@@ -531,4 +528,43 @@ fn a_rule_that_needs_tokens_needs_a_provider() {
         r#"{"default_rule": {"auth": "none"}, "rules": [{"match": {"prefix": "/a"}, "auth": "none"}]}"#
     )
     .is_ok());
+}
+
+#[test]
+fn invalid_rate_limits_name_the_field() {
+    let cases: &[(&str, &str)] = &[
+        (r#"[{"key": "sub", "requests": 1, "window_s": 1}]"#, "config: rate_limits[0].name: is required"),
+        (r#"[{"name": "a b", "key": "sub", "requests": 1, "window_s": 1}]"#, "config: rate_limits[0].name: must be 1 to 64"),
+        (r#"[{"name": "a", "key": "sub", "requests": 1, "window_s": 1}, {"name": "a", "key": "ip", "requests": 1, "window_s": 1}]"#, "config: rate_limits[1].name: must be unique"),
+        (r#"[{"name": "a", "key": "user", "requests": 1, "window_s": 1}]"#, "config: rate_limits[0].key: must be \"sub\", \"ip\", \"header:NAME\" or \"claim:NAME\""),
+        (r#"[{"name": "a", "key": "header:bad name", "requests": 1, "window_s": 1}]"#, "config: rate_limits[0].key: `bad name` is not a valid header name"),
+        (r#"[{"name": "a", "key": "claim:", "requests": 1, "window_s": 1}]"#, "config: rate_limits[0].key: must be"),
+        (r#"[{"name": "a", "key": "sub", "window_s": 1}]"#, "config: rate_limits[0]: needs exactly one of \"requests\" and \"tokens\""),
+        (r#"[{"name": "a", "key": "sub", "requests": 1, "tokens": 5, "window_s": 1}]"#, "config: rate_limits[0]: needs exactly one of"),
+        (r#"[{"name": "a", "key": "sub", "requests": 0, "window_s": 1}]"#, "config: rate_limits[0].requests: must be at least 1"),
+        (r#"[{"name": "a", "key": "sub", "requests": -1, "window_s": 1}]"#, "config: rate_limits[0].requests: invalid value"),
+        (r#"[{"name": "a", "key": "sub", "requests": 1, "window_s": 0}]"#, "config: rate_limits[0].window_s: must be between 1 and 86400"),
+        (r#"[{"name": "a", "key": "sub", "requests": 1}]"#, "config: rate_limits[0].window_s: is required"),
+        (r#"[{"name": "a", "key": "sub", "requests": 1, "window_s": 1, "trusted_hops": 1}]"#, "config: rate_limits[0].trusted_hops: only applies to key \"ip\""),
+        (r#"[{"name": "a", "key": "ip", "requests": 1, "window_s": 1, "trusted_hops": 17}]"#, "config: rate_limits[0].trusted_hops: must be at most 16"),
+        (r#"[{"name": "a", "key": "ip", "requests": 1, "window_s": 1, "slots": 0}]"#, "config: rate_limits[0].slots: must be between 1"),
+        (r#"[{"name": "a", "key": "ip", "requests": 1, "window_s": 1, "match": {"prefix": "x"}}]"#, "config: rate_limits[0].match.prefix: must start with /"),
+        (r#"[{"name": "a", "key": "ip", "requests": 1, "window_s": 1, "per": "minute"}]"#, "config: rate_limits[0].per: unknown field"),
+    ];
+    for (limits, expected) in cases {
+        let text = with_provider(&format!(r#""rate_limits": {limits}"#));
+        let message = error(&text);
+        assert!(
+            message.starts_with(expected),
+            "for {limits}\n  got:      {message}\n  expected: {expected}..."
+        );
+    }
+    assert_eq!(
+        error(
+            r#"{"default_rule": {"auth": "none"}, "rate_limits": [{"name": "a", "key": "sub", "requests": 1, "window_s": 1}]}"#
+        ),
+        "config: rate_limits[0].key: counts verified callers, but no provider is configured"
+    );
+    let ok = load_str(r#"{"default_rule": {"auth": "none"}, "rate_limits": [{"name": "a", "key": "ip", "requests": 1, "window_s": 1}]}"#).unwrap();
+    assert_eq!(ok.rate_limits[0].slots, 8192);
 }

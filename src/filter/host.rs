@@ -142,3 +142,22 @@ pub fn apply_header_edits(forwarding: &Forwarding) -> bool {
         .all(|(name, value)| set_request_header(name, value));
     removed && set
 }
+
+/// The downstream peer's address (`source.address`).
+pub fn remote_address() -> Option<String> {
+    hostcalls::get_property(vec!["source", "address"])
+        .ok()
+        .flatten()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
+pub fn add_response_header(name: &str, value: &str) -> bool {
+    hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value).is_ok()
+}
+
+/// The response body chunk of this callback (`body_size` bytes).
+pub fn response_body_chunk(body_size: usize) -> Option<Vec<u8>> {
+    hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size)
+        .ok()
+        .flatten()
+}

@@ -1,5 +1,6 @@
 //! One HTTP request: gathers the head, asks the pipeline, verifies the token (waiting for keys
-//! when needed), applies the outcome.
+//! when needed), counts it against the rate limits, applies the outcome; on the way back, adds
+//! the rate-limit headers and reads the LLM usage for token budgets.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -8,12 +9,14 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use super::host;
-use super::worker::{AuthStep, Worker};
+use super::worker::{Admitted, AuthStep, Worker};
 use crate::error::GatewayError;
 use crate::http::RequestHead;
 use crate::jwks::fetch::FetchResponse;
 use crate::jwks::keys::MAX_JWKS_BYTES;
 use crate::pipeline::{self, BodyOutcome, Forwarding, HeadersOutcome, PendingAuth};
+use crate::ratelimit::usage::UsageScanner;
+use crate::ratelimit::Admission;
 
 /// Realm used before any configuration is known.
 const FALLBACK_REALM: &str = "ai-gateway";
@@ -25,13 +28,17 @@ pub struct GatewayRequest {
     held_body_limit: Option<u64>,
     /// A JWKS fetch this request dispatched: (call token, provider).
     fetch: Option<(u32, usize)>,
+    /// What the rate limits recorded, once admitted.
+    admission: Option<Admission>,
+    /// Reads the upstream's token usage when a token budget applies.
+    usage: Option<UsageScanner>,
 }
 
 /// Finishes a request on the current effective context: forward it with its edits, or refuse.
-pub fn finish_waiting(result: &Result<Forwarding, GatewayError>, realm: &str) {
+pub fn finish_waiting(result: &Result<Admitted, GatewayError>, realm: &str) {
     match result {
-        Ok(forwarding) => {
-            if host::apply_header_edits(forwarding) {
+        Ok(admitted) => {
+            if host::apply_header_edits(&admitted.forwarding) {
                 host::resume_request();
             } else {
                 host::send_reply(
@@ -50,6 +57,8 @@ impl GatewayRequest {
             worker,
             held_body_limit: None,
             fetch: None,
+            admission: None,
+            usage: None,
         }
     }
 
@@ -66,23 +75,36 @@ impl GatewayRequest {
         Action::Pause
     }
 
-    fn forward(&mut self, forwarding: &Forwarding) -> Action {
-        if !host::apply_header_edits(forwarding) {
+    fn forward(&mut self, admitted: Admitted) -> Action {
+        if !host::apply_header_edits(&admitted.forwarding) {
             return self.refuse(&GatewayError::Internal("could not edit request headers"));
         }
         // Headers go on: the host turns a paused header callback into "stop all", and the body
         // would never reach us. A held body is buffered here instead; Envoy's buffer filter
         // placed after this one keeps the router from seeing even the headers before the body
         // is complete.
-        self.held_body_limit = forwarding.hold_body_up_to;
+        self.held_body_limit = admitted.forwarding.hold_body_up_to;
+        self.admission = Some(admitted.admission);
         Action::Continue
+    }
+
+    fn forward_anonymous(
+        &mut self,
+        worker: &Rc<RefCell<Worker>>,
+        forwarding: Forwarding,
+    ) -> Action {
+        let admitted = worker.borrow().admit(forwarding, None, host::now_ms());
+        match admitted {
+            Ok(admitted) => self.forward(admitted),
+            Err(error) => self.refuse(&error),
+        }
     }
 
     fn verify(&mut self, worker: &Rc<RefCell<Worker>>, pending: PendingAuth) -> Action {
         let now = host::now_ms();
         let step = worker.borrow_mut().evaluate(&pending, now, true);
         match step {
-            AuthStep::Done(Ok(forwarding)) => self.forward(&forwarding),
+            AuthStep::Done(Ok(admitted)) => self.forward(admitted),
             AuthStep::Done(Err(error)) => self.refuse(&error),
             AuthStep::StartFetch { provider } => {
                 let config = Rc::clone(&worker.borrow().config);
@@ -113,6 +135,25 @@ impl GatewayRequest {
         self.held_body_limit = pending.forwarding.hold_body_up_to;
         worker.borrow_mut().wait(self.context_id, pending, until_ms);
         Action::Pause
+    }
+
+    /// The admission, also when the root context decided this request.
+    fn admission(&mut self) -> Option<&Admission> {
+        if self.admission.is_none() {
+            if let Some(worker) = &self.worker {
+                self.admission = worker.borrow_mut().take_admission(self.context_id);
+            }
+        }
+        self.admission.as_ref()
+    }
+
+    fn settle_usage(&mut self) {
+        let (Some(scanner), Some(worker)) = (self.usage.take(), self.worker.clone()) else {
+            return;
+        };
+        if let (Some(used), Some(admission)) = (scanner.finish(), self.admission.as_ref()) {
+            worker.borrow().settle(admission, used, host::now_ms());
+        }
     }
 }
 
@@ -157,6 +198,7 @@ impl Context for GatewayRequest {
     }
 
     fn on_done(&mut self) -> bool {
+        self.settle_usage();
         if let Some(worker) = &self.worker {
             worker.borrow_mut().forget(self.context_id);
         }
@@ -172,11 +214,14 @@ impl HttpContext for GatewayRequest {
         let Some(headers) = host::request_headers() else {
             return self.refuse(&GatewayError::Internal("request headers unavailable"));
         };
-        let head = RequestHead::new(headers, end_of_stream);
+        let mut head = RequestHead::new(headers, end_of_stream);
         let config = Rc::clone(&worker.borrow().config);
+        if !config.rate_limits.is_empty() {
+            head.remote_address = host::remote_address();
+        }
         match pipeline::on_request_headers(&config, &head) {
             HeadersOutcome::Reply(error) => self.refuse(&error),
-            HeadersOutcome::Forward(forwarding) => self.forward(&forwarding),
+            HeadersOutcome::Forward(forwarding) => self.forward_anonymous(&worker, forwarding),
             HeadersOutcome::Verify(pending) => self.verify(&worker, pending),
         }
     }
@@ -196,5 +241,32 @@ impl HttpContext for GatewayRequest {
                 self.refuse(&error)
             }
         }
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(admission) = self.admission() else {
+            return Action::Continue;
+        };
+        let headers = admission.headers.clone();
+        let budgets = !admission.token_charges.is_empty();
+        for (name, value) in &headers {
+            host::add_response_header(name, value);
+        }
+        if budgets && !end_of_stream {
+            self.usage = Some(UsageScanner::new());
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(scanner) = self.usage.as_mut() {
+            if let Some(chunk) = host::response_body_chunk(body_size) {
+                scanner.feed(&chunk);
+            }
+            if end_of_stream {
+                self.settle_usage();
+            }
+        }
+        Action::Continue
     }
 }

@@ -15,14 +15,22 @@ use crate::config::GatewayConfig;
 use crate::error::GatewayError;
 use crate::jwks::fetch::{self, claim_fetch, finish_fetch, on_need_keys, FetchResponse, KeysWait};
 use crate::jwt::cache::DEFAULT_CAPACITY;
-use crate::jwt::Verdict;
+use crate::jwt::{Identity, Verdict};
 use crate::pipeline::{complete_auth, Forwarding, PendingAuth};
+use crate::ratelimit::{self, counter, Admission};
+
+/// A request allowed through: its header edits and what the rate limits recorded.
+#[derive(Debug)]
+pub struct Admitted {
+    pub forwarding: Forwarding,
+    pub admission: Admission,
+}
 
 /// What a request does after an authentication step.
 #[derive(Debug)]
 pub enum AuthStep {
-    /// Decided: forward with these edits, or refuse.
-    Done(Result<Forwarding, GatewayError>),
+    /// Decided: forward, or refuse.
+    Done(Result<Admitted, GatewayError>),
     /// The fetch slot is ours: dispatch the fetch for `provider`, then wait.
     StartFetch { provider: usize },
     /// A fetch is in flight elsewhere: wait until `until_ms` at the latest.
@@ -33,7 +41,7 @@ pub enum AuthStep {
 #[derive(Default)]
 pub struct Resolved {
     /// Context id and its decision; these no longer wait.
-    pub decided: Vec<(u32, Result<Forwarding, GatewayError>)>,
+    pub decided: Vec<(u32, Result<Admitted, GatewayError>)>,
     /// Providers whose fetch this worker claimed and must dispatch.
     pub to_fetch: Vec<usize>,
 }
@@ -50,17 +58,23 @@ pub struct Worker {
     owner: u64,
     /// Requests paused until keys arrive, by context id.
     waiting: HashMap<u32, Waiting>,
+    /// Admissions of requests decided by the root context, for their response phase.
+    admissions: HashMap<u32, Admission>,
 }
 
 impl Worker {
     pub fn new(config: Rc<GatewayConfig>) -> Self {
         prepare_shared_state(&config.providers, &HostStore);
+        for limit in &config.rate_limits {
+            counter::prepare(&HostStore, &limit.name, limit.slots);
+        }
         let owner = RandomState::new().build_hasher().finish() | 1;
         Self {
             auth: Authenticator::new(&config.providers, DEFAULT_CAPACITY),
             config,
             owner,
             waiting: HashMap::new(),
+            admissions: HashMap::new(),
         }
     }
 
@@ -73,14 +87,21 @@ impl Worker {
         let config = Rc::clone(&self.config);
         let providers = &config.providers;
         let now_s = now_ms / 1000;
-        let mut verdict = self.auth.authenticate(providers, &pending.token, now_s);
+        let keep = &config.limit_claims;
+        let mut verdict = self
+            .auth
+            .authenticate(providers, &pending.token, now_s, keep);
         if matches!(verdict, Verdict::NeedKeys { .. }) && self.auth.sync(providers, &HostStore) {
             // Another worker may have brought the keys already.
-            verdict = self.auth.authenticate(providers, &pending.token, now_s);
+            verdict = self
+                .auth
+                .authenticate(providers, &pending.token, now_s, keep);
         }
         let (provider, otherwise) = match verdict {
             Verdict::Verified(identity) => {
-                return AuthStep::Done(complete_auth(&config, pending, &identity))
+                let decided = complete_auth(&config, pending, &identity)
+                    .and_then(|forwarding| self.admit(forwarding, Some(&identity), now_ms));
+                return AuthStep::Done(decided);
             }
             Verdict::Refused(error) => {
                 return AuthStep::Done(Err(GatewayError::InvalidToken(error)))
@@ -109,6 +130,42 @@ impl Worker {
         }
     }
 
+    /// Counts an allowed request against the rate limits that apply to it.
+    pub fn admit(
+        &self,
+        forwarding: Forwarding,
+        identity: Option<&Identity>,
+        now_ms: u64,
+    ) -> Result<Admitted, GatewayError> {
+        let admission = ratelimit::admit(
+            &self.config.rate_limits,
+            &forwarding.limit_facts,
+            identity,
+            &HostStore,
+            now_ms,
+        )?;
+        Ok(Admitted {
+            forwarding,
+            admission,
+        })
+    }
+
+    /// Charges the tokens an upstream reported to the request's token budgets.
+    pub fn settle(&self, admission: &Admission, used: u64, now_ms: u64) {
+        ratelimit::settle(
+            &self.config.rate_limits,
+            &admission.token_charges,
+            used,
+            &HostStore,
+            now_ms,
+        );
+    }
+
+    /// The admission of a request the root context decided.
+    pub fn take_admission(&mut self, context_id: u32) -> Option<Admission> {
+        self.admissions.remove(&context_id)
+    }
+
     /// Parks a request until keys arrive (or its wait ends).
     pub fn wait(&mut self, context_id: u32, pending: PendingAuth, until_ms: u64) {
         self.waiting
@@ -118,6 +175,7 @@ impl Worker {
     /// The request ended (or was answered): never act on it again.
     pub fn forget(&mut self, context_id: u32) {
         self.waiting.remove(&context_id);
+        self.admissions.remove(&context_id);
     }
 
     /// Records the answer to a fetch this worker dispatched.
@@ -174,7 +232,12 @@ impl Worker {
                 continue;
             };
             match self.evaluate(&waiting.pending, now_ms, may_fetch) {
-                AuthStep::Done(result) => decided.push((id, result)),
+                AuthStep::Done(result) => {
+                    if let Ok(admitted) = &result {
+                        self.admissions.insert(id, admitted.admission.clone());
+                    }
+                    decided.push((id, result));
+                }
                 AuthStep::StartFetch { provider } => {
                     to_fetch.push(provider);
                     self.waiting.insert(id, waiting);

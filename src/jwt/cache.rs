@@ -122,6 +122,7 @@ mod tests {
             scopes: vec!["chat:read".into()],
             exp,
             nbf: None,
+            claims: vec![],
         }
     }
 

@@ -11,7 +11,7 @@ pub mod verify;
 pub use algorithm::Algorithm;
 pub use extract::{extract_token, FoundToken, TokenLocation};
 pub use provider::{KeySource, Provider, RemoteJwks};
-pub use verify::{verify, Identity, Verdict};
+pub use verify::{verify, verify_keeping, Identity, Verdict};
 
 use std::fmt;
 

@@ -30,6 +30,8 @@ pub struct Identity {
     pub scopes: Vec<String>,
     pub exp: u64,
     pub nbf: Option<u64>,
+    /// The claims rate limits are keyed on (`claim:NAME`), as strings.
+    pub claims: Vec<(String, String)>,
 }
 
 /// The outcome of a verification.
@@ -61,7 +63,18 @@ pub fn verify(
     remote_keys: &dyn Fn(usize) -> Option<Rc<KeySet>>,
     now: u64,
 ) -> Verdict {
-    match verify_inner(token, providers, remote_keys, now) {
+    verify_keeping(token, providers, remote_keys, now, &[])
+}
+
+/// [`verify`], also keeping the string or number values of the claims named in `keep`.
+pub fn verify_keeping(
+    token: &str,
+    providers: &[Provider],
+    remote_keys: &dyn Fn(usize) -> Option<Rc<KeySet>>,
+    now: u64,
+    keep: &[String],
+) -> Verdict {
+    match verify_inner(token, providers, remote_keys, now, keep) {
         Ok(verdict) => verdict,
         Err(error) => Verdict::Refused(error),
     }
@@ -72,6 +85,7 @@ fn verify_inner(
     providers: &[Provider],
     remote_keys: &dyn Fn(usize) -> Option<Rc<KeySet>>,
     now: u64,
+    keep: &[String],
 ) -> Result<Verdict, TokenError> {
     let parsed = parse(token)?;
     let (index, provider) = select_provider(&parsed.claims, providers)?;
@@ -136,7 +150,22 @@ fn verify_inner(
         scopes: claims.scopes,
         exp: claims.exp,
         nbf: claims.nbf,
+        claims: kept_claims(&parsed.claims, keep),
     }))
+}
+
+fn kept_claims(claims: &Map<String, Value>, keep: &[String]) -> Vec<(String, String)> {
+    keep.iter()
+        .filter_map(|name| {
+            let value = match claims.get(name)? {
+                Value::String(s) if !s.chars().any(char::is_control) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return None,
+            };
+            Some((name.clone(), value))
+        })
+        .collect()
 }
 
 enum KeyRef<'a> {

@@ -76,6 +76,9 @@ pub fn bootstrap(p: &BootstrapParams<'_>) -> Value {
                     "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                         "stat_prefix": "ingress",
+                        // An edge proxy: the downstream address is the peer's, never taken
+                        // from a client's x-forwarded-for.
+                        "use_remote_address": true,
                         "normalize_path": p.normalize_path,
                         "merge_slashes": p.normalize_path,
                         "route_config": {"name": "main", "virtual_hosts": [{

@@ -1,0 +1,298 @@
+//! Rate limits: request counts and LLM token budgets per caller, counted in shared data so that
+//! every Envoy worker sees one count ([`counter`]), over sliding windows ([`window`]).
+
+pub mod counter;
+pub mod usage;
+pub mod window;
+
+use counter::{caller_hash, consume, CountError};
+use window::Window;
+
+use crate::authz::RouteMatch;
+use crate::error::{GatewayError, RateLimitState};
+use crate::jwt::Identity;
+use crate::store::SharedStore;
+
+/// Who a limit counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitKey {
+    /// The verified subject (with its provider). Anonymous requests are not counted by it.
+    Sub,
+    /// The downstream address, or an `x-forwarded-for` entry when hops are trusted.
+    Ip { trusted_hops: u32 },
+    /// A request header's value.
+    Header(String),
+    /// A verified claim's value.
+    Claim(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    Requests(u64),
+    /// LLM tokens, as reported by the upstream's usage.
+    Tokens(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    pub name: String,
+    pub key: LimitKey,
+    pub kind: LimitKind,
+    pub window_s: u64,
+    /// Routes it applies to; `None`: all.
+    pub matcher: Option<RouteMatch>,
+    pub slots: u64,
+}
+
+impl RateLimit {
+    fn window(&self) -> Window {
+        let limit = match self.kind {
+            LimitKind::Requests(n) | LimitKind::Tokens(n) => n,
+        };
+        Window {
+            limit,
+            window_ms: self.window_s.saturating_mul(1000),
+        }
+    }
+
+    fn limit(&self) -> u64 {
+        self.window().limit
+    }
+}
+
+/// What a request looks like to the limits, gathered before authentication.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitFacts {
+    /// Indices of the limits whose `match` fits the request.
+    pub applicable: Vec<usize>,
+    pub remote_address: Option<String>,
+    pub forwarded_for: Option<String>,
+    /// Values of the headers that limits are keyed on.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A token budget charged for this request, to reconcile with the upstream's usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenCharge {
+    pub limit: usize,
+    pub slot: u64,
+    pub caller: u64,
+    /// Tokens reserved at admission (charged already).
+    pub reserved: u64,
+}
+
+/// The result of admission: headers for the response, and token budgets to settle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// `X-RateLimit-*` of the tightest limit.
+    pub headers: Vec<(String, String)>,
+    pub token_charges: Vec<TokenCharge>,
+}
+
+/// The caller identity a limit counts, or `None` when the limit does not count this request.
+pub fn caller_identity(
+    limit: &RateLimit,
+    facts: &LimitFacts,
+    identity: Option<&Identity>,
+) -> Option<String> {
+    match &limit.key {
+        LimitKey::Sub => identity.map(|id| format!("sub\u{0}{}\u{0}{}", id.provider, id.sub)),
+        LimitKey::Claim(name) => identity.and_then(|id| {
+            id.claims
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| format!("claim\u{0}{}\u{0}{v}", id.provider))
+        }),
+        LimitKey::Ip { trusted_hops } => client_ip(
+            facts.remote_address.as_deref(),
+            facts.forwarded_for.as_deref(),
+            *trusted_hops,
+        )
+        .map(|ip| format!("ip\u{0}{ip}")),
+        LimitKey::Header(name) => facts
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| format!("header\u{0}{v}")),
+    }
+}
+
+/// The client address: the downstream peer, or, with `trusted_hops` > 0 (the number of
+/// trusted proxies in front of Envoy), an `x-forwarded-for` entry counted from the right.
+/// Envoy (with `use_remote_address: true`, which the gateway requires) appends one entry for
+/// its own peer; each trusted proxy appended the address it saw before that. So the client is
+/// the entry `trusted_hops` to the left of the last one. Entries a client wrote itself are
+/// further left and never chosen; with fewer entries than that, the peer address is used.
+pub fn client_ip(
+    remote: Option<&str>,
+    forwarded_for: Option<&str>,
+    trusted_hops: u32,
+) -> Option<String> {
+    if trusted_hops > 0 {
+        if let Some(list) = forwarded_for {
+            let entries: Vec<&str> = list.split(',').map(str::trim).collect();
+            let hops = usize::try_from(trusted_hops).unwrap_or(usize::MAX);
+            let index = entries.len().checked_sub(hops.saturating_add(1));
+            if let Some(entry) = index.and_then(|i| entries.get(i)) {
+                if !entry.is_empty() {
+                    return Some((*entry).to_string());
+                }
+            }
+        }
+    }
+    remote.map(strip_port)
+}
+
+/// `1.2.3.4:5678` → `1.2.3.4`; `[::1]:5678` → `::1`.
+fn strip_port(address: &str) -> String {
+    if let Some(rest) = address.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest).to_string();
+    }
+    match address.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            host.to_string()
+        }
+        _ => address.to_string(),
+    }
+}
+
+/// Counts the request against every applicable limit, in order. The first spent limit refuses
+/// (and what earlier limits counted for this request is given back). Token budgets are only
+/// checked here (refused when spent) and charged from the upstream's usage later.
+pub fn admit(
+    limits: &[RateLimit],
+    facts: &LimitFacts,
+    identity: Option<&Identity>,
+    store: &dyn SharedStore,
+    now_ms: u64,
+) -> Result<Admission, GatewayError> {
+    let mut counted: Vec<(usize, u64, u64, u64)> = Vec::new(); // (limit, slot, caller, cost)
+    let mut admission = Admission::default();
+    let mut tightest: Option<RateLimitState> = None;
+    for &index in &facts.applicable {
+        let Some(limit) = limits.get(index) else {
+            continue;
+        };
+        let Some(identity_key) = caller_identity(limit, facts, identity) else {
+            continue;
+        };
+        let caller = caller_hash(&format!("{}\u{0}{identity_key}", limit.name));
+        let cost = match limit.kind {
+            LimitKind::Requests(_) => 1,
+            LimitKind::Tokens(_) => 0,
+        };
+        match consume(
+            store,
+            &limit.name,
+            limit.slots,
+            limit.window(),
+            caller,
+            cost,
+            now_ms,
+        ) {
+            Ok(c) => {
+                counted.push((index, c.slot, caller, cost));
+                if let LimitKind::Tokens(_) = limit.kind {
+                    admission.token_charges.push(TokenCharge {
+                        limit: index,
+                        slot: c.slot,
+                        caller,
+                        reserved: 0,
+                    });
+                }
+                let state = RateLimitState {
+                    limit: limit.limit(),
+                    remaining: c.remaining,
+                    reset_s: c.reset_s,
+                    retry_after_s: 0,
+                };
+                if tightest.is_none_or(|t| state.remaining < t.remaining) {
+                    tightest = Some(state);
+                }
+            }
+            Err(error) => {
+                refund(limits, &counted, store, now_ms);
+                return Err(match error {
+                    CountError::Spent {
+                        retry_after_s,
+                        reset_s,
+                    } => GatewayError::RateLimited(RateLimitState {
+                        limit: limit.limit(),
+                        remaining: 0,
+                        reset_s,
+                        retry_after_s,
+                    }),
+                    CountError::Store => {
+                        log::warn!(
+                            "ai-gateway: rate limit {}: shared data busy; refusing",
+                            limit.name
+                        );
+                        GatewayError::RateLimitUnavailable
+                    }
+                });
+            }
+        }
+    }
+    if let Some(state) = tightest {
+        admission.headers = crate::error::rate_limit_headers(&state);
+    }
+    Ok(admission)
+}
+
+fn refund(
+    limits: &[RateLimit],
+    counted: &[(usize, u64, u64, u64)],
+    store: &dyn SharedStore,
+    now_ms: u64,
+) {
+    for &(index, slot, caller, cost) in counted {
+        if let (Some(limit), true) = (limits.get(index), cost > 0) {
+            let delta = i64::try_from(cost).unwrap_or(i64::MAX);
+            counter::adjust(
+                store,
+                &limit.name,
+                slot,
+                limit.window().window_ms,
+                caller,
+                -delta,
+                now_ms,
+            );
+        }
+    }
+}
+
+/// Charges the tokens the upstream reported to every token budget of the request.
+pub fn settle(
+    limits: &[RateLimit],
+    charges: &[TokenCharge],
+    used: u64,
+    store: &dyn SharedStore,
+    now_ms: u64,
+) {
+    for charge in charges {
+        let Some(limit) = limits.get(charge.limit) else {
+            continue;
+        };
+        let delta =
+            i64::try_from(used).unwrap_or(i64::MAX) - i64::try_from(charge.reserved).unwrap_or(0);
+        if delta != 0
+            && !counter::adjust(
+                store,
+                &limit.name,
+                charge.slot,
+                limit.window().window_ms,
+                charge.caller,
+                delta,
+                now_ms,
+            )
+        {
+            log::warn!(
+                "ai-gateway: rate limit {}: could not record {used} tokens",
+                limit.name
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
