@@ -87,6 +87,10 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
         forwarding.hold_body_up_to = Some(limit);
     }
     forwarding.limit_facts = limit_facts(config, head, &path);
+    if forwarding.limit_facts.token_budget && !head.end_of_stream {
+        // Held whole so its max_tokens can be reserved before anything reaches the model.
+        forwarding.hold_body_up_to = Some(limit);
+    }
 
     let requirement = requirement(config, head.method(), &path);
     match token_to_verify(config, &requirement, head, &mut forwarding)? {
@@ -111,6 +115,9 @@ fn limit_facts(config: &GatewayConfig, head: &RequestHead, path: &str) -> LimitF
             continue;
         }
         facts.applicable.push(i);
+        if matches!(limit.kind, crate::ratelimit::LimitKind::Tokens(_)) {
+            facts.token_budget = true;
+        }
         match &limit.key {
             LimitKey::Header(name) => {
                 if let Some(value) = head.value(name) {

@@ -161,3 +161,10 @@ pub fn response_body_chunk(body_size: usize) -> Option<Vec<u8>> {
         .ok()
         .flatten()
 }
+
+/// The buffered request body (`body_size` bytes).
+pub fn request_body(body_size: usize) -> Option<Vec<u8>> {
+    hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size)
+        .ok()
+        .flatten()
+}

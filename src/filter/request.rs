@@ -147,6 +147,26 @@ impl GatewayRequest {
         self.admission.as_ref()
     }
 
+    /// With token budgets, reserves the body's `max_tokens` before the request goes on.
+    fn reserve_tokens(&mut self, body_size: usize) -> Result<(), GatewayError> {
+        let has_budget = self
+            .admission()
+            .is_some_and(|a| !a.token_charges.is_empty());
+        let Some(worker) = self.worker.clone().filter(|_| has_budget) else {
+            return Ok(());
+        };
+        let Some(tokens) = host::request_body(body_size)
+            .as_deref()
+            .and_then(crate::ratelimit::requested_tokens)
+        else {
+            return Ok(());
+        };
+        match self.admission.as_mut() {
+            Some(admission) => worker.borrow().reserve(admission, tokens, host::now_ms()),
+            None => Ok(()),
+        }
+    }
+
     fn settle_usage(&mut self) {
         let (Some(scanner), Some(worker)) = (self.usage.take(), self.worker.clone()) else {
             return;
@@ -234,7 +254,10 @@ impl HttpContext for GatewayRequest {
             BodyOutcome::Buffer => Action::Pause,
             BodyOutcome::Release => {
                 self.held_body_limit = None;
-                Action::Continue
+                match self.reserve_tokens(body_size) {
+                    Ok(()) => Action::Continue,
+                    Err(error) => self.refuse(&error),
+                }
             }
             BodyOutcome::Reply(error) => {
                 self.held_body_limit = None;

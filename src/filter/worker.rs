@@ -161,6 +161,22 @@ impl Worker {
         );
     }
 
+    /// Reserves a request's `max_tokens` in its token budgets.
+    pub fn reserve(
+        &self,
+        admission: &mut Admission,
+        tokens: u64,
+        now_ms: u64,
+    ) -> Result<(), GatewayError> {
+        ratelimit::reserve(
+            &self.config.rate_limits,
+            &mut admission.token_charges,
+            tokens,
+            &HostStore,
+            now_ms,
+        )
+    }
+
     /// The admission of a request the root context decided.
     pub fn take_admission(&mut self, context_id: u32) -> Option<Admission> {
         self.admissions.remove(&context_id)

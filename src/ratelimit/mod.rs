@@ -69,6 +69,8 @@ pub struct LimitFacts {
     pub forwarded_for: Option<String>,
     /// Values of the headers that limits are keyed on.
     pub headers: Vec<(String, String)>,
+    /// A token budget applies: the body is read for `max_tokens` to reserve.
+    pub token_budget: bool,
 }
 
 /// A token budget charged for this request, to reconcile with the upstream's usage.
@@ -259,6 +261,76 @@ fn refund(
             );
         }
     }
+}
+
+/// The completion tokens a chat request asks for at most: OpenAI's `max_completion_tokens` or
+/// `max_tokens`, or Ollama's `options.num_predict` (negative there means unbounded: none).
+pub fn requested_tokens(body: &[u8]) -> Option<u64> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|field| value.get(field)?.as_u64())
+        .or_else(|| value.get("options")?.get("num_predict")?.as_u64())
+        .filter(|n| *n > 0)
+}
+
+/// Reserves `tokens` in every token budget of the request before it reaches the model: a
+/// budget where they do not fit refuses it (and the other reservations are given back).
+pub fn reserve(
+    limits: &[RateLimit],
+    charges: &mut [TokenCharge],
+    tokens: u64,
+    store: &dyn SharedStore,
+    now_ms: u64,
+) -> Result<(), GatewayError> {
+    for i in 0..charges.len() {
+        let Some(charge) = charges.get(i).copied() else {
+            continue;
+        };
+        let Some(limit) = limits.get(charge.limit) else {
+            continue;
+        };
+        match consume(
+            store,
+            &limit.name,
+            limit.slots,
+            limit.window(),
+            charge.caller,
+            tokens,
+            now_ms,
+        ) {
+            Ok(counted) => {
+                if let Some(c) = charges.get_mut(i) {
+                    c.slot = counted.slot;
+                    c.reserved = tokens;
+                }
+            }
+            Err(error) => {
+                let reserved: Vec<(usize, u64, u64, u64)> = charges
+                    .iter()
+                    .take(i)
+                    .map(|c| (c.limit, c.slot, c.caller, c.reserved))
+                    .collect();
+                refund(limits, &reserved, store, now_ms);
+                for c in charges.iter_mut() {
+                    c.reserved = 0;
+                }
+                return Err(match error {
+                    CountError::Spent {
+                        retry_after_s,
+                        reset_s,
+                    } => GatewayError::RateLimited(RateLimitState {
+                        limit: limit.limit(),
+                        remaining: 0,
+                        reset_s,
+                        retry_after_s,
+                    }),
+                    CountError::Store => GatewayError::RateLimitUnavailable,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Charges the tokens the upstream reported to every token budget of the request.

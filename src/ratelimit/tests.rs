@@ -62,6 +62,7 @@ fn facts(applicable: Vec<usize>, ip: &str) -> LimitFacts {
         remote_address: Some(format!("{ip}:1234")),
         forwarded_for: None,
         headers: vec![("x-api-key".into(), "k1".into())],
+        token_budget: false,
     }
 }
 
@@ -251,4 +252,82 @@ fn an_unprepared_store_fails_closed() {
         ),
         Err(GatewayError::RateLimitUnavailable)
     );
+}
+
+#[test]
+fn max_tokens_are_read_from_openai_and_ollama_bodies() {
+    assert_eq!(requested_tokens(br#"{"max_tokens": 300}"#), Some(300));
+    assert_eq!(
+        requested_tokens(br#"{"max_completion_tokens": 200, "max_tokens": 300}"#),
+        Some(200)
+    );
+    assert_eq!(
+        requested_tokens(br#"{"options": {"num_predict": 128}}"#),
+        Some(128)
+    );
+    assert_eq!(
+        requested_tokens(br#"{"options": {"num_predict": -1}}"#),
+        None
+    );
+    assert_eq!(requested_tokens(br#"{"max_tokens": "300"}"#), None);
+    assert_eq!(requested_tokens(b"not json"), None);
+    assert_eq!(requested_tokens(br#"{"messages": []}"#), None);
+}
+
+#[test]
+fn a_reservation_that_does_not_fit_is_refused_and_given_back() {
+    let cfg = config(
+        r#"[{"name": "t1", "key": "sub", "tokens": 1000, "window_s": 3600},
+            {"name": "t2", "key": "sub", "tokens": 400, "window_s": 3600}]"#,
+    );
+    let store = prepared(&cfg);
+    let alice = identity("alice");
+    let now = 7_200_000;
+    let mut admission = admit(
+        &cfg.rate_limits,
+        &facts(vec![0, 1], "1.1.1.1"),
+        Some(&alice),
+        &store,
+        now,
+    )
+    .unwrap();
+    assert!(matches!(
+        reserve(
+            &cfg.rate_limits,
+            &mut admission.token_charges,
+            500,
+            &store,
+            now
+        ),
+        Err(GatewayError::RateLimited(_))
+    ));
+    // t1's reservation was given back: 1000 still free there, 400 in t2.
+    let mut again = admit(
+        &cfg.rate_limits,
+        &facts(vec![0, 1], "1.1.1.1"),
+        Some(&alice),
+        &store,
+        now,
+    )
+    .unwrap();
+    reserve(&cfg.rate_limits, &mut again.token_charges, 400, &store, now).unwrap();
+    assert!(again.token_charges.iter().all(|c| c.reserved == 400));
+    // The real usage was 100: 300 of each reservation come back.
+    settle(&cfg.rate_limits, &again.token_charges, 100, &store, now + 1);
+    let mut third = admit(
+        &cfg.rate_limits,
+        &facts(vec![0, 1], "1.1.1.1"),
+        Some(&alice),
+        &store,
+        now + 2,
+    )
+    .unwrap();
+    reserve(
+        &cfg.rate_limits,
+        &mut third.token_charges,
+        300,
+        &store,
+        now + 2,
+    )
+    .unwrap();
 }

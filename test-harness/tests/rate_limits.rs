@@ -174,10 +174,9 @@ fn trusted_hops_count_the_address_the_proxy_saw() {
     assert_eq!(send("3.3.3.3", "203.0.113.8"), 200, "another client");
 }
 
-#[test]
-fn a_token_budget_is_charged_from_the_stream_and_then_refuses() {
-    // An Ollama-style NDJSON stream whose last line reports 26 + 290 tokens.
-    let upstream = Upstream::with_handler(|_| {
+/// An Ollama-style NDJSON stream whose last line reports 26 + 290 tokens.
+fn ollama_stream_upstream() -> Upstream {
+    Upstream::with_handler(|_| {
         let lines = [
             r#"{"model":"qwen3","created_at":"2026-11-23T10:00:00.000000001Z","message":{"role":"assistant","content":"Hel"},"done":false}"#,
             r#"{"model":"qwen3","created_at":"2026-11-23T10:00:00.100000001Z","message":{"role":"assistant","content":"lo"},"done":false}"#,
@@ -188,9 +187,13 @@ fn a_token_budget_is_charged_from_the_stream_and_then_refuses() {
             .map(|l| (Duration::from_millis(20), format!("{l}\n").into_bytes()))
             .collect();
         Reply::chunked(200, "application/x-ndjson", chunks)
-    });
+    })
+}
+
+#[test]
+fn a_token_budget_is_charged_from_the_stream_and_then_refuses() {
     let (upstream, envoy) = gateway_with(
-        upstream,
+        ollama_stream_upstream(),
         &config(
             json!([{"name": "tokens", "key": "sub", "tokens": 500, "window_s": 3600}]),
             "required",
@@ -212,4 +215,32 @@ fn a_token_budget_is_charged_from_the_stream_and_then_refuses() {
     // Another user has a budget of their own.
     let other = envoy.send(Request::post("/api/chat").bearer(&token("erin")).body("{}"));
     assert_eq!(other.status, 200);
+}
+
+#[test]
+fn max_tokens_is_reserved_before_the_model_is_reached() {
+    let (upstream, envoy) = gateway_with(
+        ollama_stream_upstream(),
+        &config(
+            json!([{"name": "tokens", "key": "sub", "tokens": 500, "window_s": 3600}]),
+            "required",
+        ),
+    );
+    let chat = |max_tokens: u64| {
+        Request::post("/v1/chat/completions")
+            .bearer(&token("frank"))
+            .json(&json!({
+                "model": "qwen3", "max_tokens": max_tokens,
+                "messages": [{"role": "user", "content": "hi"}]
+            }))
+    };
+    // More than the whole budget: refused before the model, nothing forwarded.
+    assert_contract_error(&envoy.send(chat(600)), 429, "RATE_LIMITED");
+    assert!(upstream.requests().is_empty());
+    // 200 reserved, 316 used: 316 charged.
+    assert_eq!(envoy.send(chat(200)).status, 200);
+    // 316 + 200 reserved > 500: refused; a smaller reservation still fits.
+    assert_contract_error(&envoy.send(chat(200)), 429, "RATE_LIMITED");
+    assert_eq!(envoy.send(chat(100)).status, 200);
+    assert_eq!(upstream.requests().len(), 2);
 }
