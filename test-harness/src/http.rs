@@ -122,6 +122,31 @@ impl Request {
     }
 }
 
+/// A keep-alive connection for sending many requests (load tests); each request must not
+/// carry `connection: close`.
+pub struct Connection {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Connection {
+    pub fn open(addr: SocketAddr) -> io::Result<Self> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            writer: stream.try_clone()?,
+            reader: BufReader::new(stream),
+        })
+    }
+
+    pub fn send(&mut self, request: &Request) -> io::Result<Response> {
+        let request = request.clone().header("connection", "keep-alive");
+        self.writer.write_all(&request.to_bytes())?;
+        read_response(&mut self.reader, request.method == "HEAD")
+    }
+}
+
 /// A response as received.
 #[derive(Debug, Clone)]
 pub struct Response {
