@@ -37,6 +37,7 @@ build: toolchain
 	@ls -l $(WASM)
 
 demo: setup build
+	cargo build --release -p test-harness --bin ollama-standin
 	./scripts/demo.sh
 
 test: setup lint unit-native unit-wasm build validate integration

@@ -17,12 +17,22 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+# The model server: a real Ollama on 127.0.0.1:11434 when one answers, else the harness's
+# stand-in (speaks Ollama's API, answers "You said: ...").
+if curl -fsS http://127.0.0.1:11434/api/tags >/dev/null 2>&1; then
+  UPSTREAM="Ollama at http://127.0.0.1:11434"
+else
+  target/release/ollama-standin --port 11434 --model qwen3:8b 2>target/demo-ollama-standin.log &
+  pids+=($!)
+  UPSTREAM="the Ollama stand-in on http://127.0.0.1:11434 (no Ollama answered there)"
+fi
+
 "$ENVOY" -c envoy.yaml --use-dynamic-base-id -l info --log-path target/demo-envoy.log &
 pids+=($!)
 
 for _ in $(seq 1 100); do
   if curl -fsS http://127.0.0.1:9901/ready >/dev/null 2>&1; then break; fi
-  if ! kill -0 "${pids[0]}" 2>/dev/null; then
+  if ! kill -0 "${pids[-1]}" 2>/dev/null; then
     echo "Envoy exited; see target/demo-envoy.log" >&2
     tail -n 20 target/demo-envoy.log >&2 || true
     exit 1
@@ -36,7 +46,8 @@ cat <<MSG
 
   AI gateway demo
   ---------------
-  Gateway:  http://127.0.0.1:8080   (Envoy + the filter; upstream: Ollama at 127.0.0.1:11434)
+  Gateway:  http://127.0.0.1:8080   (Envoy + the filter)
+  Model:    $UPSTREAM
   Admin:    http://127.0.0.1:9901   (stats, config dump)
   Log:      target/demo-envoy.log
 
@@ -44,8 +55,13 @@ cat <<MSG
     curl -i http://127.0.0.1:8080/api/tags
 
   With a demo token (HS256, valid for an hour; more with scripts/mint-demo-token.py):
-    curl -i -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/api/tags
+    curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/v1/models
+    curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/v1/chat/completions \\
+      -d '{"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello"}]}'
+
+  Any OpenAI client works (.venv has the official SDK):
+    .venv/bin/python -c "from openai import OpenAI; c = OpenAI(base_url='http://127.0.0.1:8080/v1', api_key='$TOKEN'); print(c.chat.completions.create(model='gpt-4o', messages=[{'role': 'user', 'content': 'Hello'}]).choices[0].message.content)"
 
   Ctrl-C stops the demo.
 MSG
-wait "${pids[0]}"
+wait -n "${pids[@]}"

@@ -29,6 +29,7 @@ pub mod jwt;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod store;
+pub mod translate;
 
 // Not in test builds: it imports the proxy-wasm host functions, which only Envoy provides. It is
 // tested in a real Envoy by the harness instead.

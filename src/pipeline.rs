@@ -42,6 +42,21 @@ pub struct Forwarding {
     pub hold_body_up_to: Option<u64>,
     /// What the rate limits need to count this request.
     pub limit_facts: LimitFacts,
+    /// How the request is translated for the upstream, if it is.
+    pub translation: Option<Translation>,
+}
+
+/// A request the gateway translates (OpenAI client, Ollama upstream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Translation {
+    /// `POST /v1/chat/completions` → `POST /api/chat`: the body is translated once complete.
+    /// Streamed answers pass through the router, converted chunk by chunk; others are fetched
+    /// by the gateway itself, so that an answer it cannot translate can still become a 502.
+    Chat { session_id: Option<String> },
+    /// `GET /v1/models` → `GET /api/tags`, fetched by the gateway.
+    Models,
+    /// `GET /v1/models/{id}` → `GET /api/tags`, fetched by the gateway, one model picked.
+    Model(String),
 }
 
 /// What to do with a chunk of a held body.
@@ -87,6 +102,21 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
         forwarding.hold_body_up_to = Some(limit);
     }
     forwarding.limit_facts = limit_facts(config, head, &path);
+    forwarding.translation = translation(config, head, &path);
+    if let Some(Translation::Chat { .. }) = forwarding.translation {
+        if head.end_of_stream {
+            return Err(GatewayError::InvalidRequestBody(
+                "a chat request needs a JSON body".into(),
+            ));
+        }
+        // The body is rewritten (so its length changes) and the answer must be readable.
+        forwarding.remove_headers.push("content-length".into());
+        forwarding.remove_headers.push("accept-encoding".into());
+        forwarding
+            .set_headers
+            .push((":path".into(), "/api/chat".into()));
+        forwarding.hold_body_up_to = Some(limit);
+    }
     if forwarding.limit_facts.token_budget && !head.end_of_stream {
         // Held whole so its max_tokens can be reserved before anything reaches the model.
         forwarding.hold_body_up_to = Some(limit);
@@ -100,6 +130,33 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
             forwarding,
         })),
         None => Ok(HeadersOutcome::Forward(forwarding)),
+    }
+}
+
+/// The translation the request gets, when `translate` targets Ollama.
+fn translation(config: &GatewayConfig, head: &RequestHead, path: &str) -> Option<Translation> {
+    let settings = config.translate.as_ref()?;
+    if settings.config.target != crate::translate::Target::Ollama {
+        return None;
+    }
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    match (head.method(), path) {
+        ("POST", "/v1/chat/completions") => Some(Translation::Chat {
+            session_id: head
+                .value("x-session-id")
+                .filter(|v| !v.is_empty() && v.len() <= 256)
+                .map(str::to_string),
+        }),
+        ("GET", "/v1/models") => Some(Translation::Models),
+        ("GET", other) => other
+            .strip_prefix("/v1/models/")
+            .filter(|id| !id.is_empty() && !id.contains('/'))
+            .map(|id| Translation::Model(id.to_string())),
+        _ => None,
     }
 }
 

@@ -5,6 +5,9 @@ mod providers;
 mod ratelimits;
 mod rules;
 mod schema;
+mod translate;
+
+pub use translate::TranslateSettings;
 mod validate;
 
 pub use providers::{resolve_secret, EnvReader, MIN_HS256_SECRET_BYTES};
@@ -36,6 +39,7 @@ pub struct GatewayConfig {
     pub rate_limits: Vec<RateLimit>,
     /// Claims that `claim:` rate-limit keys need kept from verified tokens.
     pub limit_claims: Vec<String>,
+    pub translate: Option<TranslateSettings>,
 }
 
 /// Where tokens are looked for.
@@ -205,6 +209,10 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
     let forward = compile_forward(doc.forward, &token)?;
     let limits = compile_limits(doc.limits)?;
     let rate_limits = ratelimits::compile_rate_limits(doc.rate_limits, !providers.is_empty())?;
+    let translate = doc
+        .translate
+        .map(translate::compile_translate)
+        .transpose()?;
     let mut limit_claims: Vec<String> = Vec::new();
     for limit in &rate_limits {
         if let LimitKey::Claim(name) = &limit.key {
@@ -222,6 +230,7 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         limits,
         rate_limits,
         limit_claims,
+        translate,
     })
 }
 

@@ -18,6 +18,8 @@ pub struct ConfigDocument {
     #[serde(default)]
     pub rate_limits: Vec<RateLimitSection>,
     #[serde(default)]
+    pub translate: Option<TranslateSection>,
+    #[serde(default)]
     pub forward: ForwardSection,
     #[serde(default)]
     pub limits: LimitsSection,
@@ -271,4 +273,68 @@ pub struct RateLimitSection {
     /// Shared-data slots (the memory bound): callers beyond share counts.
     #[serde(default)]
     pub slots: Option<u64>,
+}
+
+/// OpenAI-format clients in front of an Ollama (or OpenAI-compatible) upstream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranslateSection {
+    #[serde(default = "default_from")]
+    pub from: String,
+    pub to: String,
+    #[serde(default)]
+    pub default_model: Option<String>,
+    #[serde(default)]
+    pub model_aliases: UniqueMap,
+    #[serde(default)]
+    pub inject_user: bool,
+    /// Envoy cluster of the upstream, for answers the gateway fetches itself.
+    #[serde(default = "default_translate_cluster")]
+    pub cluster: String,
+    #[serde(default)]
+    pub authority: Option<String>,
+    #[serde(default = "default_translate_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_from() -> String {
+    "openai".to_string()
+}
+
+fn default_translate_cluster() -> String {
+    "ollama".to_string()
+}
+
+fn default_translate_timeout_ms() -> u64 {
+    120_000
+}
+
+/// A JSON object of strings whose keys must be unique (serde's maps keep the last duplicate).
+#[derive(Debug, Default)]
+pub struct UniqueMap(pub Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for UniqueMap {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of strings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UniqueMap, A::Error> {
+                let mut entries: Vec<(String, String)> = Vec::new();
+                while let Some((key, value)) = map.next_entry::<String, String>()? {
+                    if entries.iter().any(|(k, _)| *k == key) {
+                        return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
+                    }
+                    entries.push((key, value));
+                }
+                Ok(UniqueMap(entries))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }

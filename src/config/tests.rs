@@ -127,7 +127,7 @@ fn invalid_documents_name_the_field() {
             r#"{"providers": []}"#,
             "config: providers: at least one provider is needed",
         ),
-        (r#"{"translate": {}}"#, "config: translate: unknown field"),
+        (r#"{"oauth2": {}}"#, "config: oauth2: unknown field"),
         (
             r#"{"token": {"heder": "x"}}"#,
             "config: token.heder: unknown field",
@@ -567,4 +567,58 @@ fn invalid_rate_limits_name_the_field() {
     );
     let ok = load_str(r#"{"default_rule": {"auth": "none"}, "rate_limits": [{"name": "a", "key": "ip", "requests": 1, "window_s": 1}]}"#).unwrap();
     assert_eq!(ok.rate_limits[0].slots, 8192);
+}
+
+#[test]
+fn translate_section_is_checked() {
+    let ok = load_str(&with_provider(
+        r#""translate": {"to": "ollama", "default_model": "qwen3:32b", "model_aliases": {"gpt-4o": "qwen3:32b"}}"#,
+    ))
+    .unwrap();
+    let t = ok.translate.unwrap();
+    assert_eq!(t.cluster, "ollama");
+    assert_eq!(t.authority, "ollama");
+    assert_eq!(t.timeout_ms, 120_000);
+    assert_eq!(
+        t.config.model_aliases.get("gpt-4o").map(String::as_str),
+        Some("qwen3:32b")
+    );
+    let cases: &[(&str, &str)] = &[
+        (r#"{}"#, "config: translate.to: is required"),
+        (
+            r#"{"to": "vllm"}"#,
+            "config: translate.to: must be \"ollama\" or \"openai\"",
+        ),
+        (
+            r#"{"from": "anthropic", "to": "ollama"}"#,
+            "config: translate.from: must be \"openai\"",
+        ),
+        (
+            r#"{"to": "ollama", "default_model": " "}"#,
+            "config: translate.default_model: must not be empty",
+        ),
+        (
+            r#"{"to": "ollama", "model_aliases": {"a": "x", "a": "y"}}"#,
+            "config: translate.model_aliases: duplicate key `a`",
+        ),
+        (
+            r#"{"to": "ollama", "model_aliases": {"a": 1}}"#,
+            "config: translate.model_aliases",
+        ),
+        (
+            r#"{"to": "ollama", "timeout_ms": 5}"#,
+            "config: translate.timeout_ms: must be between 1000 and 600000",
+        ),
+        (
+            r#"{"to": "ollama", "stream": true}"#,
+            "config: translate.stream: unknown field",
+        ),
+    ];
+    for (section, expected) in cases {
+        let message = error(&with_provider(&format!(r#""translate": {section}"#)));
+        assert!(
+            message.starts_with(expected),
+            "for {section}\n  got:      {message}\n  expected: {expected}..."
+        );
+    }
 }

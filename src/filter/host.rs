@@ -168,3 +168,26 @@ pub fn request_body(body_size: usize) -> Option<Vec<u8>> {
         .ok()
         .flatten()
 }
+
+pub fn set_request_body(size: usize, body: &[u8]) -> bool {
+    hostcalls::set_buffer(BufferType::HttpRequestBody, 0, size, body).is_ok()
+}
+
+pub fn set_response_body(size: usize, body: &[u8]) -> bool {
+    hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, body).is_ok()
+}
+
+pub fn response_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name)
+        .ok()
+        .flatten()
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+pub fn set_response_header(name: &str, value: &str) -> bool {
+    hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value)).is_ok()
+}
+
+pub fn remove_response_header(name: &str) -> bool {
+    hostcalls::remove_map_value(MapType::HttpResponseHeaders, name).is_ok()
+}

@@ -4,6 +4,7 @@
 mod host;
 mod request;
 mod root;
+mod translation;
 mod worker;
 
 use proxy_wasm::types::LogLevel;

@@ -9,14 +9,22 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use super::host;
+use super::translation::{self, MAX_FETCHED_BYTES};
 use super::worker::{Admitted, AuthStep, Worker};
 use crate::error::GatewayError;
 use crate::http::RequestHead;
 use crate::jwks::fetch::FetchResponse;
 use crate::jwks::keys::MAX_JWKS_BYTES;
-use crate::pipeline::{self, BodyOutcome, Forwarding, HeadersOutcome, PendingAuth};
+use crate::pipeline::{self, BodyOutcome, Forwarding, HeadersOutcome, PendingAuth, Translation};
 use crate::ratelimit::usage::UsageScanner;
 use crate::ratelimit::Admission;
+use crate::translate::{self, Caller, ResponseContext, StreamTranslator};
+
+/// An answer the gateway fetched itself from the translation upstream.
+enum Fetch {
+    Models(Translation),
+    Chat(ResponseContext),
+}
 
 /// Realm used before any configuration is known.
 const FALLBACK_REALM: &str = "ai-gateway";
@@ -32,6 +40,18 @@ pub struct GatewayRequest {
     admission: Option<Admission>,
     /// Reads the upstream's token usage when a token budget applies.
     usage: Option<UsageScanner>,
+    /// How this request is translated, if it is.
+    translation: Option<Translation>,
+    /// A streamed chat: the context its chunks are translated with.
+    stream_context: Option<ResponseContext>,
+    /// The streamed answer being converted (NDJSON in, SSE out).
+    stream: Option<StreamTranslator>,
+    /// The upstream refused a streamed chat: its error body is translated once complete.
+    error_status: Option<u32>,
+    /// An answer being fetched by the gateway: (call token, what for).
+    upstream_call: Option<(u32, Fetch)>,
+    /// The gateway answered itself: the response is its own, not the upstream's.
+    answered_locally: bool,
 }
 
 /// Finishes a request on the current effective context: forward it with its edits, or refuse.
@@ -59,6 +79,12 @@ impl GatewayRequest {
             fetch: None,
             admission: None,
             usage: None,
+            translation: None,
+            stream_context: None,
+            stream: None,
+            error_status: None,
+            upstream_call: None,
+            answered_locally: false,
         }
     }
 
@@ -70,12 +96,41 @@ impl GatewayRequest {
             })
     }
 
-    fn refuse(&self, error: &GatewayError) -> Action {
+    fn refuse(&mut self, error: &GatewayError) -> Action {
+        self.answered_locally = true;
         host::send_reply(&error.to_reply(&self.realm()));
         Action::Pause
     }
 
+    fn reply(&mut self, reply: &crate::error::LocalReply) {
+        self.answered_locally = true;
+        host::send_reply(reply);
+    }
+
+    fn translate_settings(&self) -> Option<crate::config::TranslateSettings> {
+        self.worker
+            .as_ref()
+            .and_then(|w| w.borrow().config.translate.clone())
+    }
+
     fn forward(&mut self, admitted: Admitted) -> Action {
+        if let Some(Translation::Models | Translation::Model(_)) = &admitted.forwarding.translation
+        {
+            // Answered by the gateway from /api/tags (see `translation`).
+            self.admission = Some(admitted.admission);
+            let call = self
+                .translate_settings()
+                .and_then(|settings| translation::dispatch(&settings, "GET", "/api/tags", None));
+            return match (call, admitted.forwarding.translation) {
+                (Some(token), Some(plan)) => {
+                    self.upstream_call = Some((token, Fetch::Models(plan)));
+                    Action::Pause
+                }
+                _ => self.refuse(&GatewayError::UpstreamError(
+                    "the model server could not be called".into(),
+                )),
+            };
+        }
         if !host::apply_header_edits(&admitted.forwarding) {
             return self.refuse(&GatewayError::Internal("could not edit request headers"));
         }
@@ -148,17 +203,14 @@ impl GatewayRequest {
     }
 
     /// With token budgets, reserves the body's `max_tokens` before the request goes on.
-    fn reserve_tokens(&mut self, body_size: usize) -> Result<(), GatewayError> {
+    fn reserve_tokens(&mut self, body: &[u8]) -> Result<(), GatewayError> {
         let has_budget = self
             .admission()
             .is_some_and(|a| !a.token_charges.is_empty());
         let Some(worker) = self.worker.clone().filter(|_| has_budget) else {
             return Ok(());
         };
-        let Some(tokens) = host::request_body(body_size)
-            .as_deref()
-            .and_then(crate::ratelimit::requested_tokens)
-        else {
+        let Some(tokens) = crate::ratelimit::requested_tokens(body) else {
             return Ok(());
         };
         match self.admission.as_mut() {
@@ -167,12 +219,99 @@ impl GatewayRequest {
         }
     }
 
-    fn settle_usage(&mut self) {
-        let (Some(scanner), Some(worker)) = (self.usage.take(), self.worker.clone()) else {
-            return;
+    /// The whole request body is in: translate a chat, reserve tokens, then send the chat on
+    /// (streamed: through the router) or fetch its answer (not streamed).
+    fn on_complete_body(&mut self, body_size: usize) -> Action {
+        let body = host::request_body(body_size).unwrap_or_default();
+        let Some(Translation::Chat { session_id }) = self.translation.clone() else {
+            return match self.reserve_tokens(&body) {
+                Ok(()) => Action::Continue,
+                Err(error) => self.refuse(&error),
+            };
         };
-        if let (Some(used), Some(admission)) = (scanner.finish(), self.admission.as_ref()) {
+        let Some(settings) = self.translate_settings() else {
+            return Action::Continue;
+        };
+        let caller = Caller {
+            user_id: self.admission().and_then(|a| a.subject.clone()),
+            session_id,
+        };
+        let chat = match translate::chat_request(&body, &settings.config, &caller) {
+            Ok(chat) => chat,
+            Err(translate::TranslateError::InvalidBody(why)) => {
+                return self.refuse(&GatewayError::InvalidRequestBody(why))
+            }
+        };
+        if let Err(error) = self.reserve_tokens(&body) {
+            return self.refuse(&error);
+        }
+        let context = translation::response_context(chat.include_usage, host::now_ms());
+        if chat.stream {
+            if !host::set_request_body(body_size, &chat.body) {
+                return self.refuse(&GatewayError::Internal(
+                    "could not rewrite the request body",
+                ));
+            }
+            self.stream_context = Some(context);
+            return Action::Continue;
+        }
+        match translation::dispatch(&settings, "POST", "/api/chat", Some(&chat.body)) {
+            Some(token) => {
+                self.upstream_call = Some((token, Fetch::Chat(context)));
+                Action::Pause
+            }
+            None => self.refuse(&GatewayError::UpstreamError(
+                "the model server could not be called".into(),
+            )),
+        }
+    }
+
+    /// The answer to a fetch this request made: reply with its translation.
+    fn on_fetched(&mut self, fetch: Fetch, body_size: usize) {
+        let response = host::call_response(body_size, MAX_FETCHED_BYTES);
+        let realm = self.realm();
+        let reply = match &fetch {
+            Fetch::Models(plan) => translation::models_reply(plan, &response, &realm),
+            Fetch::Chat(context) => {
+                let (reply, used) = translation::chat_reply(context, &response, &realm);
+                if let (Some(used), Some(worker)) = (used, self.worker.clone()) {
+                    if let Some(admission) = self.admission() {
+                        worker.borrow().settle(admission, used, host::now_ms());
+                    }
+                }
+                reply
+            }
+        };
+        self.reply(&reply);
+    }
+
+    fn settle_usage(&mut self) {
+        let used = match (self.usage.take(), self.stream.as_ref()) {
+            (Some(scanner), _) => scanner.finish(),
+            (None, Some(stream)) => stream.usage().map(|(p, c)| p.saturating_add(c)),
+            _ => None,
+        };
+        if let (Some(used), Some(worker), Some(admission)) =
+            (used, self.worker.clone(), self.admission.as_ref())
+        {
             worker.borrow().settle(admission, used, host::now_ms());
+        }
+    }
+
+    /// A streamed chat's answer arrives: SSE when the upstream streams, else its error body
+    /// (translated once complete).
+    fn start_stream(&mut self, context: ResponseContext) {
+        let status = host::response_header(":status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(502);
+        host::remove_response_header("content-length");
+        if status == 200 {
+            host::set_response_header("content-type", "text/event-stream");
+            host::set_response_header("cache-control", "no-cache");
+            self.stream = Some(StreamTranslator::new(context));
+        } else {
+            host::set_response_header("content-type", "application/json");
+            self.error_status = Some(status);
         }
     }
 }
@@ -185,6 +324,14 @@ impl Context for GatewayRequest {
         body_size: usize,
         _num_trailers: usize,
     ) {
+        if let Some((token, _)) = &self.upstream_call {
+            if *token == token_id {
+                if let Some((_, fetch)) = self.upstream_call.take() {
+                    self.on_fetched(fetch, body_size);
+                }
+                return;
+            }
+        }
         let Some((token, provider)) = self.fetch else {
             return;
         };
@@ -241,8 +388,14 @@ impl HttpContext for GatewayRequest {
         }
         match pipeline::on_request_headers(&config, &head) {
             HeadersOutcome::Reply(error) => self.refuse(&error),
-            HeadersOutcome::Forward(forwarding) => self.forward_anonymous(&worker, forwarding),
-            HeadersOutcome::Verify(pending) => self.verify(&worker, pending),
+            HeadersOutcome::Forward(forwarding) => {
+                self.translation = forwarding.translation.clone();
+                self.forward_anonymous(&worker, forwarding)
+            }
+            HeadersOutcome::Verify(pending) => {
+                self.translation = pending.forwarding.translation.clone();
+                self.verify(&worker, pending)
+            }
         }
     }
 
@@ -254,10 +407,7 @@ impl HttpContext for GatewayRequest {
             BodyOutcome::Buffer => Action::Pause,
             BodyOutcome::Release => {
                 self.held_body_limit = None;
-                match self.reserve_tokens(body_size) {
-                    Ok(()) => Action::Continue,
-                    Err(error) => self.refuse(&error),
-                }
+                self.on_complete_body(body_size)
             }
             BodyOutcome::Reply(error) => {
                 self.held_body_limit = None;
@@ -275,13 +425,38 @@ impl HttpContext for GatewayRequest {
         for (name, value) in &headers {
             host::add_response_header(name, value);
         }
-        if budgets && !end_of_stream {
+        if self.answered_locally {
+            return Action::Continue;
+        }
+        if let Some(context) = self.stream_context.take() {
+            self.start_stream(context);
+        } else if budgets && !end_of_stream {
             self.usage = Some(UsageScanner::new());
         }
         Action::Continue
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(stream) = self.stream.as_mut() {
+            // Each chunk is converted as it arrives: nothing waits for the whole answer.
+            let chunk = host::response_body_chunk(body_size).unwrap_or_default();
+            let mut out = stream.feed(&chunk);
+            if end_of_stream {
+                out.extend(stream.finish());
+                self.settle_usage();
+            }
+            host::set_response_body(body_size, &out);
+            return Action::Continue;
+        }
+        if let Some(status) = self.error_status {
+            if !end_of_stream {
+                return Action::Pause;
+            }
+            let body = host::response_body_chunk(body_size).unwrap_or_default();
+            let reply = translation::error_body(status, &body, &self.realm());
+            host::set_response_body(body_size, reply.body.as_bytes());
+            return Action::Continue;
+        }
         if let Some(scanner) = self.usage.as_mut() {
             if let Some(chunk) = host::response_body_chunk(body_size) {
                 scanner.feed(&chunk);

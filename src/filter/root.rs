@@ -12,10 +12,12 @@ use proxy_wasm::types::ContextType;
 
 use super::host;
 use super::request::{finish_waiting, GatewayRequest};
+use super::translation::{self, MAX_FETCHED_BYTES};
 use super::worker::Worker;
 use crate::config;
 use crate::jwks::fetch::FetchResponse;
 use crate::jwks::keys::MAX_JWKS_BYTES;
+use crate::pipeline::Translation;
 
 /// How often the worker looks at shared keys and waiting requests.
 const TICK: Duration = Duration::from_millis(100);
@@ -25,6 +27,8 @@ pub struct GatewayRoot {
     worker: Option<Rc<RefCell<Worker>>>,
     /// Dispatched fetches: call token -> provider index.
     fetches: HashMap<u32, usize>,
+    /// Model lists fetched for requests that waited for keys: call token -> (request, plan).
+    model_calls: HashMap<u32, (u32, Translation)>,
 }
 
 impl GatewayRoot {
@@ -55,8 +59,22 @@ impl GatewayRoot {
     fn resolve_waiting(&mut self, worker: &Rc<RefCell<Worker>>) {
         let resolved = worker.borrow_mut().resolve_waiting(host::now_ms(), true);
         self.dispatch(worker, resolved.to_fetch);
-        let realm = worker.borrow().config.token.realm.clone();
+        let config = Rc::clone(&worker.borrow().config);
+        let realm = config.token.realm.clone();
         for (context_id, result) in resolved.decided {
+            // Answers the gateway fetches itself come back to the context that asked: here.
+            if let Ok(admitted) = &result {
+                if let (
+                    Some(plan @ (Translation::Models | Translation::Model(_))),
+                    Some(settings),
+                ) = (&admitted.forwarding.translation, &config.translate)
+                {
+                    if let Some(token) = translation::dispatch(settings, "GET", "/api/tags", None) {
+                        self.model_calls.insert(token, (context_id, plan.clone()));
+                        continue;
+                    }
+                }
+            }
             if host::set_effective_context(context_id) {
                 finish_waiting(&result, &realm);
             }
@@ -72,6 +90,18 @@ impl Context for GatewayRoot {
         body_size: usize,
         _num_trailers: usize,
     ) {
+        if let Some((context_id, plan)) = self.model_calls.remove(&token_id) {
+            let response = host::call_response(body_size, MAX_FETCHED_BYTES);
+            let realm = self
+                .worker
+                .as_ref()
+                .map_or_else(String::new, |w| w.borrow().config.token.realm.clone());
+            let reply = translation::models_reply(&plan, &response, &realm);
+            if host::set_effective_context(context_id) {
+                host::send_reply(&reply);
+            }
+            return;
+        }
         let Some(provider) = self.fetches.remove(&token_id) else {
             return;
         };

@@ -89,6 +89,8 @@ pub struct Admission {
     /// `X-RateLimit-*` of the tightest limit.
     pub headers: Vec<(String, String)>,
     pub token_charges: Vec<TokenCharge>,
+    /// The verified subject, when there is one (for the upstream body's audit fields).
+    pub subject: Option<String>,
 }
 
 /// The caller identity a limit counts, or `None` when the limit does not count this request.
@@ -238,6 +240,7 @@ pub fn admit(
     if let Some(state) = tightest {
         admission.headers = crate::error::rate_limit_headers(&state);
     }
+    admission.subject = identity.map(|id| id.sub.clone());
     Ok(admission)
 }
 

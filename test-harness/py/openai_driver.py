@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Drives the official `openai` Python SDK, unmodified, for the Rust integration tests.
+
+    python openai_driver.py --base-url URL --api-key KEY SCENARIO [--model M] [--message TEXT]
+                            [--max-tokens N]
+
+Scenarios: `chat`, `stream`, `models`, `model`. Prints exactly one JSON line on stdout:
+`{"ok": true, ...}` on success; `{"ok": false, "error_class", "status", "message", "body"}`
+when the SDK raises `openai.APIError` (exit status 0: the test inspects the line). Anything
+else unexpected also prints an `ok: false` line (with `"unexpected": true`) and exits 1.
+Only the standard library and `openai`; no retries, a 30 s timeout.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+import openai
+
+
+def dump(value):
+    """A pydantic model (or None) as plain JSON data, without unset/None fields."""
+    if value is None:
+        return None
+    if hasattr(value, "model_dump"):
+        return value.model_dump(exclude_none=True)
+    return value
+
+
+def extra(obj, name):
+    """A field outside the SDK's typed model (e.g. `reasoning`), or None."""
+    value = getattr(obj, name, None)
+    if value is None:
+        value = (getattr(obj, "model_extra", None) or {}).get(name)
+    return value
+
+
+def chat(client, args):
+    kwargs = {}
+    if args.max_tokens is not None:
+        kwargs["max_tokens"] = args.max_tokens
+    completion = client.chat.completions.create(
+        model=args.model,
+        messages=[{"role": "user", "content": args.message}],
+        **kwargs,
+    )
+    choice = completion.choices[0] if completion.choices else None
+    message = choice.message if choice else None
+    return {
+        "ok": True,
+        "content": message.content if message else None,
+        "finish_reason": choice.finish_reason if choice else None,
+        "usage": dump(completion.usage),
+        "id": completion.id,
+        "model": completion.model,
+        "reasoning": extra(message, "reasoning") if message else None,
+        "tool_calls": [dump(c) for c in message.tool_calls] if message and message.tool_calls else None,
+    }
+
+
+def stream(client, args, partial):
+    kwargs = {}
+    if args.max_tokens is not None:
+        kwargs["max_tokens"] = args.max_tokens
+    started = time.monotonic()
+    first_chunk_after = None
+    ids = set()
+    content = []
+    reasoning = []
+    finish_reason = None
+    usage = None
+    chunks = 0
+    model = None
+    response = client.chat.completions.create(
+        model=args.model,
+        messages=[{"role": "user", "content": args.message}],
+        stream=True,
+        stream_options={"include_usage": True},
+        **kwargs,
+    )
+    for chunk in response:
+        if first_chunk_after is None:
+            first_chunk_after = time.monotonic() - started
+        chunks += 1
+        partial["chunks"] = chunks
+        ids.add(chunk.id)
+        model = chunk.model or model
+        if chunk.usage is not None:
+            usage = dump(chunk.usage)
+        for choice in chunk.choices or []:
+            delta = choice.delta
+            if delta is not None:
+                if delta.content:
+                    content.append(delta.content)
+                    partial["content"] = "".join(content)
+                piece = extra(delta, "reasoning")
+                if piece:
+                    reasoning.append(piece)
+            if choice.finish_reason is not None:
+                finish_reason = choice.finish_reason
+    return {
+        "ok": True,
+        "content": "".join(content),
+        "chunks": chunks,
+        "finish_reason": finish_reason,
+        "usage": usage,
+        "first_chunk_after_s": first_chunk_after,
+        "total_s": time.monotonic() - started,
+        "id": next(iter(ids)) if len(ids) == 1 else sorted(i for i in ids if i is not None),
+        "same_id": len(ids) == 1,
+        "model": model,
+        "reasoning": "".join(reasoning) if reasoning else None,
+    }
+
+
+def models(client, _args):
+    return {"ok": True, "ids": [m.id for m in client.models.list()]}
+
+
+def model(client, args):
+    found = client.models.retrieve(args.model)
+    return {"ok": True, "id": found.id, "created": found.created, "owned_by": found.owned_by}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--api-key", required=True)
+    parser.add_argument("scenario", choices=["chat", "stream", "models", "model"])
+    parser.add_argument("--model", default="qwen3:32b")
+    parser.add_argument("--message", default="Hello there")
+    parser.add_argument("--max-tokens", type=int, default=None)
+    args = parser.parse_args()
+
+    client = openai.OpenAI(
+        base_url=args.base_url, api_key=args.api_key, max_retries=0, timeout=30.0
+    )
+    partial = {"content": "", "chunks": 0}
+    try:
+        if args.scenario == "chat":
+            result = chat(client, args)
+        elif args.scenario == "stream":
+            result = stream(client, args, partial)
+        elif args.scenario == "models":
+            result = models(client, args)
+        else:
+            result = model(client, args)
+    except openai.APIError as e:
+        result = {
+            "ok": False,
+            "error_class": type(e).__name__,
+            "status": getattr(e, "status_code", None),
+            "message": str(e),
+            "body": getattr(e, "body", None),
+        }
+        if args.scenario == "stream":
+            result["partial"] = partial
+        print(json.dumps(result, default=str), flush=True)
+        return 0
+    except Exception as e:  # noqa: BLE001 - the test needs a JSON line whatever happened
+        print(
+            json.dumps(
+                {
+                    "ok": False,
+                    "unexpected": True,
+                    "error_class": type(e).__name__,
+                    "status": None,
+                    "message": str(e),
+                    "body": None,
+                },
+                default=str,
+            ),
+            flush=True,
+        )
+        return 1
+    print(json.dumps(result, default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
