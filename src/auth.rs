@@ -3,7 +3,7 @@
 
 use crate::jwks::fetch::{self, ProviderKeys};
 use crate::jwt::cache::{digest, VerifiedCache};
-use crate::jwt::{verify_keeping, Provider, Verdict};
+use crate::jwt::{verify_id_token, verify_keeping, Provider, Verdict};
 use crate::store::SharedStore;
 
 pub struct Authenticator {
@@ -74,6 +74,47 @@ impl Authenticator {
                 .insert(token_digest, identity.clone(), keys_fingerprint, now);
         }
         verdict
+    }
+}
+
+impl Authenticator {
+    /// Verifies a request token without the cache (when claims beyond the cached ones are
+    /// needed, e.g. the session's `idt` at logout).
+    pub fn verify_uncached(
+        &self,
+        providers: &[Provider],
+        token: &str,
+        now: u64,
+        keep: &[String],
+    ) -> Verdict {
+        let remote = &self.remote;
+        verify_keeping(
+            token,
+            providers,
+            &|p| remote.get(p).and_then(ProviderKeys::keys),
+            now,
+            keep,
+        )
+    }
+
+    /// Verifies an ID token of the login flow against provider `index` (never cached).
+    pub fn verify_id_token(
+        &self,
+        providers: &[Provider],
+        index: usize,
+        token: &str,
+        now: u64,
+        keep: &[String],
+    ) -> Verdict {
+        let remote = &self.remote;
+        verify_id_token(
+            token,
+            providers,
+            index,
+            &|p| remote.get(p).and_then(ProviderKeys::keys),
+            now,
+            keep,
+        )
     }
 }
 

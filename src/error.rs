@@ -29,6 +29,14 @@ pub enum GatewayError {
     JwksUnavailable { retry_after_s: u64 },
     /// The upstream answered in a form that cannot be translated.
     UpstreamError(String),
+    /// A browser navigation without a session: sent to the login page (`302`).
+    LoginRedirect(String),
+    /// Login cannot start: the identity provider's configuration is not fetched yet.
+    LoginUnavailable { retry_after_s: u64 },
+    /// The login flow failed (bad or replayed state, IdP error, token exchange failure).
+    LoginFailed { status: u32, details: String },
+    /// A state-changing request carrying the session cookie from another site.
+    CrossSiteRequest,
     /// The gateway itself could not do its job (host call failed, plugin not configured).
     /// Never a reason to forward: the request is refused.
     Internal(&'static str),
@@ -64,6 +72,10 @@ impl GatewayError {
             Self::JwksUnavailable { .. } => 503,
             Self::UpstreamError(_) => 502,
             Self::Internal(_) => 500,
+            Self::LoginRedirect(_) => 302,
+            Self::LoginUnavailable { .. } => 503,
+            Self::LoginFailed { status, .. } => *status,
+            Self::CrossSiteRequest => 403,
         }
     }
 
@@ -80,6 +92,10 @@ impl GatewayError {
             Self::JwksUnavailable { .. } => "JWKS_UNAVAILABLE",
             Self::UpstreamError(_) => "UPSTREAM_ERROR",
             Self::Internal(_) => "INTERNAL_ERROR",
+            Self::LoginRedirect(_) => "AUTH_MISSING_TOKEN",
+            Self::LoginUnavailable { .. } => "LOGIN_UNAVAILABLE",
+            Self::LoginFailed { .. } => "LOGIN_FAILED",
+            Self::CrossSiteRequest => "CROSS_SITE_REQUEST",
         }
     }
 
@@ -92,9 +108,12 @@ impl GatewayError {
             Self::InvalidRequestBody(_) | Self::InvalidPath(_) | Self::RequestTooLarge { .. } => {
                 "invalid_request_error"
             }
-            Self::JwksUnavailable { .. } | Self::UpstreamError(_) | Self::Internal(_) => {
-                "api_error"
-            }
+            Self::LoginRedirect(_) | Self::LoginFailed { .. } => "authentication_error",
+            Self::CrossSiteRequest => "permission_error",
+            Self::JwksUnavailable { .. }
+            | Self::UpstreamError(_)
+            | Self::Internal(_)
+            | Self::LoginUnavailable { .. } => "api_error",
         }
     }
 
@@ -110,6 +129,10 @@ impl GatewayError {
             Self::JwksUnavailable { .. } => "Signing keys are not available yet",
             Self::UpstreamError(_) => "Upstream returned a response that cannot be translated",
             Self::Internal(_) => "Internal gateway error",
+            Self::LoginRedirect(_) => "Login required",
+            Self::LoginUnavailable { .. } => "Login is not available yet",
+            Self::LoginFailed { .. } => "Login failed",
+            Self::CrossSiteRequest => "Cross-site request refused",
         }
     }
 
@@ -134,6 +157,15 @@ impl GatewayError {
                 "the identity provider's keys have not been fetched yet".to_string()
             }
             Self::Internal(why) => (*why).to_string(),
+            Self::LoginRedirect(_) => "no session: redirected to login".to_string(),
+            Self::LoginUnavailable { .. } => {
+                "the identity provider's configuration has not been fetched yet".to_string()
+            }
+            Self::LoginFailed { details, .. } => details.clone(),
+            Self::CrossSiteRequest => {
+                "a state-changing request from another origin carried the session cookie"
+                    .to_string()
+            }
         }
     }
 
@@ -179,6 +211,13 @@ impl GatewayError {
             }
             Self::RateLimitUnavailable => {
                 headers.push(("retry-after".to_string(), "1".to_string()))
+            }
+            Self::LoginRedirect(location) => {
+                headers.push(("location".to_string(), location.clone()));
+                headers.push(("cache-control".to_string(), "no-store".to_string()));
+            }
+            Self::LoginUnavailable { retry_after_s } => {
+                headers.push(("retry-after".to_string(), retry_after_s.max(&1).to_string()))
             }
             Self::JwksUnavailable { retry_after_s } => {
                 headers.push(("retry-after".to_string(), retry_after_s.max(&1).to_string()))

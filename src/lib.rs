@@ -26,6 +26,7 @@ pub mod http;
 pub mod json;
 pub mod jwks;
 pub mod jwt;
+pub mod oauth2;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod store;

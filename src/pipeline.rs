@@ -24,6 +24,10 @@ pub enum HeadersOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingAuth {
     pub token: String,
+    /// The token is the gateway's session cookie: if it does not verify (tampered, expired),
+    /// the request is treated as having no session, answered with this (a login redirect or
+    /// `AUTH_MISSING_TOKEN`), or `None` when the rule lets anonymous callers through.
+    pub if_no_session: Option<Option<GatewayError>>,
     /// Scopes the route requires, all of which the token must grant.
     pub required_scopes: Vec<String>,
     /// The edits decided so far (spoofed identity headers removed, ...).
@@ -123,13 +127,58 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
     }
 
     let requirement = requirement(config, head.method(), &path);
-    match token_to_verify(config, &requirement, head, &mut forwarding)? {
-        Some(token) => Ok(HeadersOutcome::Verify(PendingAuth {
-            token,
-            required_scopes: requirement.scopes,
-            forwarding,
-        })),
+    let found = token_to_verify(config, &requirement, head, &mut forwarding)
+        .map_err(|error| login_instead(config, head, error))?;
+    match found {
+        Some((token, location)) => {
+            let from_session = config.oauth2.is_some() && location == TokenLocation::Cookie;
+            if from_session {
+                check_same_origin(config, head)?;
+            }
+            let anonymous_ok =
+                requirement.auth == AuthMode::Optional && requirement.scopes.is_empty();
+            let if_no_session = from_session.then(|| {
+                (!anonymous_ok).then(|| login_instead(config, head, GatewayError::MissingToken))
+            });
+            Ok(HeadersOutcome::Verify(PendingAuth {
+                token,
+                if_no_session,
+                required_scopes: requirement.scopes,
+                forwarding,
+            }))
+        }
         None => Ok(HeadersOutcome::Forward(forwarding)),
+    }
+}
+
+/// With browser login configured, a page navigation without a session goes to the login page
+/// (with where it was going) instead of getting a 401.
+fn login_instead(config: &GatewayConfig, head: &RequestHead, error: GatewayError) -> GatewayError {
+    let Some(oauth2) = &config.oauth2 else {
+        return error;
+    };
+    let navigation = head.method() == "GET"
+        && head
+            .value("accept")
+            .is_some_and(|accept| accept.contains("text/html"));
+    if error != GatewayError::MissingToken || !navigation {
+        return error;
+    }
+    let rd = crate::oauth2::form_encode(&[("rd", head.path())]);
+    GatewayError::LoginRedirect(format!("{}?{rd}", oauth2.login_path))
+}
+
+/// A state-changing request that carries the session cookie must come from our own pages.
+fn check_same_origin(config: &GatewayConfig, head: &RequestHead) -> Result<(), GatewayError> {
+    let Some(oauth2) = &config.oauth2 else {
+        return Ok(());
+    };
+    if matches!(head.method(), "GET" | "HEAD" | "OPTIONS") {
+        return Ok(());
+    }
+    match head.value("origin") {
+        Some(origin) if origin != oauth2.origin => Err(GatewayError::CrossSiteRequest),
+        _ => Ok(()),
     }
 }
 
@@ -216,7 +265,7 @@ fn token_to_verify(
     requirement: &Requirement,
     head: &RequestHead,
     forwarding: &mut Forwarding,
-) -> Result<Option<String>, GatewayError> {
+) -> Result<Option<(String, TokenLocation)>, GatewayError> {
     if requirement.auth == AuthMode::None {
         return Ok(None);
     }
@@ -233,7 +282,7 @@ fn token_to_verify(
             forwarding.remove_headers.push(header.clone());
         }
     }
-    Ok(Some(found.token.to_string()))
+    Ok(Some((found.token.to_string(), found.location)))
 }
 
 /// Finishes a request whose token verified: the route's scopes must all be granted; then the

@@ -260,6 +260,22 @@ impl ScopePattern {
         Ok(Self { parts })
     }
 
+    /// Whether `scope` is one this pattern can require (variables match any non-empty text).
+    pub fn could_require(&self, scope: &str) -> bool {
+        fn matches(parts: &[ScopePart], rest: &str) -> bool {
+            match parts.split_first() {
+                None => rest.is_empty(),
+                Some((ScopePart::Literal(literal), tail)) => rest
+                    .strip_prefix(literal.as_str())
+                    .is_some_and(|after| matches(tail, after)),
+                Some((ScopePart::Variable(_), tail)) => (1..=rest.len())
+                    .filter(|i| rest.is_char_boundary(*i))
+                    .any(|i| matches(tail, rest.get(i..).unwrap_or(""))),
+            }
+        }
+        matches(&self.parts, scope)
+    }
+
     /// The scope with captured variables substituted.
     pub fn resolve(&self, captures: &Captures<'_>) -> String {
         let mut scope = String::new();

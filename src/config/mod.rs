@@ -1,12 +1,14 @@
 //! Configuration: parsed from the plugin's JSON document, validated, and compiled once (in
 //! `on_configure`) into an immutable [`GatewayConfig`] that every request shares.
 
+mod oauth2;
 mod providers;
 mod ratelimits;
 mod rules;
 mod schema;
 mod translate;
 
+pub use oauth2::{OAuth2Config, FLOW_COOKIE, SESSION_ISSUER};
 pub use translate::TranslateSettings;
 mod validate;
 
@@ -40,6 +42,7 @@ pub struct GatewayConfig {
     /// Claims that `claim:` rate-limit keys need kept from verified tokens.
     pub limit_claims: Vec<String>,
     pub translate: Option<TranslateSettings>,
+    pub oauth2: Option<OAuth2Config>,
 }
 
 /// Where tokens are looked for.
@@ -183,8 +186,36 @@ fn display_path(path: &str) -> String {
 }
 
 fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, ConfigError> {
-    let providers = providers::compile_providers(doc.providers, env)?;
-    let token = compile_token(doc.token)?;
+    let mut providers = providers::compile_providers(doc.providers, env)?;
+    let oauth2 = match doc.oauth2 {
+        Some(section) => {
+            if let Some(i) = providers.iter().position(|p| p.name.starts_with("oauth2-")) {
+                return Err(ConfigError::new(
+                    format!("providers[{i}].name"),
+                    "names starting with \"oauth2-\" are reserved",
+                ));
+            }
+            let (config, session, id_token) =
+                oauth2::compile_oauth2(section, env, providers.len())?;
+            providers.push(session);
+            providers.push(id_token);
+            Some(config)
+        }
+        None => None,
+    };
+    let mut token = compile_token(doc.token)?;
+    if let Some(oauth2) = &oauth2 {
+        match &token.cookie {
+            None => token.cookie = Some(oauth2.session_cookie.clone()),
+            Some(cookie) if *cookie == oauth2.session_cookie => {}
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "token.cookie",
+                    "must be oauth2.session.cookie (or unset) when oauth2 is configured",
+                ))
+            }
+        }
+    }
     let rules = rules::compile_rules(doc.rules)?;
     let default_rule = compile_rule("default_rule", doc.default_rule)?;
     if providers.is_empty() {
@@ -231,6 +262,7 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         rate_limits,
         limit_claims,
         translate,
+        oauth2,
     })
 }
 

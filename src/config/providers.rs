@@ -92,6 +92,7 @@ fn compile_provider(
 
     Ok(Provider {
         name: s.name,
+        purpose: crate::jwt::Purpose::Api,
         issuer: s.issuer,
         audiences: s.audiences,
         algorithms,

@@ -20,6 +20,8 @@ pub struct ConfigDocument {
     #[serde(default)]
     pub translate: Option<TranslateSection>,
     #[serde(default)]
+    pub oauth2: Option<OAuth2Section>,
+    #[serde(default)]
     pub forward: ForwardSection,
     #[serde(default)]
     pub limits: LimitsSection,
@@ -337,4 +339,76 @@ impl<'de> Deserialize<'de> for UniqueMap {
         }
         deserializer.deserialize_map(Visitor)
     }
+}
+
+/// Browser login through the company's OpenID Provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Section {
+    pub cluster: String,
+    pub authority: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: SecretSection,
+    pub redirect_uri: String,
+    #[serde(default = "default_oauth2_scopes")]
+    pub scopes: Vec<String>,
+    #[serde(default = "default_login_path")]
+    pub login_path: String,
+    #[serde(default = "default_logout_path")]
+    pub logout_path: String,
+    pub session: SessionSection,
+    /// Where the IdP sends the browser after logout.
+    #[serde(default)]
+    pub post_logout_redirect_uri: Option<String>,
+    /// Cookies without `Secure`, for local plain-http demos only.
+    #[serde(default)]
+    pub allow_insecure_cookies: bool,
+    /// Explicit endpoints (absolute URLs) override discovery.
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
+    #[serde(default = "default_oauth2_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSection {
+    #[serde(default = "default_session_cookie")]
+    pub cookie: String,
+    pub secret: SecretSection,
+    #[serde(default = "default_session_ttl_s")]
+    pub ttl_s: u64,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+fn default_oauth2_scopes() -> Vec<String> {
+    vec!["openid".into(), "profile".into(), "email".into()]
+}
+
+fn default_login_path() -> String {
+    "/oauth2/login".into()
+}
+
+fn default_logout_path() -> String {
+    "/oauth2/logout".into()
+}
+
+fn default_oauth2_timeout_ms() -> u64 {
+    5000
+}
+
+fn default_session_cookie() -> String {
+    "gw_session".into()
+}
+
+fn default_session_ttl_s() -> u64 {
+    3600
 }

@@ -127,7 +127,7 @@ fn invalid_documents_name_the_field() {
             r#"{"providers": []}"#,
             "config: providers: at least one provider is needed",
         ),
-        (r#"{"oauth2": {}}"#, "config: oauth2: unknown field"),
+        (r#"{"audit": {}}"#, "config: audit: unknown field"),
         (
             r#"{"token": {"heder": "x"}}"#,
             "config: token.heder: unknown field",
@@ -621,4 +621,64 @@ fn translate_section_is_checked() {
             "for {section}\n  got:      {message}\n  expected: {expected}..."
         );
     }
+}
+
+#[test]
+fn oauth2_section_is_checked() {
+    let base = |extra: &str| {
+        format!(
+            r#"{{"oauth2": {{"cluster": "idp", "authority": "idp", "issuer": "https://idp.test",
+                "client_id": "web", "client_secret": {{"inline": "s"}},
+                "redirect_uri": "https://chat.test/oauth2/callback",
+                "session": {{"secret": {{"env": "JWT_SECRET"}}}}{extra}}}}}"#
+        )
+    };
+    let cfg = load_str(&base("")).unwrap();
+    let oauth2 = cfg.oauth2.as_ref().unwrap();
+    assert_eq!(oauth2.callback_path, "/oauth2/callback");
+    assert_eq!(oauth2.origin, "https://chat.test");
+    assert_eq!(
+        cfg.token.cookie.as_deref(),
+        Some("gw_session"),
+        "the session cookie carries tokens"
+    );
+    assert!(oauth2.secure_cookies);
+    assert_eq!(cfg.providers.len(), 2, "session and ID-token providers");
+    let cases: &[(&str, &str)] = &[
+        (
+            r#", "redirect_uri": "http://chat.test/cb""#,
+            "config: oauth2.redirect_uri: duplicate field",
+        ),
+        (
+            r#", "scopes": ["profile"]"#,
+            "config: oauth2.scopes: must include \"openid\"",
+        ),
+        (
+            r#", "login_path": "/oauth2/callback""#,
+            "config: oauth2.logout_path: login, logout and callback paths must differ",
+        ),
+        (
+            r#", "timeout_ms": 1"#,
+            "config: oauth2.timeout_ms: must be between",
+        ),
+        (
+            r#", "token_endpoint": "/token""#,
+            "config: oauth2.token_endpoint: must be an absolute http(s) URL",
+        ),
+        (r#", "pkce": false"#, "config: oauth2.pkce: unknown field"),
+    ];
+    for (extra, expected) in cases {
+        let message = error(&base(extra));
+        assert!(
+            message.starts_with(expected),
+            "for {extra}\n  got:      {message}\n  expected: {expected}..."
+        );
+    }
+    let insecure = base("").replace("https://chat.test", "http://chat.test");
+    assert!(error(&insecure).starts_with("config: oauth2.redirect_uri: must be https"));
+    let short = base("").replace(r#"{"env": "JWT_SECRET"}"#, r#"{"inline": "short"}"#);
+    assert_eq!(
+        error(&short),
+        "config: oauth2.session.secret: is 5 bytes; at least 32 are required"
+    );
 }

@@ -80,10 +80,10 @@ impl SharedStore for HostStore {
 
 /// Dispatches `GET path` to `cluster`; the answer comes to the calling context's
 /// `on_http_call_response` with the returned token.
-pub fn dispatch_get(remote: &RemoteJwks) -> Option<u32> {
+pub fn dispatch_get(remote: &RemoteJwks, path: &str) -> Option<u32> {
     let headers = vec![
         (":method", "GET"),
-        (":path", remote.path.as_str()),
+        (":path", path),
         (":authority", remote.authority.as_str()),
         ("accept", "application/json"),
         ("user-agent", "ai-gateway"),

@@ -2,6 +2,7 @@
 //! outcome. Compiled for wasm32 only.
 
 mod host;
+mod login;
 mod request;
 mod root;
 mod translation;

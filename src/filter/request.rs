@@ -9,6 +9,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use super::host;
+use super::login::{self, LoginStep};
 use super::translation::{self, MAX_FETCHED_BYTES};
 use super::worker::{Admitted, AuthStep, Worker};
 use crate::error::GatewayError;
@@ -52,6 +53,8 @@ pub struct GatewayRequest {
     upstream_call: Option<(u32, Fetch)>,
     /// The gateway answered itself: the response is its own, not the upstream's.
     answered_locally: bool,
+    /// A login callback's token exchange in flight: (call token, the flow's state).
+    login_call: Option<(u32, crate::oauth2::FlowState)>,
 }
 
 /// Finishes a request on the current effective context: forward it with its edits, or refuse.
@@ -85,6 +88,7 @@ impl GatewayRequest {
             error_status: None,
             upstream_call: None,
             answered_locally: false,
+            login_call: None,
         }
     }
 
@@ -164,7 +168,7 @@ impl GatewayRequest {
             AuthStep::StartFetch { provider } => {
                 let config = Rc::clone(&worker.borrow().config);
                 let remote = config.providers.get(provider).and_then(|p| p.remote());
-                let Some(token) = remote.and_then(host::dispatch_get) else {
+                let Some(token) = remote.and_then(|r| host::dispatch_get(r, &r.path)) else {
                     let failed = FetchResponse {
                         status: None,
                         body: None,
@@ -324,6 +328,25 @@ impl Context for GatewayRequest {
         body_size: usize,
         _num_trailers: usize,
     ) {
+        if let Some((token, _)) = &self.login_call {
+            if *token == token_id {
+                if let (Some((_, flow)), Some(worker)) =
+                    (self.login_call.take(), self.worker.clone())
+                {
+                    let response = host::call_response(body_size, MAX_JWKS_BYTES);
+                    let realm = self.realm();
+                    let reply = login::finish(
+                        &mut worker.borrow_mut(),
+                        &flow,
+                        &response,
+                        host::now_ms(),
+                        &realm,
+                    );
+                    self.reply(&reply);
+                }
+                return;
+            }
+        }
         if let Some((token, _)) = &self.upstream_call {
             if *token == token_id {
                 if let Some((_, fetch)) = self.upstream_call.take() {
@@ -383,6 +406,26 @@ impl HttpContext for GatewayRequest {
         };
         let mut head = RequestHead::new(headers, end_of_stream);
         let config = Rc::clone(&worker.borrow().config);
+        if let Some(route) = login::route(&config, head.path()) {
+            let realm = self.realm();
+            let step = login::handle(
+                route,
+                &mut worker.borrow_mut(),
+                &head,
+                host::now_ms(),
+                &realm,
+            );
+            return match step {
+                LoginStep::Reply(reply) => {
+                    self.reply(&reply);
+                    Action::Pause
+                }
+                LoginStep::Exchange { call, flow } => {
+                    self.login_call = Some((call, flow));
+                    Action::Pause
+                }
+            };
+        }
         if !config.rate_limits.is_empty() {
             head.remote_address = host::remote_address();
         }

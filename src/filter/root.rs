@@ -29,28 +29,42 @@ pub struct GatewayRoot {
     fetches: HashMap<u32, usize>,
     /// Model lists fetched for requests that waited for keys: call token -> (request, plan).
     model_calls: HashMap<u32, (u32, Translation)>,
+    /// The OIDC discovery fetch in flight.
+    discovery_call: Option<u32>,
 }
 
 impl GatewayRoot {
+    /// Dispatches the JWKS fetches the worker claimed (paths resolved by the worker).
     fn dispatch(&mut self, worker: &Rc<RefCell<Worker>>, providers: Vec<usize>) {
         let config = Rc::clone(&worker.borrow().config);
         for provider in providers {
             let Some(remote) = config.providers.get(provider).and_then(|p| p.remote()) else {
                 continue;
             };
-            match host::dispatch_get(remote) {
-                Some(token) => {
-                    self.fetches.insert(token, provider);
-                }
-                None => {
-                    let failed = FetchResponse {
-                        status: None,
-                        body: None,
-                    };
-                    worker
-                        .borrow_mut()
-                        .fetch_done(provider, &failed, host::now_ms());
-                }
+            let path = worker.borrow().jwks_path(remote).unwrap_or_default();
+            self.dispatch_jwks(worker, provider, remote, &path);
+        }
+    }
+
+    fn dispatch_jwks(
+        &mut self,
+        worker: &Rc<RefCell<Worker>>,
+        provider: usize,
+        remote: &crate::jwt::RemoteJwks,
+        path: &str,
+    ) {
+        match host::dispatch_get(remote, path) {
+            Some(token) => {
+                self.fetches.insert(token, provider);
+            }
+            None => {
+                let failed = FetchResponse {
+                    status: None,
+                    body: None,
+                };
+                worker
+                    .borrow_mut()
+                    .fetch_done(provider, &failed, host::now_ms());
             }
         }
     }
@@ -90,6 +104,14 @@ impl Context for GatewayRoot {
         body_size: usize,
         _num_trailers: usize,
     ) {
+        if self.discovery_call == Some(token_id) {
+            self.discovery_call = None;
+            if let Some(worker) = self.worker.clone() {
+                let response = host::call_response(body_size, MAX_JWKS_BYTES);
+                worker.borrow_mut().discovery_done(&response);
+            }
+            return;
+        }
         if let Some((context_id, plan)) = self.model_calls.remove(&token_id) {
             let response = host::call_response(body_size, MAX_FETCHED_BYTES);
             let realm = self
@@ -142,8 +164,23 @@ impl RootContext for GatewayRoot {
         let Some(worker) = self.worker.clone() else {
             return;
         };
-        let to_fetch = worker.borrow_mut().tick(host::now_ms());
-        self.dispatch(&worker, to_fetch);
+        let work = worker.borrow_mut().tick(host::now_ms());
+        let config = Rc::clone(&worker.borrow().config);
+        for (provider, path) in work.jwks {
+            if let Some(remote) = config.providers.get(provider).and_then(|p| p.remote()) {
+                self.dispatch_jwks(&worker, provider, remote, &path);
+            }
+        }
+        if work.discovery {
+            let remote = worker.borrow().discovery_fetch();
+            match remote.as_ref().and_then(|r| host::dispatch_get(r, &r.path)) {
+                Some(token) => self.discovery_call = Some(token),
+                None => worker.borrow_mut().discovery_done(&FetchResponse {
+                    status: None,
+                    body: None,
+                }),
+            }
+        }
         self.resolve_waiting(&worker);
     }
 

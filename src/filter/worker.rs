@@ -16,8 +16,23 @@ use crate::error::GatewayError;
 use crate::jwks::fetch::{self, claim_fetch, finish_fetch, on_need_keys, FetchResponse, KeysWait};
 use crate::jwt::cache::DEFAULT_CAPACITY;
 use crate::jwt::{Identity, Verdict};
+use crate::oauth2::{parse_discovery, url_path, ClientAuth, Endpoints};
 use crate::pipeline::{complete_auth, Forwarding, PendingAuth};
 use crate::ratelimit::{self, counter, Admission};
+use crate::store::SharedStore;
+
+/// Shared-data key of the OIDC discovery document, and the fetch slot's name.
+const DISCOVERY_KEY: &str = "ai-gateway/oidc/discovery";
+const DISCOVERY_SLOT: &str = "oidc-discovery";
+
+/// What the root context must dispatch after a tick.
+#[derive(Debug, Default)]
+pub struct TickWork {
+    /// Providers whose JWKS to fetch, with the path to fetch.
+    pub jwks: Vec<(usize, String)>,
+    /// The OIDC discovery document.
+    pub discovery: bool,
+}
 
 /// A request allowed through: its header edits and what the rate limits recorded.
 #[derive(Debug)]
@@ -60,11 +75,17 @@ pub struct Worker {
     waiting: HashMap<u32, Waiting>,
     /// Admissions of requests decided by the root context, for their response phase.
     admissions: HashMap<u32, Admission>,
+    /// The OIDC discovery document, once fetched (by any worker).
+    discovery: Option<Endpoints>,
+    discovery_version: Option<u32>,
 }
 
 impl Worker {
     pub fn new(config: Rc<GatewayConfig>) -> Self {
         prepare_shared_state(&config.providers, &HostStore);
+        if config.oauth2.is_some() {
+            fetch::prepare(&HostStore, DISCOVERY_SLOT);
+        }
         for limit in &config.rate_limits {
             counter::prepare(&HostStore, &limit.name, limit.slots);
         }
@@ -75,6 +96,8 @@ impl Worker {
             owner,
             waiting: HashMap::new(),
             admissions: HashMap::new(),
+            discovery: None,
+            discovery_version: None,
         }
     }
 
@@ -104,7 +127,12 @@ impl Worker {
                 return AuthStep::Done(decided);
             }
             Verdict::Refused(error) => {
-                return AuthStep::Done(Err(GatewayError::InvalidToken(error)))
+                // A session cookie that does not verify is no session (tampered, expired).
+                return AuthStep::Done(match &pending.if_no_session {
+                    Some(Some(refusal)) => Err(refusal.clone()),
+                    Some(None) => self.admit(pending.forwarding.clone(), None, now_ms),
+                    None => Err(GatewayError::InvalidToken(error)),
+                });
             }
             Verdict::NeedKeys {
                 provider,
@@ -213,14 +241,18 @@ impl Worker {
         self.auth.sync(&config.providers, &HostStore);
     }
 
-    /// The periodic work: adopt keys other workers fetched, and claim the scheduled refreshes
-    /// this worker should dispatch.
-    pub fn tick(&mut self, now_ms: u64) -> Vec<usize> {
+    /// The periodic work: adopt keys (and the discovery document) other workers fetched, and
+    /// claim the scheduled fetches this worker should dispatch.
+    pub fn tick(&mut self, now_ms: u64) -> TickWork {
         let config = Rc::clone(&self.config);
         self.auth.sync(&config.providers, &HostStore);
-        let mut to_fetch = Vec::new();
+        self.sync_discovery();
+        let mut work = TickWork::default();
         for (i, p) in config.providers.iter().enumerate() {
             let Some(remote) = p.remote() else { continue };
+            let Some(path) = self.jwks_path(remote) else {
+                continue;
+            };
             let due = self
                 .auth
                 .keys(i)
@@ -230,11 +262,155 @@ impl Worker {
                 if claim_fetch(&HostStore, &p.name, remote, now_ms, have_keys, self.owner)
                     == fetch::FetchDecision::Start
                 {
-                    to_fetch.push(i);
+                    work.jwks.push((i, path));
                 }
             }
         }
-        to_fetch
+        if let Some(remote) = self.discovery_fetch() {
+            if self.endpoints().is_none()
+                && claim_fetch(
+                    &HostStore,
+                    DISCOVERY_SLOT,
+                    &remote,
+                    now_ms,
+                    false,
+                    self.owner,
+                ) == fetch::FetchDecision::Start
+            {
+                work.discovery = true;
+            }
+        }
+        work
+    }
+
+    /// Where a provider's JWKS is fetched: its configured path, or the discovered `jwks_uri`.
+    pub fn jwks_path(&self, remote: &crate::jwt::RemoteJwks) -> Option<String> {
+        if !remote.path.is_empty() {
+            return Some(remote.path.clone());
+        }
+        url_path(&self.discovery.as_ref()?.jwks_uri)
+    }
+
+    /// The discovery request, as a fetch on the IdP's cluster.
+    pub fn discovery_fetch(&self) -> Option<crate::jwt::RemoteJwks> {
+        let oauth2 = self.config.oauth2.as_ref()?;
+        let base = url_path(&oauth2.issuer).unwrap_or_default();
+        Some(crate::jwt::RemoteJwks {
+            cluster: oauth2.cluster.clone(),
+            authority: oauth2.authority.clone(),
+            path: format!(
+                "{}/.well-known/openid-configuration",
+                base.trim_end_matches('/')
+            ),
+            cache_ttl_s: 3600,
+            min_refresh_interval_s: 5,
+            timeout_ms: oauth2.timeout_ms,
+        })
+    }
+
+    fn sync_discovery(&mut self) {
+        let Some(oauth2) = self.config.oauth2.as_ref() else {
+            return;
+        };
+        let Some((bytes, version)) = HostStore.get(DISCOVERY_KEY) else {
+            return;
+        };
+        if self.discovery_version == Some(version) {
+            return;
+        }
+        self.discovery_version = Some(version);
+        if let Ok(endpoints) = parse_discovery(&bytes, &oauth2.issuer) {
+            self.discovery = Some(endpoints);
+        }
+    }
+
+    /// Records the discovery document this worker fetched.
+    pub fn discovery_done(&mut self, response: &FetchResponse) {
+        let Some(oauth2) = self.config.oauth2.as_ref() else {
+            return;
+        };
+        let body = response.body.as_deref().unwrap_or_default();
+        match (response.status, parse_discovery(body, &oauth2.issuer)) {
+            (Some(200), Ok(_)) => {
+                let _ = HostStore.set(DISCOVERY_KEY, body, None);
+                log::info!("ai-gateway: OIDC discovery of {} fetched", oauth2.issuer);
+            }
+            (status, Err(e)) => log::warn!(
+                "ai-gateway: OIDC discovery of {} failed (status {status:?}): {e}; retrying",
+                oauth2.issuer
+            ),
+            (status, Ok(_)) => log::warn!(
+                "ai-gateway: OIDC discovery of {} answered status {status:?}; retrying",
+                oauth2.issuer
+            ),
+        }
+        fetch::release_slot(&HostStore, DISCOVERY_SLOT, self.owner);
+        self.sync_discovery();
+    }
+
+    /// The IdP's endpoints: explicit ones from the config, the rest from discovery. `None`
+    /// until every one the flow needs is known (login then answers 503).
+    pub fn endpoints(&self) -> Option<Endpoints> {
+        let oauth2 = self.config.oauth2.as_ref()?;
+        let discovered = self.discovery.as_ref();
+        let pick = |explicit: &Option<String>, found: Option<&String>| {
+            explicit.clone().or_else(|| found.cloned())
+        };
+        Some(Endpoints {
+            issuer: oauth2.issuer.clone(),
+            authorization_endpoint: pick(
+                &oauth2.authorization_endpoint,
+                discovered.map(|d| &d.authorization_endpoint),
+            )?,
+            token_endpoint: pick(
+                &oauth2.token_endpoint,
+                discovered.map(|d| &d.token_endpoint),
+            )?,
+            jwks_uri: discovered.map(|d| d.jwks_uri.clone()).unwrap_or_default(),
+            end_session_endpoint: oauth2
+                .end_session_endpoint
+                .clone()
+                .or_else(|| discovered.and_then(|d| d.end_session_endpoint.clone())),
+            token_auth: discovered.map_or(ClientAuth::Basic, |d| d.token_auth),
+        })
+    }
+
+    /// Login can start: the IdP's endpoints and its ID-token keys are known.
+    pub fn login_ready(&self) -> bool {
+        let keys = self
+            .config
+            .oauth2
+            .as_ref()
+            .is_some_and(|o| self.auth.have_keys(o.id_token_provider));
+        keys && self.endpoints().is_some()
+    }
+
+    /// Verifies the ID token of a login callback.
+    pub fn verify_id_token(&self, token: &str, now_ms: u64) -> Verdict {
+        let Some(oauth2) = self.config.oauth2.as_ref() else {
+            return Verdict::Refused(crate::jwt::TokenError::UnknownIssuer);
+        };
+        let keep = ["nonce".to_string(), "email".to_string(), "name".to_string()];
+        self.auth.verify_id_token(
+            &self.config.providers,
+            oauth2.id_token_provider,
+            token,
+            now_ms / 1000,
+            &keep,
+        )
+    }
+
+    /// Claims of a valid session token (for logout's `id_token_hint`).
+    pub fn session_claims(&self, token: &str, now_ms: u64) -> Option<Identity> {
+        // Not from the cache: cached identities keep only the claims rate limits use.
+        let keep = ["idt".to_string()];
+        match self
+            .auth
+            .verify_uncached(&self.config.providers, token, now_ms / 1000, &keep)
+        {
+            Verdict::Verified(identity) => Some(identity),
+            _ => None,
+        }
     }
 
     /// Re-judges every waiting request. Returns the decided ones (removed from the waiting

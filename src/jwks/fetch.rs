@@ -244,7 +244,7 @@ fn validate(response: &FetchResponse) -> Result<&[u8], FetchError> {
 
 /// Marks the slot idle if it is still ours (a slow fetch may have been given up and re-claimed
 /// by another worker, whose claim must stand). Keeps `started_ms` for the rate limit.
-fn release_slot(store: &dyn SharedStore, provider: &str, owner: u64) {
+pub fn release_slot(store: &dyn SharedStore, provider: &str, owner: u64) {
     let key = slot_key(provider);
     for _ in 0..CAS_RETRIES {
         let Some((slot, cas)) = read_slot(store, &key) else {

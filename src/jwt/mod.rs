@@ -10,8 +10,8 @@ pub mod verify;
 
 pub use algorithm::Algorithm;
 pub use extract::{extract_token, FoundToken, TokenLocation};
-pub use provider::{KeySource, Provider, RemoteJwks};
-pub use verify::{verify, verify_keeping, Identity, Verdict};
+pub use provider::{KeySource, Provider, Purpose, RemoteJwks};
+pub use verify::{verify, verify_id_token, verify_keeping, Identity, Verdict};
 
 use std::fmt;
 

@@ -10,6 +10,7 @@ use crate::jwks::keys::KeySet;
 
 pub struct Provider {
     pub name: String,
+    pub purpose: Purpose,
     pub issuer: String,
     pub audiences: Vec<String>,
     pub algorithms: Vec<Algorithm>,
@@ -17,6 +18,15 @@ pub struct Provider {
     pub keys: KeySource,
     pub clock_skew_s: u64,
     pub scope_claim: String,
+}
+
+/// What a provider's tokens are accepted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Bearer tokens on requests (configured providers, and the gateway's own sessions).
+    Api,
+    /// Only the ID tokens of the login flow: never accepted as a bearer token.
+    IdToken,
 }
 
 /// Where the public keys for asymmetric algorithms come from.
@@ -33,6 +43,7 @@ pub enum KeySource {
 pub struct RemoteJwks {
     pub cluster: String,
     pub authority: String,
+    /// Empty: taken from the OIDC discovery document (`jwks_uri`) once it is fetched.
     pub path: String,
     pub cache_ttl_s: u64,
     pub min_refresh_interval_s: u64,
@@ -57,6 +68,7 @@ impl fmt::Debug for Provider {
         };
         f.debug_struct("Provider")
             .field("name", &self.name)
+            .field("purpose", &self.purpose)
             .field("issuer", &self.issuer)
             .field("audiences", &self.audiences)
             .field("algorithms", &self.algorithms)

@@ -13,7 +13,7 @@ use jwt_simple::prelude::{
 use serde_json::{Map, Value};
 
 use super::claims::{check_claims, ClaimRules};
-use super::{Algorithm, KeySource, Part, Provider, TokenError};
+use super::{Algorithm, KeySource, Part, Provider, Purpose, TokenError};
 use crate::json::{parse_strict_object, StrictJsonError};
 use crate::jwks::keys::{Jwk, KeyLookup, KeySet, PublicKey};
 
@@ -74,7 +74,24 @@ pub fn verify_keeping(
     now: u64,
     keep: &[String],
 ) -> Verdict {
-    match verify_inner(token, providers, remote_keys, now, keep) {
+    let accept = |_: usize, p: &Provider| p.purpose == Purpose::Api;
+    match verify_inner(token, providers, &accept, remote_keys, now, keep) {
+        Ok(verdict) => verdict,
+        Err(error) => Verdict::Refused(error),
+    }
+}
+
+/// Verifies an ID token of the login flow against provider `index` only, keeping `keep`.
+pub fn verify_id_token(
+    token: &str,
+    providers: &[Provider],
+    index: usize,
+    remote_keys: &dyn Fn(usize) -> Option<Rc<KeySet>>,
+    now: u64,
+    keep: &[String],
+) -> Verdict {
+    let accept = |i: usize, _: &Provider| i == index;
+    match verify_inner(token, providers, &accept, remote_keys, now, keep) {
         Ok(verdict) => verdict,
         Err(error) => Verdict::Refused(error),
     }
@@ -83,12 +100,13 @@ pub fn verify_keeping(
 fn verify_inner(
     token: &str,
     providers: &[Provider],
+    accept: &dyn Fn(usize, &Provider) -> bool,
     remote_keys: &dyn Fn(usize) -> Option<Rc<KeySet>>,
     now: u64,
     keep: &[String],
 ) -> Result<Verdict, TokenError> {
     let parsed = parse(token)?;
-    let (index, provider) = select_provider(&parsed.claims, providers)?;
+    let (index, provider) = select_provider(&parsed.claims, providers, accept)?;
     if !provider.algorithms.contains(&parsed.algorithm) {
         return Err(TokenError::AlgorithmNotAllowed(parsed.algorithm));
     }
@@ -248,6 +266,7 @@ fn decode_object(b64: &str, part: Part) -> Result<Map<String, Value>, TokenError
 fn select_provider<'p>(
     claims: &Map<String, Value>,
     providers: &'p [Provider],
+    accept: &dyn Fn(usize, &Provider) -> bool,
 ) -> Result<(usize, &'p Provider), TokenError> {
     let iss = match claims.get("iss") {
         None => return Err(TokenError::IssuerMissing),
@@ -257,7 +276,7 @@ fn select_provider<'p>(
     providers
         .iter()
         .enumerate()
-        .find(|(_, p)| &p.issuer == iss)
+        .find(|(i, p)| &p.issuer == iss && accept(*i, p))
         .ok_or(TokenError::UnknownIssuer)
 }
 

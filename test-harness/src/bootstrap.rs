@@ -20,6 +20,8 @@ pub struct BootstrapParams<'a> {
     pub host_env_keys: Vec<String>,
     /// Route timeout, seconds.
     pub route_timeout_s: u64,
+    /// The listener's port; 0: ephemeral.
+    pub listener_port: u16,
     /// Envoy's buffer filter after the gateway (as in the demo), with this byte limit: the
     /// router sees nothing of a request until its body is complete. `None`: no buffer filter.
     pub buffer_max_bytes: Option<u64>,
@@ -69,7 +71,7 @@ pub fn bootstrap(p: &BootstrapParams<'_>) -> Value {
         "static_resources": {
             "listeners": [{
                 "name": "main",
-                "address": socket(0),
+                "address": socket(p.listener_port),
                 "per_connection_buffer_limit_bytes": 64 * 1024 * 1024,
                 "filter_chains": [{"filters": [{
                     "name": "envoy.filters.network.http_connection_manager",

@@ -36,9 +36,17 @@ pub struct EnvoyBuilder {
     env: Vec<(String, String)>,
     log_level: String,
     buffer_filter: bool,
+    listener_port: u16,
 }
 
 impl EnvoyBuilder {
+    /// A fixed listener port (from `idp::reserve_port`), for configs that must name the
+    /// gateway's own URL (an OAuth2 redirect_uri).
+    pub fn listener_port(mut self, port: u16) -> Self {
+        self.listener_port = port;
+        self
+    }
+
     /// Envoy's buffer filter after the gateway (on by default, as in the demo `envoy.yaml`).
     pub fn buffer_filter(mut self, on: bool) -> Self {
         self.buffer_filter = on;
@@ -98,6 +106,7 @@ impl EnvoyBuilder {
             host_env_keys: self.env.iter().map(|(k, _)| k.clone()).collect(),
             route_timeout_s: 30,
             buffer_max_bytes: self.buffer_filter.then_some(BUFFER_FILTER_MAX_BYTES),
+            listener_port: self.listener_port,
         };
         let config_path = dir.path().join("envoy.json");
         std::fs::write(&config_path, bootstrap(&params).to_string())
@@ -170,6 +179,7 @@ impl Envoy {
             env: Vec::new(),
             log_level: "info".to_string(),
             buffer_filter: true,
+            listener_port: 0,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod contract;
 pub mod envoy;
 pub mod http;
 pub mod idp;
+pub mod oidc;
 pub mod ollama;
 pub mod paths;
 pub mod tokens;

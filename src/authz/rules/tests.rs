@@ -166,3 +166,15 @@ fn scope_patterns_need_their_variables() {
     let plain = ScopePattern::parse("chat:read", None).unwrap();
     assert_eq!(plain.resolve(&vec![]), "chat:read");
 }
+
+#[test]
+fn scope_patterns_know_which_scopes_they_can_require() {
+    let template = t("/h/{team}/**");
+    let pattern = ScopePattern::parse("history:{team}", Some(&template)).unwrap();
+    assert!(pattern.could_require("history:team-a"));
+    assert!(!pattern.could_require("history:"));
+    assert!(!pattern.could_require("chat:read"));
+    let plain = ScopePattern::parse("chat:read", None).unwrap();
+    assert!(plain.could_require("chat:read"));
+    assert!(!plain.could_require("chat:read2"));
+}

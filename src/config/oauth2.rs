@@ -1,0 +1,216 @@
+//! Compiles `oauth2`: the login flow's settings, plus two internal providers: the gateway's own
+//! sessions (HS256 tokens in the session cookie, verified like any token) and the IdP's ID
+//! tokens (verified only in the login callback, never accepted as a bearer token).
+
+use super::providers::{resolve_secret, EnvReader, MIN_HS256_SECRET_BYTES};
+use super::schema::OAuth2Section;
+use super::validate;
+use super::ConfigError;
+use crate::jwt::{Algorithm, KeySource, Provider, Purpose, RemoteJwks};
+use crate::oauth2::{url_origin, url_path};
+
+/// The issuer of the gateway's session tokens.
+pub const SESSION_ISSUER: &str = "urn:ai-gateway:session";
+/// The short-lived cookie carrying the login flow's state between login and callback.
+pub const FLOW_COOKIE: &str = "gw_oauth2_flow";
+
+#[derive(Debug, Clone)]
+pub struct OAuth2Config {
+    pub cluster: String,
+    pub authority: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub redirect_uri: String,
+    /// The path of `redirect_uri`: where the IdP sends the browser back.
+    pub callback_path: String,
+    /// The origin of `redirect_uri`: what cross-site checks compare `Origin` with.
+    pub origin: String,
+    pub scopes: Vec<String>,
+    pub login_path: String,
+    pub logout_path: String,
+    pub session_cookie: String,
+    pub session_secret: Vec<u8>,
+    pub session_ttl_s: u64,
+    pub session_scopes: Vec<String>,
+    pub secure_cookies: bool,
+    pub post_logout_redirect_uri: Option<String>,
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub end_session_endpoint: Option<String>,
+    pub timeout_ms: u64,
+    /// Index of the internal ID-token provider in `providers`.
+    pub id_token_provider: usize,
+}
+
+/// Compiles the section; returns it and the two internal providers (session, ID token).
+pub fn compile_oauth2(
+    s: OAuth2Section,
+    env: EnvReader<'_>,
+    next_provider_index: usize,
+) -> Result<(OAuth2Config, Provider, Provider), ConfigError> {
+    let nonempty = |field: &str, value: &str| -> Result<(), ConfigError> {
+        if value.trim().is_empty() {
+            Err(ConfigError::new(
+                format!("oauth2.{field}"),
+                "must not be empty",
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    nonempty("cluster", &s.cluster)?;
+    nonempty("authority", &s.authority)?;
+    nonempty("client_id", &s.client_id)?;
+    if !(s.issuer.starts_with("https://") || s.issuer.starts_with("http://")) {
+        return Err(ConfigError::new("oauth2.issuer", "must be an http(s) URL"));
+    }
+    let callback_path = url_path(&s.redirect_uri)
+        .map(|p| p.split('?').next().unwrap_or("").to_string())
+        .filter(|p| p.starts_with('/'))
+        .ok_or_else(|| {
+            ConfigError::new("oauth2.redirect_uri", "must be an absolute http(s) URL")
+        })?;
+    let origin = url_origin(&s.redirect_uri).ok_or_else(|| {
+        ConfigError::new("oauth2.redirect_uri", "must be an absolute http(s) URL")
+    })?;
+    if !s.redirect_uri.starts_with("https://") && !s.allow_insecure_cookies {
+        return Err(ConfigError::new(
+            "oauth2.redirect_uri",
+            "must be https (or set allow_insecure_cookies for a local plain-http demo)",
+        ));
+    }
+    for (field, path) in [
+        ("login_path", &s.login_path),
+        ("logout_path", &s.logout_path),
+    ] {
+        if !path.starts_with('/') || path.contains(['?', '#']) {
+            return Err(ConfigError::new(
+                format!("oauth2.{field}"),
+                "must be an absolute path",
+            ));
+        }
+    }
+    if s.login_path == s.logout_path
+        || s.login_path == callback_path
+        || s.logout_path == callback_path
+    {
+        return Err(ConfigError::new(
+            "oauth2.logout_path",
+            "login, logout and callback paths must differ",
+        ));
+    }
+    for (i, scope) in s.scopes.iter().enumerate() {
+        validate::scope_token(scope)
+            .map_err(|r| ConfigError::new(format!("oauth2.scopes[{i}]"), r))?;
+    }
+    if !s.scopes.iter().any(|scope| scope == "openid") {
+        return Err(ConfigError::new(
+            "oauth2.scopes",
+            "must include \"openid\" (the ID token is validated)",
+        ));
+    }
+    for (i, scope) in s.session.scopes.iter().enumerate() {
+        validate::scope_token(scope)
+            .map_err(|r| ConfigError::new(format!("oauth2.session.scopes[{i}]"), r))?;
+    }
+    let client_secret = resolve_secret(&s.client_secret, "oauth2.client_secret", env)?;
+    nonempty("client_secret", &client_secret)?;
+    let session_secret = resolve_secret(&s.session.secret, "oauth2.session.secret", env)?;
+    if session_secret.len() < MIN_HS256_SECRET_BYTES {
+        return Err(ConfigError::new(
+            "oauth2.session.secret",
+            format!(
+                "is {} bytes; at least {MIN_HS256_SECRET_BYTES} are required",
+                session_secret.len()
+            ),
+        ));
+    }
+    let session_cookie = validate::cookie_name(&s.session.cookie)
+        .map_err(|r| ConfigError::new("oauth2.session.cookie", r))?;
+    if !(60..=30 * 86_400).contains(&s.session.ttl_s) {
+        return Err(ConfigError::new(
+            "oauth2.session.ttl_s",
+            "must be between 60 and 2592000",
+        ));
+    }
+    if !(500..=60_000).contains(&s.timeout_ms) {
+        return Err(ConfigError::new(
+            "oauth2.timeout_ms",
+            "must be between 500 and 60000",
+        ));
+    }
+    let endpoint = |field: &str, value: Option<String>| -> Result<Option<String>, ConfigError> {
+        match value {
+            Some(url) if url_path(&url).is_none() => Err(ConfigError::new(
+                format!("oauth2.{field}"),
+                "must be an absolute http(s) URL",
+            )),
+            other => Ok(other),
+        }
+    };
+    let authorization_endpoint = endpoint("authorization_endpoint", s.authorization_endpoint)?;
+    let token_endpoint = endpoint("token_endpoint", s.token_endpoint)?;
+    let end_session_endpoint = endpoint("end_session_endpoint", s.end_session_endpoint)?;
+    let jwks_path = match endpoint("jwks_uri", s.jwks_uri)? {
+        Some(url) => url_path(&url).unwrap_or_default(),
+        None => String::new(),
+    };
+
+    let session_provider = Provider {
+        name: "oauth2-session".into(),
+        purpose: Purpose::Api,
+        issuer: SESSION_ISSUER.into(),
+        audiences: vec![s.client_id.clone()],
+        algorithms: vec![Algorithm::HS256],
+        hs256: Some(jwt_simple::prelude::HS256Key::from_bytes(
+            session_secret.as_bytes(),
+        )),
+        keys: KeySource::None,
+        clock_skew_s: 30,
+        scope_claim: "scope".into(),
+    };
+    let id_token_provider = Provider {
+        name: "oauth2-id-token".into(),
+        purpose: Purpose::IdToken,
+        issuer: s.issuer.clone(),
+        audiences: vec![s.client_id.clone()],
+        algorithms: vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA],
+        hs256: None,
+        keys: KeySource::Remote(RemoteJwks {
+            cluster: s.cluster.clone(),
+            authority: s.authority.clone(),
+            path: jwks_path,
+            cache_ttl_s: 600,
+            min_refresh_interval_s: 30,
+            timeout_ms: s.timeout_ms,
+        }),
+        clock_skew_s: 60,
+        scope_claim: "scope".into(),
+    };
+    let config = OAuth2Config {
+        cluster: s.cluster,
+        authority: s.authority,
+        issuer: s.issuer,
+        client_id: s.client_id,
+        client_secret,
+        redirect_uri: s.redirect_uri,
+        callback_path,
+        origin,
+        scopes: s.scopes,
+        login_path: s.login_path,
+        logout_path: s.logout_path,
+        session_cookie,
+        session_secret: session_secret.into_bytes(),
+        session_ttl_s: s.session.ttl_s,
+        session_scopes: s.session.scopes,
+        secure_cookies: !s.allow_insecure_cookies,
+        post_logout_redirect_uri: s.post_logout_redirect_uri,
+        authorization_endpoint,
+        token_endpoint,
+        end_session_endpoint,
+        timeout_ms: s.timeout_ms,
+        id_token_provider: next_provider_index + 1,
+    };
+    Ok((config, session_provider, id_token_provider))
+}
