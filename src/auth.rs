@@ -10,6 +10,9 @@ pub struct Authenticator {
     /// One per provider, by index (only remote providers ever get keys).
     remote: Vec<ProviderKeys>,
     cache: VerifiedCache,
+    /// Cache hits and misses since the last `take_cache_counts`.
+    hits: u64,
+    misses: u64,
 }
 
 impl Authenticator {
@@ -17,6 +20,8 @@ impl Authenticator {
         Self {
             remote: providers.iter().map(|_| ProviderKeys::default()).collect(),
             cache: VerifiedCache::new(cache_capacity),
+            hits: 0,
+            misses: 0,
         }
     }
 
@@ -45,6 +50,14 @@ impl Authenticator {
         self.cache.len()
     }
 
+    /// Verified-token cache hits and misses since the last call.
+    pub fn take_cache_counts(&mut self) -> (u64, u64) {
+        let counts = (self.hits, self.misses);
+        self.hits = 0;
+        self.misses = 0;
+        counts
+    }
+
     /// Verifies `token` at `now` (Unix seconds), from the cache when it was verified before.
     /// `keep_claims`: claim values to keep in the identity (for `claim:` rate-limit keys).
     pub fn authenticate(
@@ -59,8 +72,10 @@ impl Authenticator {
         let skew = |p: usize| providers.get(p).map_or(0, |p| p.clock_skew_s);
         let token_digest = digest(token);
         if let Some(identity) = self.cache.get(&token_digest, now, skew, fingerprint) {
+            self.hits += 1;
             return Verdict::Verified(identity);
         }
+        self.misses += 1;
         let verdict = verify_keeping(
             token,
             providers,

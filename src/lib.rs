@@ -27,6 +27,7 @@ pub mod json;
 pub mod jwks;
 pub mod jwt;
 pub mod oauth2;
+pub mod observe;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod store;

@@ -48,6 +48,8 @@ pub struct Forwarding {
     pub limit_facts: LimitFacts,
     /// How the request is translated for the upstream, if it is.
     pub translation: Option<Translation>,
+    /// The rule that decided (index in `rules`); `None`: `default_rule`.
+    pub rule: Option<usize>,
 }
 
 /// A request the gateway translates (OpenAI client, Ollama upstream).
@@ -127,6 +129,7 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
     }
 
     let requirement = requirement(config, head.method(), &path);
+    forwarding.rule = requirement.rule;
     let found = token_to_verify(config, &requirement, head, &mut forwarding)
         .map_err(|error| login_instead(config, head, error))?;
     match found {

@@ -43,6 +43,15 @@ pub struct GatewayConfig {
     pub limit_claims: Vec<String>,
     pub translate: Option<TranslateSettings>,
     pub oauth2: Option<OAuth2Config>,
+    pub audit: AuditConfig,
+}
+
+/// The audit trail's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AuditConfig {
+    /// Fraction of requests whose bodies are logged (0: none, 1: all).
+    pub sample_bodies: f64,
+    pub max_logged_body_bytes: usize,
 }
 
 /// Where tokens are looked for.
@@ -244,6 +253,7 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         .translate
         .map(translate::compile_translate)
         .transpose()?;
+    let audit = compile_audit(doc.audit)?;
     let mut limit_claims: Vec<String> = Vec::new();
     for limit in &rate_limits {
         if let LimitKey::Claim(name) = &limit.key {
@@ -263,6 +273,32 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         limit_claims,
         translate,
         oauth2,
+        audit,
+    })
+}
+
+fn compile_audit(section: Option<schema::AuditSection>) -> Result<AuditConfig, ConfigError> {
+    let Some(section) = section else {
+        return Ok(AuditConfig {
+            sample_bodies: 0.0,
+            max_logged_body_bytes: 4096,
+        });
+    };
+    if !(0.0..=1.0).contains(&section.sample_bodies) {
+        return Err(ConfigError::new(
+            "audit.sample_bodies",
+            "must be between 0 and 1",
+        ));
+    }
+    if section.max_logged_body_bytes > 1024 * 1024 {
+        return Err(ConfigError::new(
+            "audit.max_logged_body_bytes",
+            "must be at most 1048576",
+        ));
+    }
+    Ok(AuditConfig {
+        sample_bodies: section.sample_bodies,
+        max_logged_body_bytes: usize::try_from(section.max_logged_body_bytes).unwrap_or(4096),
     })
 }
 

@@ -22,6 +22,8 @@ pub struct ConfigDocument {
     #[serde(default)]
     pub oauth2: Option<OAuth2Section>,
     #[serde(default)]
+    pub audit: Option<AuditSection>,
+    #[serde(default)]
     pub forward: ForwardSection,
     #[serde(default)]
     pub limits: LimitsSection,
@@ -411,4 +413,18 @@ fn default_session_cookie() -> String {
 
 fn default_session_ttl_s() -> u64 {
     3600
+}
+
+/// The audit trail: one record per request; bodies for a sample.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    #[serde(default)]
+    pub sample_bodies: f64,
+    #[serde(default = "default_max_logged_body_bytes")]
+    pub max_logged_body_bytes: u64,
+}
+
+fn default_max_logged_body_bytes() -> u64 {
+    4096
 }

@@ -127,7 +127,7 @@ fn invalid_documents_name_the_field() {
             r#"{"providers": []}"#,
             "config: providers: at least one provider is needed",
         ),
-        (r#"{"audit": {}}"#, "config: audit: unknown field"),
+        (r#"{"telemetry": {}}"#, "config: telemetry: unknown field"),
         (
             r#"{"token": {"heder": "x"}}"#,
             "config: token.heder: unknown field",
@@ -681,4 +681,19 @@ fn oauth2_section_is_checked() {
         error(&short),
         "config: oauth2.session.secret: is 5 bytes; at least 32 are required"
     );
+}
+
+#[test]
+fn audit_section_is_checked() {
+    let cfg = load_str(&with_provider(r#""audit": {"sample_bodies": 0.25}"#)).unwrap();
+    assert_eq!(cfg.audit.sample_bodies, 0.25);
+    assert_eq!(cfg.audit.max_logged_body_bytes, 4096);
+    assert!(error(&with_provider(r#""audit": {"sample_bodies": 2}"#))
+        .starts_with("config: audit.sample_bodies: must be between 0 and 1"));
+    assert!(error(&with_provider(
+        r#""audit": {"max_logged_body_bytes": 99999999}"#
+    ))
+    .starts_with("config: audit.max_logged_body_bytes: must be at most"));
+    assert!(error(&with_provider(r#""audit": {"sample": 1}"#))
+        .starts_with("config: audit.sample: unknown field"));
 }

@@ -191,3 +191,12 @@ pub fn set_response_header(name: &str, value: &str) -> bool {
 pub fn remove_response_header(name: &str) -> bool {
     hostcalls::remove_map_value(MapType::HttpResponseHeaders, name).is_ok()
 }
+
+/// Publishes the audit record as filter state (`wasm.ai_gateway_audit`), for Envoy's access log.
+pub fn set_audit_property(record: &str) {
+    let _ = hostcalls::set_property(vec!["ai_gateway_audit"], Some(record.as_bytes()));
+}
+
+pub fn audit_log(record: &str) {
+    log::info!("ai-gateway audit {record}");
+}

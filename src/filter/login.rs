@@ -219,36 +219,55 @@ fn callback(
 }
 
 /// The token endpoint answered: validate the ID token, start the session, go back to `rd`.
-pub fn finish(
+/// Returns the reply, and the subject when the login succeeded (for the audit record).
+pub fn finish_with_subject(
     worker: &mut Worker,
     flow: &FlowState,
     response: &FetchResponse,
     now_ms: u64,
     realm: &str,
-) -> LocalReply {
+) -> (LocalReply, Option<String>) {
+    match finish(worker, flow, response, now_ms, realm) {
+        Ok((reply, sub)) => (reply, Some(sub)),
+        Err(reply) => (reply, None),
+    }
+}
+
+fn finish(
+    worker: &mut Worker,
+    flow: &FlowState,
+    response: &FetchResponse,
+    now_ms: u64,
+    realm: &str,
+) -> Result<(LocalReply, String), LocalReply> {
     let config = std::rc::Rc::clone(&worker.config);
     let Some(oauth2) = config.oauth2.as_ref() else {
-        return GatewayError::Internal("login is not configured").to_reply(realm);
+        return Err(GatewayError::Internal("login is not configured").to_reply(realm));
     };
     let Some(status) = response.status else {
-        return failed(
+        return Err(failed(
             oauth2,
             504,
             "the token endpoint did not answer in time".into(),
             realm,
-        );
+        ));
     };
     let tokens = match parse_token_response(status, response.body.as_deref().unwrap_or_default()) {
         Ok(tokens) => tokens,
-        Err(e) => return failed(oauth2, 502, e, realm),
+        Err(e) => return Err(failed(oauth2, 502, e, realm)),
     };
     let identity = match worker.verify_id_token(&tokens.id_token, now_ms) {
         Verdict::Verified(identity) => identity,
         Verdict::Refused(e) => {
-            return failed(oauth2, 502, format!("ID token rejected: {e}"), realm)
+            return Err(failed(
+                oauth2,
+                502,
+                format!("ID token rejected: {e}"),
+                realm,
+            ))
         }
         Verdict::NeedKeys { .. } => {
-            return GatewayError::LoginUnavailable { retry_after_s: 1 }.to_reply(realm)
+            return Err(GatewayError::LoginUnavailable { retry_after_s: 1 }.to_reply(realm))
         }
     };
     let claim = |name: &str| {
@@ -259,7 +278,7 @@ pub fn finish(
             .map(|(_, v)| v.as_str())
     };
     if let Err(e) = check_nonce(claim("nonce"), &flow.nonce) {
-        return failed(oauth2, 401, e, realm);
+        return Err(failed(oauth2, 401, e, realm));
     }
     let scopes = session_scopes(&config, tokens.scope.as_deref(), &oauth2.session_scopes);
     let session = mint_session(
@@ -277,10 +296,10 @@ pub fn finish(
         oauth2.session_ttl_s,
     );
     let Ok(session) = session else {
-        return GatewayError::Internal("could not sign the session").to_reply(realm);
+        return Err(GatewayError::Internal("could not sign the session").to_reply(realm));
     };
     log::info!("ai-gateway: login succeeded for sub {}", identity.sub);
-    redirect(
+    let reply = redirect(
         &flow.rd,
         vec![
             set_cookie(
@@ -291,7 +310,8 @@ pub fn finish(
             ),
             clear_cookie(FLOW_COOKIE, oauth2.secure_cookies),
         ],
-    )
+    );
+    Ok((reply, identity.sub))
 }
 
 /// The IdP-granted scopes the gateway's rules can require; none of ours: the session default.

@@ -3,6 +3,7 @@
 
 mod host;
 mod login;
+mod metrics;
 mod request;
 mod root;
 mod translation;

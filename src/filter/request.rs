@@ -53,6 +53,10 @@ pub struct GatewayRequest {
     upstream_call: Option<(u32, Fetch)>,
     /// The gateway answered itself: the response is its own, not the upstream's.
     answered_locally: bool,
+    /// What the audit record of this request will say.
+    audit: crate::observe::AuditRecord,
+    /// Bodies are logged for this request (sampled).
+    sampled: bool,
     /// A login callback's token exchange in flight: (call token, the flow's state).
     login_call: Option<(u32, crate::oauth2::FlowState)>,
 }
@@ -89,6 +93,8 @@ impl GatewayRequest {
             upstream_call: None,
             answered_locally: false,
             login_call: None,
+            audit: crate::observe::AuditRecord::default(),
+            sampled: false,
         }
     }
 
@@ -102,13 +108,95 @@ impl GatewayRequest {
 
     fn refuse(&mut self, error: &GatewayError) -> Action {
         self.answered_locally = true;
+        self.record_refusal(error);
         host::send_reply(&error.to_reply(&self.realm()));
         Action::Pause
+    }
+
+    /// Counts a refusal and remembers it for the audit record.
+    fn record_refusal(&mut self, error: &GatewayError) {
+        if let Some(worker) = &self.worker {
+            worker
+                .borrow()
+                .metrics
+                .inc(crate::observe::refusal_metric(error));
+        }
+        self.audit.decision = "refused";
+        self.audit.code = Some(error.code());
+    }
+
+    /// What every audit record has: when, what, for whom (never a token or cookie; the path
+    /// without its query, which may carry codes).
+    fn start_audit(&mut self, head: &RequestHead, config: &crate::config::GatewayConfig) {
+        let request_id = head.value("x-request-id").map(str::to_string);
+        self.sampled = crate::observe::sampled(
+            request_id.as_deref().unwrap_or(""),
+            config.audit.sample_bodies,
+        );
+        self.audit = crate::observe::AuditRecord {
+            time_ms: host::now_ms(),
+            request_id,
+            method: head.method().to_string(),
+            path: head.path().split('?').next().unwrap_or("").to_string(),
+            decision: "pending",
+            client: host::remote_address(),
+            ..crate::observe::AuditRecord::default()
+        };
+    }
+
+    fn record_login_reply(&mut self, route: login::LoginRoute, reply: &crate::error::LocalReply) {
+        let (decision, counter) = match (route, reply.status) {
+            (login::LoginRoute::Login, 302) => ("login_started", Some("oauth2_logins_started")),
+            (login::LoginRoute::Logout, _) => ("logout", None),
+            _ => ("login_failed", Some("oauth2_logins_failed")),
+        };
+        if let Some(counter) = counter {
+            self.count(counter, 1);
+        }
+        self.audit.event = Some(if route == login::LoginRoute::Logout {
+            "logout"
+        } else {
+            "login"
+        });
+        self.audit.decision = decision;
+    }
+
+    /// Keeps up to `max_logged_body_bytes` of a sampled body for the audit record.
+    fn keep_body(&self, kept: &mut Option<String>, chunk: &[u8]) {
+        if !self.sampled {
+            return;
+        }
+        let max = self
+            .worker
+            .as_ref()
+            .map_or(0, |w| w.borrow().config.audit.max_logged_body_bytes);
+        let current = kept.get_or_insert_with(String::new);
+        if current.len() < max {
+            current.push_str(&crate::observe::truncated(chunk, max - current.len()));
+        }
+    }
+
+    fn count(&self, name: &str, by: u64) {
+        if let Some(worker) = &self.worker {
+            worker.borrow().metrics.add(name, by);
+        }
     }
 
     fn reply(&mut self, reply: &crate::error::LocalReply) {
         self.answered_locally = true;
         host::send_reply(reply);
+    }
+
+    /// The audit record as filter state, for Envoy's access log.
+    fn publish_audit(&mut self) {
+        self.audit.duration_ms = host::now_ms().saturating_sub(self.audit.time_ms);
+        host::set_audit_property(&self.audit.to_json().to_string());
+    }
+
+    /// Writes the request's final audit record (the plugin's own log line).
+    fn emit_audit(&mut self) {
+        self.audit.duration_ms = host::now_ms().saturating_sub(self.audit.time_ms);
+        host::audit_log(&self.audit.to_json().to_string());
     }
 
     fn translate_settings(&self) -> Option<crate::config::TranslateSettings> {
@@ -118,6 +206,11 @@ impl GatewayRequest {
     }
 
     fn forward(&mut self, admitted: Admitted) -> Action {
+        self.count("requests_allowed", 1);
+        self.audit.decision = "allowed";
+        self.audit.sub = admitted.admission.subject.clone();
+        self.audit.provider = admitted.admission.provider.clone();
+        self.audit.rule = admitted.forwarding.rule;
         if let Some(Translation::Models | Translation::Model(_)) = &admitted.forwarding.translation
         {
             // Answered by the gateway from /api/tags (see `translation`).
@@ -227,6 +320,9 @@ impl GatewayRequest {
     /// (streamed: through the router) or fetch its answer (not streamed).
     fn on_complete_body(&mut self, body_size: usize) -> Action {
         let body = host::request_body(body_size).unwrap_or_default();
+        let mut kept = self.audit.request_body.take();
+        self.keep_body(&mut kept, &body);
+        self.audit.request_body = kept;
         let Some(Translation::Chat { session_id }) = self.translation.clone() else {
             return match self.reserve_tokens(&body) {
                 Ok(()) => Action::Continue,
@@ -250,7 +346,10 @@ impl GatewayRequest {
             return self.refuse(&error);
         }
         let context = translation::response_context(chat.include_usage, host::now_ms());
+        self.count("translated_requests", 1);
+        self.audit.model = Some(chat.model.clone());
         if chat.stream {
+            self.count("translated_streams", 1);
             if !host::set_request_body(body_size, &chat.body) {
                 return self.refuse(&GatewayError::Internal(
                     "could not rewrite the request body",
@@ -290,16 +389,27 @@ impl GatewayRequest {
     }
 
     fn settle_usage(&mut self) {
-        let used = match (self.usage.take(), self.stream.as_ref()) {
-            (Some(scanner), _) => scanner.finish(),
-            (None, Some(stream)) => stream.usage().map(|(p, c)| p.saturating_add(c)),
+        let split = match (self.usage.take(), self.stream.as_ref()) {
+            (Some(scanner), _) => scanner.finish_split(),
+            (None, Some(stream)) => stream.usage(),
             _ => None,
         };
+        if let Some((prompt, completion)) = split {
+            self.record_tokens(prompt, completion);
+        }
+        let used = split.map(|(p, c)| p.saturating_add(c));
         if let (Some(used), Some(worker), Some(admission)) =
             (used, self.worker.clone(), self.admission.as_ref())
         {
             worker.borrow().settle(admission, used, host::now_ms());
         }
+    }
+
+    fn record_tokens(&mut self, prompt: u64, completion: u64) {
+        self.count("llm_prompt_tokens", prompt);
+        self.count("llm_completion_tokens", completion);
+        self.audit.prompt_tokens = Some(prompt);
+        self.audit.completion_tokens = Some(completion);
     }
 
     /// A streamed chat's answer arrives: SSE when the upstream streams, else its error body
@@ -335,13 +445,29 @@ impl Context for GatewayRequest {
                 {
                     let response = host::call_response(body_size, MAX_JWKS_BYTES);
                     let realm = self.realm();
-                    let reply = login::finish(
+                    let (reply, sub) = login::finish_with_subject(
                         &mut worker.borrow_mut(),
                         &flow,
                         &response,
                         host::now_ms(),
                         &realm,
                     );
+                    let succeeded = sub.is_some();
+                    self.count(
+                        if succeeded {
+                            "oauth2_logins_succeeded"
+                        } else {
+                            "oauth2_logins_failed"
+                        },
+                        1,
+                    );
+                    self.audit.event = Some("login");
+                    self.audit.decision = if succeeded {
+                        "login_succeeded"
+                    } else {
+                        "login_failed"
+                    };
+                    self.audit.sub = sub;
                     self.reply(&reply);
                 }
                 return;
@@ -389,6 +515,7 @@ impl Context for GatewayRequest {
 
     fn on_done(&mut self) -> bool {
         self.settle_usage();
+        self.emit_audit();
         if let Some(worker) = &self.worker {
             worker.borrow_mut().forget(self.context_id);
         }
@@ -406,6 +533,7 @@ impl HttpContext for GatewayRequest {
         };
         let mut head = RequestHead::new(headers, end_of_stream);
         let config = Rc::clone(&worker.borrow().config);
+        self.start_audit(&head, &config);
         if let Some(route) = login::route(&config, head.path()) {
             let realm = self.realm();
             let step = login::handle(
@@ -417,6 +545,7 @@ impl HttpContext for GatewayRequest {
             );
             return match step {
                 LoginStep::Reply(reply) => {
+                    self.record_login_reply(route, &reply);
                     self.reply(&reply);
                     Action::Pause
                 }
@@ -444,6 +573,13 @@ impl HttpContext for GatewayRequest {
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let Some(limit) = self.held_body_limit else {
+            if self.sampled {
+                if let Some(chunk) = host::request_body(body_size) {
+                    let mut kept = self.audit.request_body.take();
+                    self.keep_body(&mut kept, &chunk);
+                    self.audit.request_body = kept;
+                }
+            }
             return Action::Continue;
         };
         match pipeline::on_request_body(limit, body_size, end_of_stream) {
@@ -460,6 +596,10 @@ impl HttpContext for GatewayRequest {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.audit.status = host::response_header(":status").and_then(|s| s.parse().ok());
+        // Published now for Envoy's access log (written at the end of the stream, before
+        // `on_done`); completed at the response's end.
+        self.publish_audit();
         let Some(admission) = self.admission() else {
             return Action::Continue;
         };
@@ -480,6 +620,23 @@ impl HttpContext for GatewayRequest {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let action = self.response_body(body_size, end_of_stream);
+        if end_of_stream {
+            self.publish_audit();
+        }
+        action
+    }
+}
+
+impl GatewayRequest {
+    fn response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.sampled && self.stream.is_none() && self.error_status.is_none() {
+            if let Some(chunk) = host::response_body_chunk(body_size) {
+                let mut kept = self.audit.response_body.take();
+                self.keep_body(&mut kept, &chunk);
+                self.audit.response_body = kept;
+            }
+        }
         if let Some(stream) = self.stream.as_mut() {
             // Each chunk is converted as it arrives: nothing waits for the whole answer.
             let chunk = host::response_body_chunk(body_size).unwrap_or_default();
@@ -489,6 +646,9 @@ impl HttpContext for GatewayRequest {
                 self.settle_usage();
             }
             host::set_response_body(body_size, &out);
+            let mut kept = self.audit.response_body.take();
+            self.keep_body(&mut kept, &out);
+            self.audit.response_body = kept;
             return Action::Continue;
         }
         if let Some(status) = self.error_status {

@@ -89,6 +89,13 @@ impl GatewayRoot {
                     }
                 }
             }
+            match &result {
+                Ok(_) => worker.borrow().metrics.inc("requests_allowed"),
+                Err(error) => worker
+                    .borrow()
+                    .metrics
+                    .inc(crate::observe::refusal_metric(error)),
+            }
             if host::set_effective_context(context_id) {
                 finish_waiting(&result, &realm);
             }

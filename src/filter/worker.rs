@@ -68,6 +68,7 @@ struct Waiting {
 
 pub struct Worker {
     pub config: Rc<GatewayConfig>,
+    pub metrics: super::metrics::Metrics,
     auth: Authenticator,
     /// Identifies this worker's claims on the shared fetch slots.
     owner: u64,
@@ -90,7 +91,13 @@ impl Worker {
             counter::prepare(&HostStore, &limit.name, limit.slots);
         }
         let owner = RandomState::new().build_hasher().finish() | 1;
+        let metrics = super::metrics::Metrics::define();
+        metrics.set(
+            "ratelimit_slots",
+            config.rate_limits.iter().map(|l| l.slots).sum(),
+        );
         Self {
+            metrics,
             auth: Authenticator::new(&config.providers, DEFAULT_CAPACITY),
             config,
             owner,
@@ -120,6 +127,9 @@ impl Worker {
                 .auth
                 .authenticate(providers, &pending.token, now_s, keep);
         }
+        let (hits, misses) = self.auth.take_cache_counts();
+        self.metrics.add("token_cache_hits", hits);
+        self.metrics.add("token_cache_misses", misses);
         let (provider, otherwise) = match verdict {
             Verdict::Verified(identity) => {
                 let decided = complete_auth(&config, pending, &identity)
@@ -165,13 +175,16 @@ impl Worker {
         identity: Option<&Identity>,
         now_ms: u64,
     ) -> Result<Admitted, GatewayError> {
-        let admission = ratelimit::admit(
+        let mut admission = ratelimit::admit(
             &self.config.rate_limits,
             &forwarding.limit_facts,
             identity,
             &HostStore,
             now_ms,
         )?;
+        admission.provider = identity
+            .and_then(|id| self.config.providers.get(id.provider))
+            .map(|p| p.name.clone());
         Ok(Admitted {
             forwarding,
             admission,
@@ -228,14 +241,21 @@ impl Worker {
             return;
         };
         match finish_fetch(&HostStore, &p.name, now_ms, self.owner, response) {
-            Ok(keys) => log::info!(
-                "ai-gateway: JWKS of provider {}: {keys} usable keys",
-                p.name
-            ),
-            Err(e) => log::warn!(
-                "ai-gateway: JWKS fetch for provider {} failed: {e}; keeping the last good keys",
-                p.name
-            ),
+            Ok(keys) => {
+                self.metrics.inc("jwks_fetches_ok");
+                self.metrics.set("jwks_keys", keys as u64);
+                log::info!(
+                    "ai-gateway: JWKS of provider {}: {keys} usable keys",
+                    p.name
+                )
+            }
+            Err(e) => {
+                self.metrics.inc("jwks_fetches_failed");
+                log::warn!(
+                    "ai-gateway: JWKS fetch for provider {} failed: {e}; keeping the last good keys",
+                    p.name
+                )
+            }
         }
         let config = Rc::clone(&self.config);
         self.auth.sync(&config.providers, &HostStore);

@@ -91,6 +91,8 @@ pub struct Admission {
     pub token_charges: Vec<TokenCharge>,
     /// The verified subject, when there is one (for the upstream body's audit fields).
     pub subject: Option<String>,
+    /// The provider that verified it (`oauth2-session` for browser sessions).
+    pub provider: Option<String>,
 }
 
 /// The caller identity a limit counts, or `None` when the limit does not count this request.

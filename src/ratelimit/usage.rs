@@ -13,7 +13,7 @@ pub struct UsageScanner {
     line: Vec<u8>,
     /// The current line was too long: skip to its end.
     skipping: bool,
-    usage: Option<u64>,
+    usage: Option<(u64, u64)>,
 }
 
 impl UsageScanner {
@@ -39,8 +39,13 @@ impl UsageScanner {
         }
     }
 
-    /// The body ended: the usage found, if any.
-    pub fn finish(mut self) -> Option<u64> {
+    /// The body ended: the total usage found, if any.
+    pub fn finish(self) -> Option<u64> {
+        self.finish_split().map(|(p, c)| p.saturating_add(c))
+    }
+
+    /// The body ended: (prompt, completion) tokens found, if any.
+    pub fn finish_split(mut self) -> Option<(u64, u64)> {
         self.end_line();
         self.usage
     }
@@ -68,34 +73,29 @@ impl UsageScanner {
     }
 }
 
-fn usage_of_line(line: &[u8]) -> Option<u64> {
+fn usage_of_line(line: &[u8]) -> Option<(u64, u64)> {
     let text = std::str::from_utf8(line).ok()?.trim();
     let json = text.strip_prefix("data:").map_or(text, str::trim_start);
     if !json.starts_with('{') {
         return None;
     }
     let value: Value = serde_json::from_str(json).ok()?;
+    let count = |v: &Value, key: &str| v.get(key).and_then(Value::as_u64);
     if value.get("done").and_then(Value::as_bool) == Some(true) {
-        let prompt = value
-            .get("prompt_eval_count")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        let completion = value.get("eval_count").and_then(Value::as_u64).unwrap_or(0);
-        return Some(prompt.saturating_add(completion));
+        let prompt = count(&value, "prompt_eval_count").unwrap_or(0);
+        let completion = count(&value, "eval_count").unwrap_or(0);
+        return Some((prompt, completion));
     }
     let usage = value.get("usage")?;
-    if let Some(total) = usage.get("total_tokens").and_then(Value::as_u64) {
-        return Some(total);
+    let prompt = count(usage, "prompt_tokens").unwrap_or(0);
+    match (
+        count(usage, "completion_tokens"),
+        count(usage, "total_tokens"),
+    ) {
+        (Some(completion), _) => Some((prompt, completion)),
+        (None, Some(total)) => Some((prompt, total.saturating_sub(prompt))),
+        (None, None) => Some((prompt, 0)),
     }
-    let prompt = usage
-        .get("prompt_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    let completion = usage
-        .get("completion_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    Some(prompt.saturating_add(completion))
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ pub struct BootstrapParams<'a> {
     pub host_env_keys: Vec<String>,
     /// Route timeout, seconds.
     pub route_timeout_s: u64,
+    /// Where Envoy writes its access log.
+    pub access_log: &'a Path,
     /// The listener's port; 0: ephemeral.
     pub listener_port: u16,
     /// Envoy's buffer filter after the gateway (as in the demo), with this byte limit: the
@@ -81,6 +83,16 @@ pub fn bootstrap(p: &BootstrapParams<'_>) -> Value {
                         // An edge proxy: the downstream address is the peer's, never taken
                         // from a client's x-forwarded-for.
                         "use_remote_address": true,
+                        // Envoy's own access log, with the gateway's audit record.
+                        "access_log": [{
+                            "name": "envoy.access_loggers.file",
+                            "typed_config": {
+                                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                                "path": p.access_log.to_string_lossy(),
+                                "log_format": {"text_format_source": {"inline_string":
+                                    "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %RESPONSE_CODE% audit=%FILTER_STATE(wasm.ai_gateway_audit:PLAIN)%\n"}}
+                            }
+                        }],
                         "normalize_path": p.normalize_path,
                         "merge_slashes": p.normalize_path,
                         "route_config": {"name": "main", "virtual_hosts": [{

@@ -97,6 +97,7 @@ impl EnvoyBuilder {
         let wasm = paths::gateway_wasm();
         // Without an upstream, point at a port nothing listens on (this test's own, now closed).
         let upstream = self.upstream.unwrap_or_else(closed_port);
+        let access_log = dir.path().join("access.log");
         let params = BootstrapParams {
             wasm: &wasm,
             plugin_config: &self.plugin_config,
@@ -107,6 +108,7 @@ impl EnvoyBuilder {
             route_timeout_s: 30,
             buffer_max_bytes: self.buffer_filter.then_some(BUFFER_FILTER_MAX_BYTES),
             listener_port: self.listener_port,
+            access_log: &access_log,
         };
         let config_path = dir.path().join("envoy.json");
         std::fs::write(&config_path, bootstrap(&params).to_string())
@@ -214,6 +216,11 @@ impl Envoy {
         Request::get(path)
             .send(self.admin_addr())
             .expect("admin request")
+    }
+
+    /// Envoy's access log so far.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.log_path.with_file_name("access.log")).unwrap_or_default()
     }
 
     /// Envoy's whole log so far.

@@ -212,6 +212,15 @@ fn full_flow_session_on_protected_routes_then_logout() {
         );
     }
 
+    // Logins are counted in Envoy's stats.
+    let stats = s.envoy.admin_get("/stats?filter=ai_gateway.oauth2").text();
+    assert!(stats.contains("oauth2_logins_started: 1"), "{stats}");
+    assert!(stats.contains("oauth2_logins_succeeded: 1"), "{stats}");
+    assert!(
+        s.envoy.log().contains("\"event\":\"login\""),
+        "login audit record"
+    );
+
     // A replayed callback URL fails: the flow cookie is gone and the code is spent.
     let replay = browser.get(&callback);
     assert_contract_error(&replay, 401, "LOGIN_FAILED");

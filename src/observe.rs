@@ -1,0 +1,251 @@
+//! Observability, pure parts: how decisions are named in metrics, the audit record, and the
+//! deterministic body sampling. The filter defines the metrics and writes the records.
+
+use serde_json::{json, Map, Value};
+
+use crate::error::GatewayError;
+use crate::jwt::TokenError;
+
+/// Common prefix of every metric (Envoy shows them under `wasmcustom.`).
+pub const PREFIX: &str = "ai_gateway";
+
+/// The decision counter for a refusal: `requests_<class>`.
+pub fn refusal_metric(error: &GatewayError) -> &'static str {
+    match error {
+        GatewayError::MissingToken | GatewayError::LoginRedirect(_) => "requests_missing_token",
+        GatewayError::InvalidToken(reason) => match token_error_class(reason) {
+            "format" => "requests_invalid_token_format",
+            "algorithm" => "requests_invalid_token_algorithm",
+            "signature" => "requests_invalid_token_signature",
+            "expired" => "requests_invalid_token_expired",
+            "issuer" => "requests_invalid_token_issuer",
+            "audience" => "requests_invalid_token_audience",
+            "key" => "requests_invalid_token_key",
+            _ => "requests_invalid_token_claims",
+        },
+        GatewayError::InsufficientScope { .. } => "requests_insufficient_scope",
+        GatewayError::RateLimited(_) | GatewayError::RateLimitUnavailable => {
+            "requests_rate_limited"
+        }
+        GatewayError::InvalidRequestBody(_) => "requests_bad_body",
+        GatewayError::InvalidPath(_) => "requests_bad_path",
+        GatewayError::RequestTooLarge { .. } => "requests_too_large",
+        GatewayError::JwksUnavailable { .. } => "requests_jwks_unavailable",
+        GatewayError::UpstreamError(_) => "upstream_errors",
+        GatewayError::CrossSiteRequest => "requests_cross_site",
+        GatewayError::LoginUnavailable { .. } | GatewayError::LoginFailed { .. } => {
+            "oauth2_logins_failed"
+        }
+        GatewayError::Internal(_) => "requests_internal_error",
+    }
+}
+
+/// Every metric the gateway defines, so all exist (at 0) from the start.
+pub const COUNTERS: &[&str] = &[
+    "requests_allowed",
+    "requests_missing_token",
+    "requests_invalid_token_format",
+    "requests_invalid_token_algorithm",
+    "requests_invalid_token_signature",
+    "requests_invalid_token_expired",
+    "requests_invalid_token_issuer",
+    "requests_invalid_token_audience",
+    "requests_invalid_token_key",
+    "requests_invalid_token_claims",
+    "requests_insufficient_scope",
+    "requests_rate_limited",
+    "requests_bad_body",
+    "requests_bad_path",
+    "requests_too_large",
+    "requests_jwks_unavailable",
+    "requests_cross_site",
+    "requests_internal_error",
+    "jwks_fetches_ok",
+    "jwks_fetches_failed",
+    "token_cache_hits",
+    "token_cache_misses",
+    "oauth2_logins_started",
+    "oauth2_logins_succeeded",
+    "oauth2_logins_failed",
+    "translated_requests",
+    "translated_streams",
+    "llm_prompt_tokens",
+    "llm_completion_tokens",
+    "upstream_errors",
+];
+
+/// Gauges: keys in use per worker's view, and the rate limiter's shared-data slots.
+pub const GAUGES: &[&str] = &["jwks_keys", "ratelimit_slots"];
+
+/// A coarse class of token refusal, for metrics (details stay in the error body).
+pub fn token_error_class(error: &TokenError) -> &'static str {
+    match error {
+        TokenError::MultipleTokens
+        | TokenError::TooLarge { .. }
+        | TokenError::NotBearer
+        | TokenError::Malformed
+        | TokenError::NotJws
+        | TokenError::BadEncoding(_)
+        | TokenError::NotJsonObject(_)
+        | TokenError::DuplicateKey(_)
+        | TokenError::InvalidHeader(_) => "format",
+        TokenError::AlgorithmMissing
+        | TokenError::AlgorithmNone
+        | TokenError::AlgorithmUnsupported
+        | TokenError::AlgorithmNotAllowed(_)
+        | TokenError::ForbiddenHeader(_)
+        | TokenError::CriticalHeader => "algorithm",
+        TokenError::BadSignature => "signature",
+        TokenError::Expired | TokenError::NotYetValid | TokenError::IssuedInFuture => "expired",
+        TokenError::IssuerMissing | TokenError::UnknownIssuer => "issuer",
+        TokenError::AudienceMismatch => "audience",
+        TokenError::UnknownKid
+        | TokenError::KeyAlgorithmMismatch
+        | TokenError::NoKeyForAlgorithm => "key",
+        TokenError::ClaimMissing(_) | TokenError::InvalidClaim(_) => "claims",
+    }
+}
+
+/// Whether this request's bodies are logged: deterministic in the request id, so a retry of
+/// the same request gets the same answer and a rate of 0 or 1 is exact.
+pub fn sampled(request_id: &str, rate: f64) -> bool {
+    if rate <= 0.0 {
+        return false;
+    }
+    if rate >= 1.0 {
+        return true;
+    }
+    // FNV-1a: stable across workers and builds.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in request_id.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let bucket = hash % 1_000_000;
+    (bucket as f64) < rate * 1_000_000.0
+}
+
+/// One request's audit record. Never a token, cookie, secret or `Authorization` value: only
+/// what the gateway decided and who it decided it for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditRecord {
+    pub time_ms: u64,
+    pub request_id: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub sub: Option<String>,
+    pub provider: Option<String>,
+    pub rule: Option<usize>,
+    pub decision: &'static str,
+    pub code: Option<&'static str>,
+    pub status: Option<u32>,
+    pub duration_ms: u64,
+    pub model: Option<String>,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub client: Option<String>,
+    pub request_body: Option<String>,
+    pub response_body: Option<String>,
+    /// `login` / `logout` events of the browser flow.
+    pub event: Option<&'static str>,
+}
+
+impl AuditRecord {
+    pub fn to_json(&self) -> Value {
+        let mut map = Map::new();
+        let mut put = |key: &str, value: Value| {
+            if !value.is_null() {
+                map.insert(key.to_string(), value);
+            }
+        };
+        put("time_ms", json!(self.time_ms));
+        put("event", json!(self.event.unwrap_or("request")));
+        put("request_id", json!(self.request_id));
+        put("method", json!(self.method));
+        put("path", json!(self.path));
+        put("sub", json!(self.sub));
+        put("provider", json!(self.provider));
+        put("rule", json!(self.rule));
+        put("decision", json!(self.decision));
+        put("code", json!(self.code));
+        put("status", json!(self.status));
+        put("duration_ms", json!(self.duration_ms));
+        put("model", json!(self.model));
+        put("prompt_tokens", json!(self.prompt_tokens));
+        put("completion_tokens", json!(self.completion_tokens));
+        put("client", json!(self.client));
+        put("request_body", json!(self.request_body));
+        put("response_body", json!(self.response_body));
+        Value::Object(map)
+    }
+}
+
+/// At most `max` bytes of a body, cut on a character boundary, for the audit log.
+pub fn truncated(body: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(body.get(..body.len().min(max)).unwrap_or_default());
+    text.trim_end_matches('\u{fffd}').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_has_a_defined_counter() {
+        let errors = [
+            GatewayError::MissingToken,
+            GatewayError::InvalidToken(TokenError::BadSignature),
+            GatewayError::InvalidToken(TokenError::Expired),
+            GatewayError::InvalidToken(TokenError::AlgorithmNone),
+            GatewayError::InvalidToken(TokenError::NotJws),
+            GatewayError::InvalidToken(TokenError::UnknownKid),
+            GatewayError::InvalidToken(TokenError::AudienceMismatch),
+            GatewayError::InvalidToken(TokenError::UnknownIssuer),
+            GatewayError::InvalidToken(TokenError::ClaimMissing("sub")),
+            GatewayError::InsufficientScope { required: vec![] },
+            GatewayError::RateLimitUnavailable,
+            GatewayError::InvalidRequestBody("x".into()),
+            GatewayError::RequestTooLarge { limit: 1 },
+            GatewayError::JwksUnavailable { retry_after_s: 1 },
+            GatewayError::UpstreamError("x".into()),
+            GatewayError::CrossSiteRequest,
+            GatewayError::LoginUnavailable { retry_after_s: 1 },
+            GatewayError::Internal("x"),
+        ];
+        for error in &errors {
+            assert!(COUNTERS.contains(&refusal_metric(error)), "{error:?}");
+        }
+        assert_eq!(
+            refusal_metric(&errors[1]),
+            "requests_invalid_token_signature"
+        );
+        assert_eq!(refusal_metric(&errors[2]), "requests_invalid_token_expired");
+    }
+
+    #[test]
+    fn sampling_is_exact_at_the_ends_and_deterministic() {
+        assert!(!sampled("abc", 0.0));
+        assert!(sampled("abc", 1.0));
+        assert_eq!(sampled("req-1", 0.5), sampled("req-1", 0.5));
+        let hits = (0..100_000)
+            .filter(|i| sampled(&format!("req-{i}"), 0.01))
+            .count();
+        assert!((700..1300).contains(&hits), "{hits}");
+    }
+
+    #[test]
+    fn records_omit_what_is_unknown_and_truncate_bodies() {
+        let record = AuditRecord {
+            method: "GET".into(),
+            path: "/v1/models".into(),
+            decision: "allowed",
+            ..AuditRecord::default()
+        };
+        let value = record.to_json();
+        assert_eq!(value["decision"], "allowed");
+        assert_eq!(value["event"], "request");
+        assert!(value.get("sub").is_none());
+        assert_eq!(truncated("héllo".as_bytes(), 2), "h");
+        assert_eq!(truncated(b"hello", 10), "hello");
+    }
+}
