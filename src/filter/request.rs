@@ -153,6 +153,13 @@ impl GatewayRequest {
         if let Some(counter) = counter {
             self.count(counter, 1);
         }
+        if decision == "login_failed" {
+            self.audit.code = Some(if reply.status == 503 {
+                "LOGIN_UNAVAILABLE"
+            } else {
+                "LOGIN_FAILED"
+            });
+        }
         self.audit.event = Some(if route == login::LoginRoute::Logout {
             "logout"
         } else {
@@ -385,6 +392,9 @@ impl GatewayRequest {
                 reply
             }
         };
+        if matches!(reply.status, 502 | 504) {
+            self.count("upstream_errors", 1);
+        }
         self.reply(&reply);
     }
 
@@ -467,6 +477,9 @@ impl Context for GatewayRequest {
                     } else {
                         "login_failed"
                     };
+                    if !succeeded {
+                        self.audit.code = Some("LOGIN_FAILED");
+                    }
                     self.audit.sub = sub;
                     self.reply(&reply);
                 }

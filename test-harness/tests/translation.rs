@@ -295,6 +295,17 @@ fn an_upstream_answer_that_cannot_be_translated_is_502() {
             .json(&json!({"messages": [{"role": "user", "content": "hi"}]})),
     );
     assert_contract_error(&response, 502, "UPSTREAM_ERROR");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let counted = loop {
+        let stats = envoy
+            .admin_get("/stats?filter=ai_gateway.upstream_errors")
+            .text();
+        if stats.contains("upstream_errors: 1") || Instant::now() > deadline {
+            break stats;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(counted.contains("upstream_errors: 1"), "{counted}");
 }
 
 #[test]
