@@ -9,7 +9,7 @@ NODE_MODULES := test-harness/node_modules
 # Runs the pure modules' unit tests compiled to wasm under Node's WASI.
 WASI_RUNNER := node --no-warnings $(CURDIR)/test-harness/wasi-runner.mjs
 
-.PHONY: help setup toolchain build demo test lint unit-native unit-wasm integration validate clean
+.PHONY: help setup toolchain build demo test lint unit-native unit-wasm integration validate clean bench
 
 help:
 	@echo "make demo   set up, build, and run the gateway on 127.0.0.1:8080"
@@ -66,6 +66,12 @@ validate: build
 
 integration: build
 	GATEWAY_WASM=$(CURDIR)/$(WASM) ENVOY_BIN=$(CURDIR)/$(ENVOY) cargo test -p test-harness
+
+# Not part of `make test`: a few minutes of load on this machine (see bench/README.md).
+bench: setup build
+	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	GATEWAY_WASM=$(CURDIR)/$(WASM) ENVOY_BIN=$(CURDIR)/$(ENVOY) \
+		cargo run --release -p test-harness --bin bench
 
 clean:
 	cargo clean

@@ -37,7 +37,11 @@ pub struct EnvoyBuilder {
     log_level: String,
     buffer_filter: bool,
     listener_port: u16,
+    bootstrap_override: Option<BootstrapEdit>,
 }
+
+/// An edit of the generated bootstrap (see [`EnvoyBuilder::bootstrap_override`]).
+pub type BootstrapEdit = Box<dyn FnOnce(&mut serde_json::Value)>;
 
 impl EnvoyBuilder {
     /// A fixed listener port (from `idp::reserve_port`), for configs that must name the
@@ -88,8 +92,15 @@ impl EnvoyBuilder {
         self
     }
 
+    /// Edits the generated bootstrap before Envoy starts (e.g. a `direct_response` route, other
+    /// HTTP filters), for setups the other options do not cover (benchmarks).
+    pub fn bootstrap_override(mut self, f: impl FnOnce(&mut serde_json::Value) + 'static) -> Self {
+        self.bootstrap_override = Some(Box::new(f));
+        self
+    }
+
     /// Starts Envoy and waits until it is ready, or returns how it failed.
-    pub fn start(self) -> Result<Envoy, EnvoyExit> {
+    pub fn start(mut self) -> Result<Envoy, EnvoyExit> {
         let dir = tempfile::Builder::new()
             .prefix("gateway-envoy-")
             .tempdir()
@@ -111,7 +122,11 @@ impl EnvoyBuilder {
             access_log: &access_log,
         };
         let config_path = dir.path().join("envoy.json");
-        std::fs::write(&config_path, bootstrap(&params).to_string())
+        let mut config = bootstrap(&params);
+        if let Some(edit) = self.bootstrap_override.take() {
+            edit(&mut config);
+        }
+        std::fs::write(&config_path, config.to_string())
             .map_err(|e| failed(format!("write config: {e}")))?;
         let admin_path = dir.path().join("admin-address");
         let log_path = dir.path().join("envoy.log");
@@ -182,6 +197,7 @@ impl Envoy {
             log_level: "info".to_string(),
             buffer_filter: true,
             listener_port: 0,
+            bootstrap_override: None,
         }
     }
 

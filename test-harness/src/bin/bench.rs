@@ -1,0 +1,1241 @@
+//! `make bench`: the gateway filter's cost inside Envoy, measured on this machine.
+//!
+//! Every Envoy runs with `--concurrency 1`; load comes from `wrk` on loopback for a fixed
+//! duration. Auth setups answer with Envoy's own `direct_response` (the HTTP filters run, the
+//! router answers: no upstream hop), so the numbers are the filter's, not an upstream's. Then
+//! streaming translation (time to first token, total) over the Ollama stand-in, non-streamed
+//! throughput with a 1 MB answer, and Envoy's memory after 100,000 distinct tokens and
+//! subjects. Prints one report and writes it to `bench/results.md`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use test_harness::http::{read_head, Connection};
+use test_harness::ollama::{ollama_handler, OllamaConfig};
+use test_harness::paths;
+use test_harness::tokens::{b64url, claims, jwks, Hs256Key, RsaKey};
+use test_harness::upstream::{Reply, ReplyBody};
+use test_harness::{Envoy, EnvoyBuilder, Request, Upstream};
+
+const ISSUER: &str = "https://idp.test";
+const AUDIENCE: &str = "gw";
+const SCOPES: &str = "chat:read chat:write";
+const HS256_SECRET: &str = "benchmark-hs256-secret-of-32-bytes-or-more";
+
+/// One load run: wrk's threads, connections, and how long.
+const WRK_THREADS: u32 = 1;
+const WRK_CONNECTIONS: u32 = 16;
+const WARMUP: Duration = Duration::from_secs(1);
+/// Every setup is measured in `ROUNDS` runs of `MEASURE_S` seconds, the setups taking turns
+/// (so drift of a shared machine hits them alike); a row is the median run. `BENCH_SECONDS`
+/// overrides the run length (for a quick try).
+const ROUNDS: usize = 3;
+const MEASURE_S: u64 = 3;
+
+/// Distinct RS256 tokens for the cold-verification setup (twice the verified-token cache).
+const COLD_TOKENS: usize = 20_000;
+/// Distinct tokens, and distinct subjects, for the memory runs.
+const MEMORY_REQUESTS: usize = 100_000;
+const MEMORY_CLIENTS: usize = 4;
+
+/// Streaming: lines from the stand-in, the delay before each, and how many requests.
+const STREAM_LINES: usize = 20;
+const STREAM_DELAY: Duration = Duration::from_millis(5);
+const STREAM_REPEATS: usize = 50;
+/// Throughput: the answer's content size and how many requests.
+const BIG_CONTENT_BYTES: usize = 1_000_000;
+const BIG_REPEATS: usize = 20;
+
+/// Rows the targets are computed from.
+const BARE: &str = "bare Envoy (direct response)";
+const NATIVE_RS256: &str = "native jwt_authn RS256";
+const CACHE_HIT: &str = "gateway RS256, repeated token (cache hit)";
+const COLD: &str = "gateway RS256, fresh token per request (cold)";
+const FULL_STACK: &str = "gateway full stack (RS256 hit + scope rule + rate limit)";
+
+/// The documented bounds the memory section compares against.
+const TOKEN_CACHE_CAPACITY: u64 = 10_000;
+const SLOT_BYTES: u64 = 156;
+const DEFAULT_SLOTS: u64 = 8192;
+
+fn main() {
+    let started = Instant::now();
+    let work = tempfile::Builder::new()
+        .prefix("gateway-bench-")
+        .tempdir()
+        .expect("tempdir");
+    let wrk = std::env::var("WRK").unwrap_or_else(|_| "wrk".to_string());
+    let measure = Duration::from_secs(
+        std::env::var("BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(MEASURE_S),
+    );
+    check_wrk(&wrk);
+
+    eprintln!("bench: generating keys and tokens");
+    let hs = Hs256Key::new(HS256_SECRET.as_bytes());
+    let rsa = RsaKey::generate("bench", 2048);
+    let hs_token = hs.mint(&claims(ISSUER, AUDIENCE, "alice", SCOPES));
+    let rs_token = rsa.mint(&claims(ISSUER, AUDIENCE, "alice", SCOPES));
+    let cold_tokens = mint_rs256_many(&rsa, COLD_TOKENS);
+    let dir = work.path();
+    let hs_script = write_header_script(dir, "hs256.lua", &hs_token);
+    let rs_script = write_header_script(dir, "rs256.lua", &rs_token);
+    let cold_script = write_cycling_script(dir, "rs256-cold", &cold_tokens);
+    let none_script = write_file(dir, "none.lua", "-- no header\n");
+    eprintln!(
+        "bench: {:>4.0} s  {COLD_TOKENS} RS256 tokens minted",
+        started.elapsed().as_secs_f64()
+    );
+
+    eprintln!(
+        "bench: {:>4.0} s  starting the Envoys",
+        started.elapsed().as_secs_f64()
+    );
+    let mut setups: Vec<Setup> = Vec::new();
+    let mut add = |name: &str, builder: EnvoyBuilder, script: &Path| {
+        setups.push(Setup {
+            name: name.to_string(),
+            envoy: start(builder),
+            script: script.to_path_buf(),
+        });
+    };
+
+    // 1. Bare Envoy: the router's direct response and nothing else.
+    add(
+        BARE,
+        plain_builder("{}").bootstrap_override(|b| {
+            direct_response(b);
+            set_filters(b, vec![]);
+        }),
+        &none_script,
+    );
+
+    // 2. Envoy's native jwt_authn.
+    let hs_jwks =
+        json!({"keys": [{"kty": "oct", "alg": "HS256", "k": b64url(HS256_SECRET.as_bytes())}]});
+    let rs_jwks = jwks(&[rsa.jwk()]);
+    for (name, jwks, cache, script) in [
+        ("native jwt_authn HS256", &hs_jwks, false, &hs_script),
+        (NATIVE_RS256, &rs_jwks, false, &rs_script),
+        (
+            "native jwt_authn RS256 + jwt_cache_config (for comparison)",
+            &rs_jwks,
+            true,
+            &rs_script,
+        ),
+    ] {
+        let filter = jwt_authn_filter(jwks, cache);
+        let builder = plain_builder("{}").bootstrap_override(move |b| {
+            direct_response(b);
+            set_filters(b, vec![filter]);
+        });
+        add(name, builder, script);
+    }
+
+    // 3. The gateway filter.
+    let hs_provider = json!({"name": "sso", "issuer": ISSUER, "audiences": [AUDIENCE],
+        "algorithms": ["HS256"], "hs256_secret": {"inline": HS256_SECRET}});
+    let rs_provider = json!({"name": "sso", "issuer": ISSUER, "audiences": [AUDIENCE],
+        "algorithms": ["RS256"], "jwks": {"inline": rs_jwks}});
+    let rs_only = json!({"providers": [rs_provider.clone()]}).to_string();
+    let full_stack = json!({
+        "providers": [rs_provider.clone()],
+        "rules": [{"match": {"prefix": "/"}, "scopes": ["chat:read"]}],
+        "rate_limits": [{"name": "bench", "key": "sub", "requests": 100_000_000u64, "window_s": 60}]
+    });
+    add(
+        "gateway HS256",
+        gateway_builder(&json!({"providers": [hs_provider.clone()]}).to_string()),
+        &hs_script,
+    );
+    add(CACHE_HIT, gateway_builder(&rs_only), &rs_script);
+    add(COLD, gateway_builder(&rs_only), &cold_script);
+    add(
+        FULL_STACK,
+        gateway_builder(&full_stack.to_string()),
+        &rs_script,
+    );
+    // Diagnostics: the floor of any Wasm filter, the gateway's cost with no auth at all, and
+    // without its audit log line.
+    let empty_wasm = write_bytes(dir, "empty-filter.wasm", &empty_proxy_wasm_module());
+    add(
+        "diagnostic: empty proxy-wasm filter (does nothing; the floor of any Wasm filter)",
+        plain_builder("{}").bootstrap_override(move |b| {
+            direct_response(b);
+            let config = &mut hcm(b)["http_filters"][0]["typed_config"]["config"];
+            config["vm_config"]["code"]["local"]["filename"] = json!(empty_wasm.to_string_lossy());
+            config["vm_config"]["vm_id"] = json!("empty");
+        }),
+        &none_script,
+    );
+    add(
+        "diagnostic: gateway, auth none (its fixed per-request cost)",
+        gateway_builder(&json!({"default_rule": {"auth": "none"}}).to_string()),
+        &none_script,
+    );
+    add(
+        "diagnostic: gateway RS256 cache hit, Envoy log level warning (no audit log line)",
+        gateway_builder(&rs_only).log_level("warning"),
+        &rs_script,
+    );
+    let rows = run_load(&wrk, &setups, measure, started);
+    drop(setups);
+
+    // 4. Streaming translation and throughput.
+    eprintln!(
+        "bench: {:>4.0} s  streaming and throughput",
+        started.elapsed().as_secs_f64()
+    );
+    let translation = measure_translation();
+
+    // 5. Memory.
+    eprintln!(
+        "bench: {:>4.0} s  memory (2 x {MEMORY_REQUESTS} requests)",
+        started.elapsed().as_secs_f64()
+    );
+    let memory = measure_memory(&hs_provider);
+
+    let report = render(&rows, &translation, &memory, measure, started.elapsed());
+    println!("{report}");
+    let out = paths::repo_root().join("bench/results.md");
+    std::fs::create_dir_all(out.parent().expect("bench dir")).expect("create bench/");
+    std::fs::write(&out, &report).expect("write bench/results.md");
+    eprintln!(
+        "bench: wrote {} in {:.0} s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envoy setups
+
+fn plain_builder(plugin_config: &str) -> EnvoyBuilder {
+    Envoy::builder(plugin_config)
+        .concurrency(1)
+        .buffer_filter(false)
+}
+
+/// The gateway filter in front of the router's direct response.
+fn gateway_builder(plugin_config: &str) -> EnvoyBuilder {
+    plain_builder(plugin_config).bootstrap_override(direct_response)
+}
+
+fn start(builder: EnvoyBuilder) -> Envoy {
+    builder
+        .start()
+        .unwrap_or_else(|e| panic!("Envoy did not start ({:?}):\n{}", e.status, e.log))
+}
+
+fn hcm(bootstrap: &mut Value) -> &mut Value {
+    &mut bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]
+}
+
+/// The one route answers `200 ok` itself; the harness's access log is dropped (no setup pays
+/// for a file write per request).
+fn direct_response(bootstrap: &mut Value) {
+    let hcm = hcm(bootstrap);
+    hcm["route_config"]["virtual_hosts"][0]["routes"] = json!([{
+        "match": {"prefix": "/"},
+        "direct_response": {"status": 200, "body": {"inline_string": "ok"}}
+    }]);
+    if let Some(hcm) = hcm.as_object_mut() {
+        hcm.remove("access_log");
+    }
+}
+
+/// Replaces every HTTP filter but the router (which stays last) with `filters`.
+fn set_filters(bootstrap: &mut Value, mut filters: Vec<Value>) {
+    let hcm = hcm(bootstrap);
+    let router = hcm["http_filters"]
+        .as_array()
+        .and_then(|f| f.last().cloned())
+        .expect("the router filter");
+    filters.push(router);
+    hcm["http_filters"] = Value::Array(filters);
+}
+
+fn jwt_authn_filter(jwks: &Value, cache: bool) -> Value {
+    let mut provider = json!({
+        "issuer": ISSUER,
+        "audiences": [AUDIENCE],
+        "local_jwks": {"inline_string": jwks.to_string()},
+        "forward": false
+    });
+    if cache {
+        provider["jwt_cache_config"] = json!({"jwt_cache_size": 100});
+    }
+    json!({
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {"bench": provider},
+            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens and wrk scripts
+
+fn mint_rs256_many(key: &RsaKey, count: usize) -> Vec<String> {
+    let threads = thread::available_parallelism().map_or(2, |n| n.get());
+    let per = count.div_ceil(threads);
+    thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (t * per..((t + 1) * per).min(count))
+                        .map(|i| key.mint(&claims(ISSUER, AUDIENCE, &format!("user-{i}"), SCOPES)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("minting thread"))
+            .collect()
+    })
+}
+
+fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write bench file");
+    path
+}
+
+fn write_bytes(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write bench file");
+    path
+}
+
+/// A proxy-wasm (ABI 0.2.1) module that does nothing: every request passes at once. Written
+/// out byte by byte, so the bench needs no second wasm build; it measures what Envoy's Wasm
+/// host (V8) costs per request before a filter does any work.
+fn empty_proxy_wasm_module() -> Vec<u8> {
+    fn leb128(mut n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return out;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    fn section(id: u8, items: &[Vec<u8>]) -> Vec<u8> {
+        let mut body = leb128(items.len());
+        for item in items {
+            body.extend_from_slice(item);
+        }
+        let mut out = vec![id];
+        out.extend(leb128(body.len()));
+        out.extend(body);
+        out
+    }
+    const I32: u8 = 0x7f;
+    // Types: () -> (), (i32) -> i32, (i32 i32) -> (), (i32 i32) -> i32, (i32 i32 i32) -> i32,
+    // (i32) -> ().
+    let types = [
+        vec![0x60, 0, 0],
+        vec![0x60, 1, I32, 1, I32],
+        vec![0x60, 2, I32, I32, 0],
+        vec![0x60, 2, I32, I32, 1, I32],
+        vec![0x60, 3, I32, I32, I32, 1, I32],
+        vec![0x60, 1, I32, 0],
+    ];
+    // (export name, type, body): `i32.const N` where a result is expected.
+    let nothing = vec![0x00, 0x0b];
+    let const_i32 = |n: u8| vec![0x00, 0x41, n, 0x0b];
+    let functions: [(&str, u8, Vec<u8>); 8] = [
+        ("proxy_abi_version_0_2_1", 0, nothing.clone()),
+        // A fixed scratch address; the module never asks the host for data.
+        (
+            "proxy_on_memory_allocate",
+            1,
+            vec![0x00, 0x41, 0x80, 0x08, 0x0b],
+        ),
+        ("proxy_on_context_create", 2, nothing.clone()),
+        ("proxy_on_vm_start", 3, const_i32(1)),
+        ("proxy_on_configure", 3, const_i32(1)),
+        ("proxy_on_request_headers", 4, const_i32(0)),
+        ("proxy_on_done", 1, const_i32(1)),
+        ("proxy_on_delete", 5, nothing),
+    ];
+    let mut exports: Vec<Vec<u8>> = functions
+        .iter()
+        .enumerate()
+        .map(|(index, (name, _, _))| {
+            let mut e = vec![name.len() as u8];
+            e.extend_from_slice(name.as_bytes());
+            e.extend([0x00, index as u8]);
+            e
+        })
+        .collect();
+    exports.push([&[6u8][..], b"memory", &[0x02, 0]].concat());
+    let bodies: Vec<Vec<u8>> = functions
+        .iter()
+        .map(|(_, _, body)| [&[body.len() as u8][..], body].concat())
+        .collect();
+    let mut module = b"\0asm".to_vec();
+    module.extend([1, 0, 0, 0]);
+    module.extend(section(1, &types));
+    let type_indices: Vec<Vec<u8>> = functions.iter().map(|(_, t, _)| vec![*t]).collect();
+    module.extend(section(3, &type_indices));
+    module.extend(section(5, &[vec![0x00, 2]]));
+    module.extend(section(7, &exports));
+    module.extend(section(10, &bodies));
+    module
+}
+
+fn write_header_script(dir: &Path, name: &str, token: &str) -> PathBuf {
+    write_file(
+        dir,
+        name,
+        &format!("wrk.headers[\"Authorization\"] = \"Bearer {token}\"\n"),
+    )
+}
+
+/// A wrk script sending the tokens of a file in turn, one per request.
+fn write_cycling_script(dir: &Path, name: &str, tokens: &[String]) -> PathBuf {
+    let list = write_file(dir, &format!("{name}.txt"), &(tokens.join("\n") + "\n"));
+    let script = format!(
+        r#"local tokens = {{}}
+for line in io.lines("{}") do tokens[#tokens + 1] = "Bearer " .. line end
+local i = 0
+-- The first token's index: `wrk ... -- OFFSET`, so the warm-up and the measured run differ.
+init = function(args) i = tonumber(args[1] or "0") or 0 end
+request = function()
+  i = i + 1
+  if i > #tokens then i = 1 end
+  return wrk.format(nil, nil, {{["Authorization"] = tokens[i]}})
+end
+"#,
+        list.display()
+    );
+    write_file(dir, &format!("{name}.lua"), &script)
+}
+
+// ---------------------------------------------------------------------------------------------
+// wrk
+
+#[derive(Debug, Clone, Default)]
+struct LoadResult {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    requests: u64,
+    /// Non-2xx/3xx answers and socket errors, as wrk reports them.
+    failures: String,
+}
+
+struct Row {
+    name: String,
+    /// The median of the runs (requests/s, p50 and p99 each).
+    result: LoadResult,
+    /// Requests/s of each run, in order.
+    runs: Vec<f64>,
+    cache: GatewayStats,
+}
+
+/// A running setup under test.
+struct Setup {
+    name: String,
+    envoy: Envoy,
+    script: PathBuf,
+}
+
+/// Warms every setup up, then measures them in turns: `ROUNDS` runs each.
+fn run_load(wrk: &str, setups: &[Setup], measure: Duration, started: Instant) -> Vec<Row> {
+    let before: Vec<GatewayStats> = setups.iter().map(|s| gateway_stats(&s.envoy)).collect();
+    eprintln!("bench: {:>4.0} s  warm-up", started.elapsed().as_secs_f64());
+    for setup in setups {
+        run_wrk(wrk, setup.envoy.addr(), &setup.script, WARMUP, 0);
+    }
+    let mut runs: Vec<Vec<LoadResult>> = vec![Vec::new(); setups.len()];
+    for round in 0..ROUNDS {
+        eprintln!(
+            "bench: {:>4.0} s  round {}/{ROUNDS}",
+            started.elapsed().as_secs_f64(),
+            round + 1
+        );
+        // Fresh tokens: each run of the cold setup starts where no earlier run has been.
+        let offset = COLD_TOKENS / (ROUNDS + 1) * (round + 1);
+        let mut order: Vec<usize> = (0..setups.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let setup = &setups[i];
+            runs[i].push(run_wrk(
+                wrk,
+                setup.envoy.addr(),
+                &setup.script,
+                measure,
+                offset,
+            ));
+        }
+    }
+    setups
+        .iter()
+        .zip(runs)
+        .zip(before)
+        .map(|((setup, runs), before)| {
+            let mid = |f: fn(&LoadResult) -> f64| {
+                let mut values: Vec<f64> = runs.iter().map(f).collect();
+                values.sort_by(f64::total_cmp);
+                values[values.len() / 2]
+            };
+            let failures: Vec<String> = runs
+                .iter()
+                .filter(|r| !r.failures.is_empty())
+                .map(|r| r.failures.clone())
+                .collect();
+            Row {
+                name: setup.name.clone(),
+                result: LoadResult {
+                    rps: mid(|r| r.rps),
+                    p50_us: mid(|r| r.p50_us),
+                    p99_us: mid(|r| r.p99_us),
+                    requests: runs.iter().map(|r| r.requests).sum(),
+                    failures: failures.join("; "),
+                },
+                runs: runs.iter().map(|r| r.rps).collect(),
+                cache: gateway_stats(&setup.envoy).delta(&before),
+            }
+        })
+        .collect()
+}
+
+fn check_wrk(wrk: &str) {
+    let ok = Command::new(wrk)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(
+        ok,
+        "`{wrk}` not found: install wrk (apt-get install wrk) or set WRK"
+    );
+}
+
+fn run_wrk(
+    wrk: &str,
+    addr: SocketAddr,
+    script: &Path,
+    duration: Duration,
+    offset: usize,
+) -> LoadResult {
+    let mut child = Command::new(wrk)
+        .args([
+            format!("-t{WRK_THREADS}"),
+            format!("-c{WRK_CONNECTIONS}"),
+            format!("-d{}s", duration.as_secs()),
+            "--timeout".to_string(),
+            "5s".to_string(),
+            "--latency".to_string(),
+            "-s".to_string(),
+        ])
+        .arg(script)
+        .arg(format!("http://{addr}/"))
+        .arg("--")
+        .arg(offset.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wrk");
+    // wrk stops by itself after `duration`; a hung one is killed (by its own pid).
+    let deadline = Instant::now() + duration + Duration::from_secs(30);
+    loop {
+        if child.try_wait().expect("wait for wrk").is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("wrk did not finish in time");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut stdout);
+    }
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
+    }
+    parse_wrk(&stdout).unwrap_or_else(|| panic!("unreadable wrk output:\n{stdout}\n{stderr}"))
+}
+
+/// `1.23ms`, `456.78us`, `1.20s`, `2.00m` as microseconds.
+fn parse_duration_us(text: &str) -> Option<f64> {
+    let units = [
+        ("us", 1.0),
+        ("ms", 1e3),
+        ("s", 1e6),
+        ("m", 60e6),
+        ("h", 3600e6),
+    ];
+    units.iter().find_map(|(suffix, factor)| {
+        text.strip_suffix(suffix)
+            .and_then(|n| n.parse::<f64>().ok())
+            .map(|n| n * factor)
+    })
+}
+
+fn parse_wrk(output: &str) -> Option<LoadResult> {
+    let mut result = LoadResult::default();
+    let mut failures = Vec::new();
+    for line in output.lines().map(str::trim) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            ["50%", value] => result.p50_us = parse_duration_us(value)?,
+            ["99%", value] => result.p99_us = parse_duration_us(value)?,
+            ["Requests/sec:", value] => result.rps = value.parse().ok()?,
+            [count, "requests", "in", ..] => result.requests = count.parse().ok()?,
+            _ if line.starts_with("Non-2xx") || line.starts_with("Socket errors") => {
+                failures.push(line.to_string());
+            }
+            _ => {}
+        }
+    }
+    result.failures = failures.join("; ");
+    (result.rps > 0.0 && result.p50_us > 0.0).then_some(result)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin stats and memory
+
+fn stat(envoy: &Envoy, name: &str) -> Option<u64> {
+    let text = envoy.admin_get(&format!("/stats?filter=^{name}$")).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct GatewayStats {
+    hits: u64,
+    misses: u64,
+    allowed: u64,
+}
+
+impl GatewayStats {
+    fn delta(&self, before: &Self) -> Self {
+        Self {
+            hits: self.hits.saturating_sub(before.hits),
+            misses: self.misses.saturating_sub(before.misses),
+            allowed: self.allowed.saturating_sub(before.allowed),
+        }
+    }
+}
+
+fn gateway_stats(envoy: &Envoy) -> GatewayStats {
+    let get = |name: &str| stat(envoy, &format!("wasmcustom.ai_gateway.{name}")).unwrap_or(0);
+    GatewayStats {
+        hits: get("token_cache_hits"),
+        misses: get("token_cache_misses"),
+        allowed: get("requests_allowed"),
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Memory {
+    heap: u64,
+    rss: u64,
+}
+
+fn memory(envoy: &Envoy) -> Memory {
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", envoy.pid()))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("VmRSS:")?
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+        })
+        .unwrap_or(0)
+        * 1024;
+    Memory {
+        heap: stat(envoy, "server.memory_allocated").unwrap_or(0),
+        rss,
+    }
+}
+
+struct MemoryReport {
+    /// The filter with an HS256 provider: at start, after a warm-up, after distinct tokens.
+    tokens: [Memory; 3],
+    /// The same with one `sub` rate limit (default slots): the same three points.
+    subjects: [Memory; 3],
+    allowed_tokens: u64,
+    allowed_subjects: u64,
+}
+
+/// Sends one request per token `mint(i)` for `i` in `range`, over keep-alive connections.
+fn drive(envoy: &Envoy, range: std::ops::Range<usize>, tag: &'static str) {
+    let addr = envoy.addr();
+    let per = range.len().div_ceil(MEMORY_CLIENTS);
+    thread::scope(|scope| {
+        for c in 0..MEMORY_CLIENTS {
+            let start = range.start + c * per;
+            let end = (start + per).min(range.end);
+            scope.spawn(move || {
+                let key = Hs256Key::new(HS256_SECRET.as_bytes());
+                let mut connection = Connection::open(addr).expect("connect");
+                for i in start..end {
+                    let token = key.mint(&claims(ISSUER, AUDIENCE, &format!("{tag}-{i}"), SCOPES));
+                    let response = connection
+                        .send(&Request::get("/").bearer(&token))
+                        .expect("response");
+                    assert_eq!(response.status, 200, "{}", response.text());
+                }
+            });
+        }
+    });
+}
+
+fn measure_memory(hs_provider: &Value) -> MemoryReport {
+    let warmup = 2_000;
+    let run = |config: Value, tag: &'static str| -> ([Memory; 3], u64) {
+        let envoy = start(gateway_builder(&config.to_string()));
+        let at_start = memory(&envoy);
+        drive(&envoy, 0..warmup, tag);
+        let warm = memory(&envoy);
+        drive(&envoy, warmup..warmup + MEMORY_REQUESTS, tag);
+        let after = memory(&envoy);
+        let allowed = gateway_stats(&envoy).allowed;
+        ([at_start, warm, after], allowed)
+    };
+    let (tokens, allowed_tokens) = run(json!({"providers": [hs_provider]}), "token");
+    let (subjects, allowed_subjects) = run(
+        json!({"providers": [hs_provider],
+               "rate_limits": [{"name": "bench", "key": "sub", "requests": 100_000_000u64, "window_s": 60}]}),
+        "subject",
+    );
+    MemoryReport {
+        tokens,
+        subjects,
+        allowed_tokens,
+        allowed_subjects,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming translation and throughput
+
+/// One upstream for both: streamed chats are the Ollama stand-in (`STREAM_LINES` lines,
+/// `STREAM_DELAY` before each), non-streamed ones get a fixed 1 MB Ollama answer.
+fn translation_upstream() -> Upstream {
+    let pieces: String = (0..STREAM_LINES - 1).map(|i| format!("t{i:03}")).collect();
+    let standin = ollama_handler(OllamaConfig {
+        delay: STREAM_DELAY,
+        reply: Some(pieces),
+        ..OllamaConfig::default()
+    });
+    let words = "lorem ipsum dolor sit amet consectetur adipiscing elit ";
+    let content: String =
+        words.repeat(BIG_CONTENT_BYTES / words.len() + 1)[..BIG_CONTENT_BYTES].to_string();
+    let big = json!({
+        "model": "qwen3:32b", "created_at": "2026-11-23T10:00:00.123456789Z",
+        "message": {"role": "assistant", "content": content},
+        "done": true, "done_reason": "stop", "total_duration": 1_000_000_000u64,
+        "load_duration": 1_000_000u64, "prompt_eval_count": 5, "prompt_eval_duration": 1_000_000u64,
+        "eval_count": 250_000, "eval_duration": 900_000_000u64
+    })
+    .to_string()
+    .into_bytes();
+    Upstream::with_handler(move |request| {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        if request.path == "/api/chat" && body["stream"] == json!(false) {
+            Reply {
+                status: 200,
+                headers: vec![(
+                    "content-type".into(),
+                    "application/json; charset=utf-8".into(),
+                )],
+                body: ReplyBody::Full(big.clone()),
+            }
+        } else {
+            standin(request)
+        }
+    })
+}
+
+struct Timing {
+    /// Until the body holds the first token's text.
+    first_token: Duration,
+    total: Duration,
+    body_bytes: usize,
+}
+
+/// Sends `request` on a keep-alive connection and times the answer, chunk by chunk.
+fn timed(
+    reader: &mut BufReader<TcpStream>,
+    request: &Request,
+    first_token: &str,
+) -> std::io::Result<Timing> {
+    let request = request.clone().header("connection", "keep-alive");
+    let started = Instant::now();
+    reader.get_mut().write_all(&request.to_bytes())?;
+    let (status, headers) = read_head(reader)?
+        .ok_or_else(|| std::io::Error::other("connection closed before a response"))?;
+    if !status.contains(" 200") {
+        return Err(std::io::Error::other(format!("status {status}")));
+    }
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut body = Vec::new();
+    let mut first = None;
+    let mut seen = |body: &[u8]| {
+        if first.is_none() && find(body, first_token.as_bytes()) {
+            first = Some(started.elapsed());
+        }
+    };
+    if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        loop {
+            let mut size_line = String::new();
+            reader.read_line(&mut size_line)?;
+            let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| std::io::Error::other(format!("bad chunk size {size_line:?}")))?;
+            if size == 0 {
+                let mut end = String::new();
+                reader.read_line(&mut end)?;
+                break;
+            }
+            let start = body.len();
+            body.resize(start + size, 0);
+            reader.read_exact(&mut body[start..])?;
+            let mut crlf = [0u8; 2];
+            reader.read_exact(&mut crlf)?;
+            // Only the tail can newly hold the marker.
+            seen(&body[start.saturating_sub(first_token.len())..]);
+        }
+    } else {
+        let length: usize = header("content-length")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| std::io::Error::other("neither chunked nor content-length"))?;
+        body.resize(length, 0);
+        reader.read_exact(&mut body)?;
+        seen(&body);
+    }
+    let total = started.elapsed();
+    Ok(Timing {
+        first_token: first.unwrap_or(total),
+        total,
+        body_bytes: body.len(),
+    })
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn open(addr: SocketAddr) -> BufReader<TcpStream> {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    stream.set_nodelay(true).expect("nodelay");
+    BufReader::new(stream)
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+struct TranslationReport {
+    ttft_translated: Duration,
+    ttft_plain: Duration,
+    total_translated: Duration,
+    total_plain: Duration,
+    big_translated: Duration,
+    big_plain: Duration,
+    big_translated_bytes: usize,
+    big_plain_bytes: usize,
+}
+
+fn measure_translation() -> TranslationReport {
+    let upstream = translation_upstream();
+    let translated = start(
+        Envoy::builder(
+            &json!({"default_rule": {"auth": "none"},
+                    "translate": {"to": "ollama", "cluster": "upstream"}})
+            .to_string(),
+        )
+        .concurrency(1)
+        .upstream(upstream.addr()),
+    );
+    let plain = start(
+        Envoy::builder(&json!({"default_rule": {"auth": "none"}}).to_string())
+            .concurrency(1)
+            .upstream(upstream.addr()),
+    );
+    let messages = json!([{"role": "user", "content": "hi"}]);
+    let stream_translated = Request::post("/v1/chat/completions")
+        .json(&json!({"model": "qwen3:32b", "stream": true, "messages": messages}));
+    let stream_plain = Request::post("/api/chat")
+        .json(&json!({"model": "qwen3:32b", "stream": true, "messages": messages}));
+    let big_translated = Request::post("/v1/chat/completions")
+        .json(&json!({"model": "qwen3:32b", "stream": false, "messages": messages}));
+    let big_plain = Request::post("/api/chat")
+        .json(&json!({"model": "qwen3:32b", "stream": false, "messages": messages}));
+
+    let mut t_conn = open(translated.addr());
+    let mut p_conn = open(plain.addr());
+    let run = |conn: &mut BufReader<TcpStream>, request: &Request, marker: &str| {
+        timed(conn, request, marker).unwrap_or_else(|e| panic!("{}: {e}", request.target))
+    };
+    // Warm up both paths, then alternate so drift hits both alike.
+    for _ in 0..5 {
+        run(&mut t_conn, &stream_translated, "t000");
+        run(&mut p_conn, &stream_plain, "t000");
+        run(&mut t_conn, &big_translated, "lorem");
+        run(&mut p_conn, &big_plain, "lorem");
+    }
+    let (mut tt, mut tp, mut st, mut sp) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..STREAM_REPEATS {
+        let t = run(&mut t_conn, &stream_translated, "t000");
+        let p = run(&mut p_conn, &stream_plain, "t000");
+        assert!(t.body_bytes > 0 && p.body_bytes > 0);
+        tt.push(t.first_token);
+        st.push(t.total);
+        tp.push(p.first_token);
+        sp.push(p.total);
+    }
+    let (mut bt, mut bp) = (vec![], vec![]);
+    let (mut bt_bytes, mut bp_bytes) = (0, 0);
+    for _ in 0..BIG_REPEATS {
+        let t = run(&mut t_conn, &big_translated, "lorem");
+        let p = run(&mut p_conn, &big_plain, "lorem");
+        assert!(t.body_bytes >= BIG_CONTENT_BYTES && p.body_bytes >= BIG_CONTENT_BYTES);
+        bt.push(t.total);
+        bp.push(p.total);
+        bt_bytes = t.body_bytes;
+        bp_bytes = p.body_bytes;
+    }
+    TranslationReport {
+        ttft_translated: median(tt),
+        ttft_plain: median(tp),
+        total_translated: median(st),
+        total_plain: median(sp),
+        big_translated: median(bt),
+        big_plain: median(bp),
+        big_translated_bytes: bt_bytes,
+        big_plain_bytes: bp_bytes,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn envoy_version() -> String {
+    let bin = paths::envoy_bin();
+    let out = command_output(&bin.to_string_lossy(), &["--version"]);
+    out.split("version:")
+        .nth(1)
+        .map(|v| v.trim().to_string())
+        .unwrap_or(out)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .and_then(|r| r.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn us(value: f64) -> String {
+    if value >= 10_000.0 {
+        format!("{:.1} ms", value / 1000.0)
+    } else {
+        format!("{value:.0} µs")
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn signed_mib(after: u64, before: u64) -> String {
+    let delta = after as f64 - before as f64;
+    format!("{:+.2} MiB", delta / (1024.0 * 1024.0))
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "MET"
+    } else {
+        "NOT MET"
+    }
+}
+
+fn render(
+    rows: &[Row],
+    translation: &TranslationReport,
+    memory: &MemoryReport,
+    measure: Duration,
+    elapsed: Duration,
+) -> String {
+    let find_row = |name: &str| {
+        rows.iter()
+            .find(|r| r.name == name)
+            .map(|r| r.result.clone())
+            .expect("row")
+    };
+    let bare = find_row(BARE);
+    let native_rs = find_row(NATIVE_RS256);
+    let hit = find_row(CACHE_HIT);
+    let cold = find_row(COLD);
+    let full = find_row(FULL_STACK);
+
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line("# Benchmark results".into());
+    line(String::new());
+    line(
+        "Written by `make bench` (`test-harness/src/bin/bench.rs`); see `bench/README.md`.".into(),
+    );
+    line(String::new());
+    line(format!(
+        "- date: {}",
+        command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+    ));
+    line(format!("- Envoy: {}", envoy_version()));
+    line(format!(
+        "- machine: {} CPUs (nproc), {}",
+        command_output("nproc", &[]),
+        cpu_model()
+    ));
+    line(format!(
+        "- load: `wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{}s --latency` on loopback, {ROUNDS} runs \
+         per setup taking turns with the other setups, after a {} s warm-up; a row is the median \
+         run (requests/s, p50, p99 each). Every Envoy `--concurrency 1`, route `direct_response` \
+         200 (no upstream hop), no access log, Envoy log level info (its default) unless noted.",
+        measure.as_secs(),
+        WARMUP.as_secs()
+    ));
+    line(format!(
+        "- total bench time: {:.0} s",
+        elapsed.as_secs_f64()
+    ));
+    line(String::new());
+    line("## Requests through one Envoy worker".into());
+    line(String::new());
+    line(
+        "| setup | requests/s | µs/request | p50 | p99 | × bare Envoy | × native RS256 | notes |"
+            .into(),
+    );
+    line("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |".into());
+    for row in rows {
+        let r = &row.result;
+        let runs: Vec<String> = row.runs.iter().map(|r| format!("{r:.0}")).collect();
+        let mut notes = vec![format!("runs: {}", runs.join(" / "))];
+        if row.cache.hits + row.cache.misses > 0 {
+            notes.push(format!(
+                "token cache: {} hits, {} misses",
+                row.cache.hits, row.cache.misses
+            ));
+        }
+        if !r.failures.is_empty() {
+            notes.push(format!("**{}**", r.failures));
+        }
+        line(format!(
+            "| {} | {:.0} | {:.1} | {} | {} | {:.2} | {:.2} | {} |",
+            row.name,
+            r.rps,
+            1e6 / r.rps,
+            us(r.p50_us),
+            us(r.p99_us),
+            r.rps / bare.rps,
+            r.rps / native_rs.rps,
+            notes.join("; ")
+        ));
+    }
+    line(String::new());
+    line(
+        "µs/request is 1/(requests/s): with one worker kept busy by 16 connections, the worker's \
+         time per request. Token-cache counts cover the warm-up and all runs."
+            .into(),
+    );
+    line(String::new());
+
+    line("## Streaming translation and throughput".into());
+    line(String::new());
+    line(format!(
+        "Ollama stand-in: {STREAM_LINES} NDJSON lines, {} ms before each; median of {STREAM_REPEATS} \
+         requests each, alternating, on keep-alive connections. Time to first token: until the \
+         body holds the first piece of content. Both Envoys have the gateway (auth none) and the \
+         buffer filter, as in the demo.",
+        STREAM_DELAY.as_millis()
+    ));
+    line(String::new());
+    line("| path | time to first token | total |".into());
+    line("| --- | ---: | ---: |".into());
+    line(format!(
+        "| `POST /v1/chat/completions` stream, translated to Ollama (SSE out) | {} | {} |",
+        ms(translation.ttft_translated),
+        ms(translation.total_translated)
+    ));
+    line(format!(
+        "| `POST /api/chat` stream, untranslated (NDJSON out) | {} | {} |",
+        ms(translation.ttft_plain),
+        ms(translation.total_plain)
+    ));
+    line(format!(
+        "| difference | {:+.3} ms | {:+.3} ms |",
+        (translation.ttft_translated.as_secs_f64() - translation.ttft_plain.as_secs_f64()) * 1e3,
+        (translation.total_translated.as_secs_f64() - translation.total_plain.as_secs_f64()) * 1e3
+    ));
+    line(String::new());
+    let mbps = |bytes: usize, d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
+    line(format!(
+        "Non-streamed answer with {BIG_CONTENT_BYTES} bytes of content, median of {BIG_REPEATS}:"
+    ));
+    line(String::new());
+    line("| path | response bytes | median time | MB/s |".into());
+    line("| --- | ---: | ---: | ---: |".into());
+    line(format!(
+        "| translated (`/v1/chat/completions`, fetched and converted by the gateway) | {} | {} | {:.0} |",
+        translation.big_translated_bytes,
+        ms(translation.big_translated),
+        mbps(translation.big_translated_bytes, translation.big_translated)
+    ));
+    line(format!(
+        "| untranslated (`/api/chat` through the router) | {} | {} | {:.0} |",
+        translation.big_plain_bytes,
+        ms(translation.big_plain),
+        mbps(translation.big_plain_bytes, translation.big_plain)
+    ));
+    line(String::new());
+
+    line("## Memory".into());
+    line(String::new());
+    line(format!(
+        "The gateway with an HS256 provider, `direct_response`; {MEMORY_REQUESTS} requests after a \
+         2,000-request warm-up, each with a distinct token (and `sub`), {MEMORY_CLIENTS} keep-alive \
+         clients. Heap is Envoy's `server.memory_allocated` (tcmalloc; holds proxy-wasm shared data, \
+         where rate-limit slots live); RSS is the process's resident memory, which also holds the \
+         VM's linear memory (where the verified-token cache lives)."
+    ));
+    line(String::new());
+    line("| setup | heap at start | heap warm | heap after | heap growth | RSS warm | RSS after | RSS growth | allowed |".into());
+    line("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |".into());
+    for (name, points, allowed) in [
+        (
+            "100,000 distinct tokens (no rate limit)",
+            &memory.tokens,
+            memory.allowed_tokens,
+        ),
+        (
+            "100,000 distinct subjects (a `sub` rate limit, default 8192 slots)",
+            &memory.subjects,
+            memory.allowed_subjects,
+        ),
+    ] {
+        line(format!(
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {allowed} |",
+            mib(points[0].heap),
+            mib(points[1].heap),
+            mib(points[2].heap),
+            signed_mib(points[2].heap, points[1].heap),
+            mib(points[1].rss),
+            mib(points[2].rss),
+            signed_mib(points[2].rss, points[1].rss),
+        ));
+    }
+    line(String::new());
+    line(format!(
+        "Documented bounds: the verified-token cache holds at most {TOKEN_CACHE_CAPACITY} entries \
+         per worker (about 200 bytes each: ~{:.1} MiB); a rate limit holds {DEFAULT_SLOTS} slots \
+         by default at about {SLOT_BYTES} bytes each (~{}), created when the plugin is configured. \
+         Heap at start with the rate limit minus without: {}.",
+        (TOKEN_CACHE_CAPACITY * 200) as f64 / (1024.0 * 1024.0),
+        mib(DEFAULT_SLOTS * SLOT_BYTES),
+        signed_mib(memory.subjects[0].heap, memory.tokens[0].heap),
+    ));
+    line(String::new());
+
+    // Targets.
+    let bare_us = 1e6 / bare.rps;
+    let cold_us = 1e6 / cold.rps;
+    let hit_us = 1e6 / hit.rps;
+    let verify_us = cold_us - bare_us;
+    let ttft_added_ms =
+        (translation.ttft_translated.as_secs_f64() - translation.ttft_plain.as_secs_f64()) * 1e3;
+    line("## Targets".into());
+    line(String::new());
+    for (name, r) in [("RS256 cache hit", &hit), ("full stack", &full)] {
+        let vs_native = r.rps / native_rs.rps;
+        let vs_bare = r.rps / bare.rps;
+        line(format!(
+            "- {name} ≥ 1.5× native jwt_authn RS256: **{}** ({:.0} vs {:.0} requests/s: {vs_native:.2}×)",
+            met(vs_native >= 1.5),
+            r.rps,
+            native_rs.rps
+        ));
+        line(format!(
+            "- {name} ≥ 0.7× bare Envoy: **{}** ({:.0} vs {:.0} requests/s: {vs_bare:.2}×)",
+            met(vs_bare >= 0.7),
+            r.rps,
+            bare.rps
+        ));
+    }
+    line(format!(
+        "- cold RS256 verification ≤ 150 µs: **{}** (1/requests/s of the cold setup {cold_us:.1} µs \
+         − bare Envoy {bare_us:.1} µs = {verify_us:.1} µs per request; of which the signature check \
+         alone, cold − cache hit, is {:.1} µs)",
+        met(verify_us <= 150.0),
+        cold_us - hit_us
+    ));
+    line(format!(
+        "- streaming adds ≤ 1 ms to time to first token: **{}** ({} translated vs {} untranslated: \
+         {ttft_added_ms:+.3} ms)",
+        met(ttft_added_ms <= 1.0),
+        ms(translation.ttft_translated),
+        ms(translation.ttft_plain)
+    ));
+    out
+}
