@@ -46,17 +46,7 @@ fn compile_provider(
     env: EnvReader<'_>,
 ) -> Result<Provider, ConfigError> {
     let at = |field: &str| format!("providers[{i}].{field}");
-    let name_ok = !s.name.is_empty()
-        && s.name.len() <= 64
-        && s.name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !name_ok {
-        return Err(ConfigError::new(
-            at("name"),
-            "must be 1 to 64 characters of letters, digits, '-', '_' or '.'",
-        ));
-    }
+    super::validate::object_name(&s.name).map_err(|r| ConfigError::new(at("name"), r))?;
     if s.issuer.is_empty() {
         return Err(ConfigError::new(at("issuer"), "must not be empty"));
     }

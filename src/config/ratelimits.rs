@@ -20,17 +20,7 @@ pub fn compile_rate_limits(
     let mut limits = Vec::with_capacity(sections.len());
     for (i, s) in sections.into_iter().enumerate() {
         let at = |field: &str| format!("rate_limits[{i}].{field}");
-        let name_ok = !s.name.is_empty()
-            && s.name.len() <= 64
-            && s.name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if !name_ok {
-            return Err(ConfigError::new(
-                at("name"),
-                "must be 1 to 64 characters of letters, digits, '-', '_' or '.'",
-            ));
-        }
+        validate::object_name(&s.name).map_err(|r| ConfigError::new(at("name"), r))?;
         if !names.insert(s.name.clone()) {
             return Err(ConfigError::new(at("name"), "must be unique"));
         }

@@ -14,6 +14,20 @@ pub fn header_name(value: &str) -> Result<String, String> {
     Ok(value.to_ascii_lowercase())
 }
 
+/// A name that also appears in shared-data keys and logs: 1 to 64 of `[A-Za-z0-9._-]`.
+pub fn object_name(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err("must be 1 to 64 characters of letters, digits, '-', '_' or '.'".into())
+    }
+}
+
 /// Headers the gateway must never overwrite or treat as caller identity.
 pub fn reserved_header(name: &str) -> bool {
     matches!(

@@ -218,24 +218,13 @@ pub fn admit(
             }
             Err(error) => {
                 refund(limits, &counted, store, now_ms);
-                return Err(match error {
-                    CountError::Spent {
-                        retry_after_s,
-                        reset_s,
-                    } => GatewayError::RateLimited(RateLimitState {
-                        limit: limit.limit(),
-                        remaining: 0,
-                        reset_s,
-                        retry_after_s,
-                    }),
-                    CountError::Store => {
-                        log::warn!(
-                            "ai-gateway: rate limit {}: shared data busy; refusing",
-                            limit.name
-                        );
-                        GatewayError::RateLimitUnavailable
-                    }
-                });
+                if error == CountError::Store {
+                    log::warn!(
+                        "ai-gateway: rate limit {}: shared data busy; refusing",
+                        limit.name
+                    );
+                }
+                return Err(refusal(limit, error));
             }
         }
     }
@@ -244,6 +233,22 @@ pub fn admit(
     }
     admission.subject = identity.map(|id| id.sub.clone());
     Ok(admission)
+}
+
+/// The contract's answer when a limit cannot count a request.
+fn refusal(limit: &RateLimit, error: CountError) -> GatewayError {
+    match error {
+        CountError::Spent {
+            retry_after_s,
+            reset_s,
+        } => GatewayError::RateLimited(RateLimitState {
+            limit: limit.limit(),
+            remaining: 0,
+            reset_s,
+            retry_after_s,
+        }),
+        CountError::Store => GatewayError::RateLimitUnavailable,
+    }
 }
 
 fn refund(
@@ -320,18 +325,7 @@ pub fn reserve(
                 for c in charges.iter_mut() {
                     c.reserved = 0;
                 }
-                return Err(match error {
-                    CountError::Spent {
-                        retry_after_s,
-                        reset_s,
-                    } => GatewayError::RateLimited(RateLimitState {
-                        limit: limit.limit(),
-                        remaining: 0,
-                        reset_s,
-                        retry_after_s,
-                    }),
-                    CountError::Store => GatewayError::RateLimitUnavailable,
-                });
+                return Err(refusal(limit, error));
             }
         }
     }
