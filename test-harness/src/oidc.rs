@@ -1378,7 +1378,12 @@ mod tests {
             "{}",
             refused.text()
         );
-        assert!(idp.stderr_log().contains("mallory"));
+        // The provider's stderr is read by a background thread: wait for the line.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !idp.stderr_log().contains("mallory") && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(idp.stderr_log().contains("mallory"), "{}", idp.stderr_log());
     }
 
     #[test]
