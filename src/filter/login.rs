@@ -100,6 +100,7 @@ pub fn handle(
     let Some(oauth2) = config.oauth2.as_ref() else {
         return LoginStep::Reply(GatewayError::Internal("login is not configured").to_reply(realm));
     };
+    worker.refresh_from_shared();
     match route {
         LoginRoute::Login => LoginStep::Reply(login(oauth2, worker, head, now_ms, realm)),
         LoginRoute::Callback => callback(oauth2, worker, head, now_ms, realm),

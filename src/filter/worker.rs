@@ -395,6 +395,14 @@ impl Worker {
         })
     }
 
+    /// Adopts what other workers fetched (discovery, keys) without waiting for the tick: a
+    /// login's steps may reach different workers.
+    pub fn refresh_from_shared(&mut self) {
+        self.sync_discovery();
+        let config = Rc::clone(&self.config);
+        self.auth.sync(&config.providers, &HostStore);
+    }
+
     /// Login can start: the IdP's endpoints and its ID-token keys are known.
     pub fn login_ready(&self) -> bool {
         let keys = self
@@ -405,19 +413,24 @@ impl Worker {
         keys && self.endpoints().is_some()
     }
 
-    /// Verifies the ID token of a login callback.
-    pub fn verify_id_token(&self, token: &str, now_ms: u64) -> Verdict {
-        let Some(oauth2) = self.config.oauth2.as_ref() else {
+    /// Verifies the ID token of a login callback. The callback may reach another worker
+    /// than the login did: keys fetched by any worker are adopted first when missing here.
+    pub fn verify_id_token(&mut self, token: &str, now_ms: u64) -> Verdict {
+        let Some(index) = self.config.oauth2.as_ref().map(|o| o.id_token_provider) else {
             return Verdict::Refused(crate::jwt::TokenError::UnknownIssuer);
         };
         let keep = ["nonce".to_string(), "email".to_string(), "name".to_string()];
-        self.auth.verify_id_token(
-            &self.config.providers,
-            oauth2.id_token_provider,
-            token,
-            now_ms / 1000,
-            &keep,
-        )
+        let config = Rc::clone(&self.config);
+        let verify = |auth: &Authenticator| {
+            auth.verify_id_token(&config.providers, index, token, now_ms / 1000, &keep)
+        };
+        let verdict = verify(&self.auth);
+        if matches!(verdict, Verdict::NeedKeys { .. })
+            && self.auth.sync(&config.providers, &HostStore)
+        {
+            return verify(&self.auth);
+        }
+        verdict
     }
 
     /// Claims of a valid session token (for logout's `id_token_hint`).
