@@ -57,6 +57,11 @@ const NATIVE_RS256: &str = "native jwt_authn RS256";
 const CACHE_HIT: &str = "gateway RS256, repeated token (cache hit)";
 const COLD: &str = "gateway RS256, fresh token per request (cold)";
 const FULL_STACK: &str = "gateway full stack (RS256 hit + scope rule + rate limit)";
+const EMPTY_WASM: &str =
+    "diagnostic: empty proxy-wasm filter (does nothing; the floor of any Wasm filter)";
+const AUTH_NONE: &str = "diagnostic: gateway, auth none (its fixed per-request cost)";
+const QUIET: &str =
+    "diagnostic: gateway RS256 cache hit, Envoy log level warning (no audit log line)";
 
 /// The documented bounds the memory section compares against.
 const TOKEN_CACHE_CAPACITY: u64 = 10_000;
@@ -65,6 +70,7 @@ const DEFAULT_SLOTS: u64 = 8192;
 
 fn main() {
     let started = Instant::now();
+    let load_at_start = load_average();
     let work = tempfile::Builder::new()
         .prefix("gateway-bench-")
         .tempdir()
@@ -166,7 +172,7 @@ fn main() {
     // without its audit log line.
     let empty_wasm = write_bytes(dir, "empty-filter.wasm", &empty_proxy_wasm_module());
     add(
-        "diagnostic: empty proxy-wasm filter (does nothing; the floor of any Wasm filter)",
+        EMPTY_WASM,
         plain_builder("{}").bootstrap_override(move |b| {
             direct_response(b);
             let config = &mut hcm(b)["http_filters"][0]["typed_config"]["config"];
@@ -176,12 +182,12 @@ fn main() {
         &none_script,
     );
     add(
-        "diagnostic: gateway, auth none (its fixed per-request cost)",
+        AUTH_NONE,
         gateway_builder(&json!({"default_rule": {"auth": "none"}}).to_string()),
         &none_script,
     );
     add(
-        "diagnostic: gateway RS256 cache hit, Envoy log level warning (no audit log line)",
+        QUIET,
         gateway_builder(&rs_only).log_level("warning"),
         &rs_script,
     );
@@ -202,7 +208,15 @@ fn main() {
     );
     let memory = measure_memory(&hs_provider);
 
-    let report = render(&rows, &translation, &memory, measure, started.elapsed());
+    let load = (load_at_start, load_average());
+    let report = render(
+        &rows,
+        &translation,
+        &memory,
+        measure,
+        started.elapsed(),
+        load,
+    );
     println!("{report}");
     let out = paths::repo_root().join("bench/results.md");
     std::fs::create_dir_all(out.parent().expect("bench dir")).expect("create bench/");
@@ -967,6 +981,13 @@ fn envoy_version() -> String {
         .unwrap_or(out)
 }
 
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -1015,6 +1036,7 @@ fn render(
     memory: &MemoryReport,
     measure: Duration,
     elapsed: Duration,
+    load: (String, String),
 ) -> String {
     let find_row = |name: &str| {
         rows.iter()
@@ -1058,8 +1080,11 @@ fn render(
         WARMUP.as_secs()
     ));
     line(format!(
-        "- total bench time: {:.0} s",
-        elapsed.as_secs_f64()
+        "- total bench time: {:.0} s; load average (1 min) at start {}, at end {} (the bench \
+         itself keeps about 2 busy; more means other work on the machine skewed the numbers)",
+        elapsed.as_secs_f64(),
+        load.0,
+        load.1
     ));
     line(String::new());
     line("## Requests through one Envoy worker".into());
@@ -1205,6 +1230,48 @@ fn render(
     let verify_us = cold_us - bare_us;
     let ttft_added_ms =
         (translation.ttft_translated.as_secs_f64() - translation.ttft_plain.as_secs_f64()) * 1e3;
+    let per_request = |name: &str| 1e6 / find_row(name).rps;
+    line("## Where the time goes".into());
+    line(String::new());
+    line(
+        "Differences of µs/request between rows of this run (each row's worker time per \
+         request; noisy to a few µs):"
+            .into(),
+    );
+    line(String::new());
+    for (what, value) in [
+        (
+            "an empty proxy-wasm filter (Envoy's Wasm host, V8) over bare Envoy",
+            per_request(EMPTY_WASM) - bare_us,
+        ),
+        (
+            "the gateway with `auth: none` over bare Envoy (its fixed cost per request)",
+            per_request(AUTH_NONE) - bare_us,
+        ),
+        (
+            "the audit log line at log level info (cache hit at info − at warning)",
+            hit_us - per_request(QUIET),
+        ),
+        (
+            "RS256 auth with a cache hit over `auth: none`",
+            hit_us - per_request(AUTH_NONE),
+        ),
+        (
+            "scope rule + rate limit (full stack − cache hit)",
+            1e6 / full.rps - hit_us,
+        ),
+        (
+            "one RS256 verification inside the VM (cold − cache hit)",
+            cold_us - hit_us,
+        ),
+        (
+            "native jwt_authn RS256 over bare Envoy (BoringSSL, no cache)",
+            1e6 / native_rs.rps - bare_us,
+        ),
+    ] {
+        line(format!("- {what}: {value:+.1} µs"));
+    }
+    line(String::new());
     line("## Targets".into());
     line(String::new());
     for (name, r) in [("RS256 cache hit", &hit), ("full stack", &full)] {
