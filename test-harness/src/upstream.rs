@@ -204,7 +204,24 @@ fn write_reply(writer: &mut impl Write, reply: &Reply) -> std::io::Result<()> {
     for (name, value) in &reply.headers {
         write!(writer, "{name}: {value}\r\n")?;
     }
-    match &reply.body {
+    write_body(writer, &reply.body)
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+/// Writes the framing headers' end and the body: `content-length` for a full body, chunked
+/// transfer encoding (each piece after its delay, flushed) for chunks.
+pub fn write_body(writer: &mut impl Write, body: &ReplyBody) -> std::io::Result<()> {
+    match body {
         ReplyBody::Full(body) => {
             write!(writer, "content-length: {}\r\n\r\n", body.len())?;
             writer.write_all(body)?;
@@ -226,16 +243,5 @@ fn write_reply(writer: &mut impl Write, reply: &Reply) -> std::io::Result<()> {
             writer.write_all(b"0\r\n\r\n")?;
             writer.flush()
         }
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Status",
     }
 }

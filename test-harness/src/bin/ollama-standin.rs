@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use test_harness::http::{read_body, read_head};
 use test_harness::ollama::{ollama_handler, OllamaConfig};
-use test_harness::upstream::{Recorded, Reply, ReplyBody};
+use test_harness::upstream::{Recorded, Reply};
 
 type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
 
@@ -125,26 +125,6 @@ fn write_reply(writer: &mut impl Write, reply: &Reply, close: bool) -> std::io::
     if close {
         writer.write_all(b"connection: close\r\n")?;
     }
-    match &reply.body {
-        ReplyBody::Full(body) => {
-            write!(writer, "content-length: {}\r\n\r\n", body.len())?;
-            writer.write_all(body)?;
-        }
-        ReplyBody::Chunks(chunks) => {
-            writer.write_all(b"transfer-encoding: chunked\r\n\r\n")?;
-            writer.flush()?;
-            for (delay, chunk) in chunks {
-                thread::sleep(*delay);
-                if chunk.is_empty() {
-                    continue;
-                }
-                write!(writer, "{:x}\r\n", chunk.len())?;
-                writer.write_all(chunk)?;
-                writer.write_all(b"\r\n")?;
-                writer.flush()?;
-            }
-            writer.write_all(b"0\r\n\r\n")?;
-        }
-    }
+    test_harness::upstream::write_body(writer, &reply.body)?;
     writer.flush()
 }
