@@ -29,7 +29,13 @@ import * as http from 'node:http';
 console.info = console.error;
 console.log = console.error;
 
+// Start-up stages go to stderr with their times, so a slow start on a loaded machine can be told
+// from a hang when the harness reports it.
+const started = Date.now();
+const stage = (what) => console.error(`idp: ${what} after ${Date.now() - started} ms`);
+
 const { default: Provider } = await import('oidc-provider');
+stage('oidc-provider imported');
 
 const config = JSON.parse(process.env.IDP_CONFIG || '{}');
 const users = config.users || {};
@@ -83,6 +89,7 @@ const { port } = server.address();
 const issuer = `http://127.0.0.1:${port}`;
 
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+stage(`listening on ${port}, signing key generated`);
 const signingKey = {
   ...privateKey.export({ format: 'jwk' }),
   kid: crypto.randomBytes(8).toString('hex'),
@@ -461,4 +468,5 @@ function shutdown() {
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);
 
+stage('provider ready');
 process.stdout.write(`${JSON.stringify({ issuer, port })}\n`);
