@@ -4,7 +4,7 @@
 
 use crate::authz::{route_path, rules, Requirement};
 use crate::config::{AuthMode, GatewayConfig};
-use crate::error::GatewayError;
+use crate::error::{GatewayError, LocalReply};
 use crate::http::RequestHead;
 use crate::jwt::{extract_token, Identity, TokenLocation};
 use crate::ratelimit::{LimitFacts, LimitKey};
@@ -50,6 +50,9 @@ pub struct Forwarding {
     pub translation: Option<Translation>,
     /// The rule that decided (index in `rules`); `None`: `default_rule`.
     pub rule: Option<usize>,
+    /// The request is for `oauth2.userinfo_path`: once the caller is verified, the gateway
+    /// answers with [`userinfo_reply`] instead of forwarding.
+    pub answer_userinfo: bool,
 }
 
 /// A request the gateway translates (OpenAI client, Ollama upstream).
@@ -128,7 +131,20 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
         forwarding.hold_body_up_to = Some(limit);
     }
 
-    let requirement = requirement(config, head.method(), &path);
+    let requirement = match &config.oauth2 {
+        Some(oauth2) if path == oauth2.userinfo_path => {
+            // Answered by the gateway for whoever the session or token names; no scopes, and
+            // no rule can open it to anonymous callers.
+            forwarding.answer_userinfo = true;
+            forwarding.translation = None;
+            Requirement {
+                auth: AuthMode::Required,
+                scopes: Vec::new(),
+                rule: None,
+            }
+        }
+        _ => requirement(config, head.method(), &path),
+    };
     forwarding.rule = requirement.rule;
     let found = token_to_verify(config, &requirement, head, &mut forwarding)
         .map_err(|error| login_instead(config, head, error))?;
@@ -315,6 +331,29 @@ pub fn complete_auth(
     Ok(forwarding)
 }
 
+/// What `oauth2.userinfo_path` answers a verified caller: who they are, from verified claims only
+/// (`name` and `email` when the token or session has them as strings).
+pub fn userinfo_reply(identity: &Identity) -> LocalReply {
+    let mut info = serde_json::Map::new();
+    info.insert("sub".into(), identity.sub.clone().into());
+    for (name, value) in &identity.claims {
+        if name == "name" || name == "email" {
+            info.insert(name.clone(), value.clone().into());
+        }
+    }
+    info.insert("scopes".into(), identity.scopes.clone().into());
+    info.insert("expires_at".into(), identity.exp.into());
+    LocalReply {
+        status: 200,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            // Personal data: never cached by the browser or anything in between.
+            ("cache-control".into(), "no-store".into()),
+        ],
+        body: serde_json::Value::Object(info).to_string(),
+    }
+}
+
 /// Decides on a held body each time more of it arrives. `buffered` is the total so far.
 pub fn on_request_body(limit: u64, buffered: usize, end_of_stream: bool) -> BodyOutcome {
     if u64::try_from(buffered).unwrap_or(u64::MAX) > limit {
@@ -365,6 +404,81 @@ mod tests {
             nbf: None,
             claims: vec![],
         }
+    }
+
+    const LOGIN: &str = r#""oauth2": {"cluster": "idp", "authority": "idp",
+        "issuer": "https://idp.test", "client_id": "web", "client_secret": {"inline": "s"},
+        "redirect_uri": "https://chat.test/oauth2/callback",
+        "session": {"secret": {"inline": "0123456789abcdef0123456789abcdef"}}},
+        "default_rule": {"auth": "required", "scopes": ["chat:write"]}"#;
+
+    fn get(path: &str, pairs: &[(&str, &str)]) -> RequestHead {
+        let mut headers = vec![
+            (":method".to_string(), "GET".to_string()),
+            (":path".to_string(), path.to_string()),
+        ];
+        headers.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        RequestHead::new(headers, true)
+    }
+
+    #[test]
+    fn userinfo_needs_a_caller_but_no_scope() {
+        let config = cfg(LOGIN);
+        let outcome = on_request_headers(&config, &get("/oauth2/userinfo", &[]));
+        assert_eq!(outcome, HeadersOutcome::Reply(GatewayError::MissingToken));
+        let outcome = on_request_headers(
+            &config,
+            &get(
+                "/oauth2/userinfo?x=1",
+                &[("cookie", "gw_session=abc.def.ghi")],
+            ),
+        );
+        let HeadersOutcome::Verify(pending) = outcome else {
+            panic!("expected verify, got {outcome:?}")
+        };
+        assert!(pending.forwarding.answer_userinfo);
+        assert!(
+            pending.required_scopes.is_empty(),
+            "default_rule's scopes do not apply"
+        );
+        // Other paths keep the default rule's scopes and are forwarded.
+        let outcome = on_request_headers(
+            &config,
+            &get(
+                "/oauth2/userinfo/x",
+                &[("cookie", "gw_session=abc.def.ghi")],
+            ),
+        );
+        let HeadersOutcome::Verify(pending) = outcome else {
+            panic!("expected verify, got {outcome:?}")
+        };
+        assert!(!pending.forwarding.answer_userinfo);
+        assert_eq!(pending.required_scopes, vec!["chat:write"]);
+    }
+
+    #[test]
+    fn userinfo_reply_names_the_verified_caller_only() {
+        let mut id = identity(&["chat:read"]);
+        id.exp = 1_700_000_000;
+        id.claims = vec![
+            ("name".into(), "Alice <b>".into()),
+            ("email".into(), "alice@example.com".into()),
+            ("team".into(), "a".into()),
+        ];
+        let reply = userinfo_reply(&id);
+        assert_eq!(reply.status, 200);
+        assert!(reply
+            .headers
+            .contains(&("cache-control".into(), "no-store".into())));
+        let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"sub": "alice", "name": "Alice <b>", "email": "alice@example.com",
+                "scopes": ["chat:read"], "expires_at": 1_700_000_000u64})
+        );
+        let bare = userinfo_reply(&identity(&[]));
+        let body: serde_json::Value = serde_json::from_str(&bare.body).unwrap();
+        assert!(body.get("name").is_none() && body.get("team").is_none());
     }
 
     #[test]

@@ -39,8 +39,9 @@ pub struct GatewayConfig {
     pub forward: ForwardConfig,
     pub limits: LimitsConfig,
     pub rate_limits: Vec<RateLimit>,
-    /// Claims that `claim:` rate-limit keys need kept from verified tokens.
-    pub limit_claims: Vec<String>,
+    /// Claims kept from verified tokens: those `claim:` rate-limit keys need, and with browser
+    /// login the `name` and `email` the userinfo endpoint answers with.
+    pub kept_claims: Vec<String>,
     pub translate: Option<TranslateSettings>,
     pub oauth2: Option<OAuth2Config>,
     pub audit: AuditConfig,
@@ -254,11 +255,18 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         .map(translate::compile_translate)
         .transpose()?;
     let audit = compile_audit(doc.audit)?;
-    let mut limit_claims: Vec<String> = Vec::new();
+    let mut kept_claims: Vec<String> = Vec::new();
     for limit in &rate_limits {
         if let LimitKey::Claim(name) = &limit.key {
-            if !limit_claims.contains(name) {
-                limit_claims.push(name.clone());
+            if !kept_claims.contains(name) {
+                kept_claims.push(name.clone());
+            }
+        }
+    }
+    if oauth2.is_some() {
+        for name in ["name", "email"] {
+            if !kept_claims.iter().any(|kept| kept == name) {
+                kept_claims.push(name.to_string());
             }
         }
     }
@@ -270,7 +278,7 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         forward,
         limits,
         rate_limits,
-        limit_claims,
+        kept_claims,
         translate,
         oauth2,
         audit,

@@ -29,6 +29,7 @@ pub struct OAuth2Config {
     pub scopes: Vec<String>,
     pub login_path: String,
     pub logout_path: String,
+    pub userinfo_path: String,
     pub session_cookie: String,
     pub session_secret: Vec<u8>,
     pub session_ttl_s: u64,
@@ -83,6 +84,7 @@ pub fn compile_oauth2(
     for (field, path) in [
         ("login_path", &s.login_path),
         ("logout_path", &s.logout_path),
+        ("userinfo_path", &s.userinfo_path),
     ] {
         if !path.starts_with('/') || path.contains(['?', '#']) {
             return Err(ConfigError::new(
@@ -98,6 +100,12 @@ pub fn compile_oauth2(
         return Err(ConfigError::new(
             "oauth2.logout_path",
             "login, logout and callback paths must differ",
+        ));
+    }
+    if [&s.login_path, &s.logout_path, &callback_path].contains(&&s.userinfo_path) {
+        return Err(ConfigError::new(
+            "oauth2.userinfo_path",
+            "must differ from the login, logout and callback paths",
         ));
     }
     for (i, scope) in s.scopes.iter().enumerate() {
@@ -200,6 +208,7 @@ pub fn compile_oauth2(
         scopes: s.scopes,
         login_path: s.login_path,
         logout_path: s.logout_path,
+        userinfo_path: s.userinfo_path,
         session_cookie,
         session_secret: session_secret.into_bytes(),
         session_ttl_s: s.session.ttl_s,

@@ -359,6 +359,9 @@ pub struct OAuth2Section {
     pub login_path: String,
     #[serde(default = "default_logout_path")]
     pub logout_path: String,
+    /// Answers who the session (or bearer token) belongs to, for pages served behind the gateway.
+    #[serde(default = "default_userinfo_path")]
+    pub userinfo_path: String,
     pub session: SessionSection,
     /// Where the IdP sends the browser after logout.
     #[serde(default)]
@@ -401,6 +404,10 @@ fn default_login_path() -> String {
 
 fn default_logout_path() -> String {
     "/oauth2/logout".into()
+}
+
+fn default_userinfo_path() -> String {
+    "/oauth2/userinfo".into()
 }
 
 fn default_oauth2_timeout_ms() -> u64 {

@@ -658,6 +658,14 @@ fn oauth2_section_is_checked() {
             "config: oauth2.logout_path: login, logout and callback paths must differ",
         ),
         (
+            r#", "userinfo_path": "/oauth2/login""#,
+            "config: oauth2.userinfo_path: must differ from the login, logout and callback paths",
+        ),
+        (
+            r#", "userinfo_path": "me""#,
+            "config: oauth2.userinfo_path: must be an absolute path",
+        ),
+        (
             r#", "timeout_ms": 1"#,
             "config: oauth2.timeout_ms: must be between",
         ),

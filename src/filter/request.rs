@@ -218,6 +218,11 @@ impl GatewayRequest {
         self.audit.sub = admitted.admission.subject.clone();
         self.audit.provider = admitted.admission.provider.clone();
         self.audit.rule = admitted.forwarding.rule;
+        if let Some(answer) = &admitted.answer {
+            self.reply(answer);
+            self.admission = Some(admitted.admission);
+            return Action::Pause;
+        }
         if let Some(Translation::Models | Translation::Model(_)) = &admitted.forwarding.translation
         {
             // Answered by the gateway from /api/tags (see `translation`).

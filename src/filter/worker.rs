@@ -12,12 +12,12 @@ use std::rc::Rc;
 use super::host::HostStore;
 use crate::auth::{prepare_shared_state, Authenticator};
 use crate::config::GatewayConfig;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, LocalReply};
 use crate::jwks::fetch::{self, claim_fetch, finish_fetch, on_need_keys, FetchResponse, KeysWait};
 use crate::jwt::cache::DEFAULT_CAPACITY;
 use crate::jwt::{Identity, Verdict};
 use crate::oauth2::{parse_discovery, url_path, ClientAuth, Endpoints};
-use crate::pipeline::{complete_auth, Forwarding, PendingAuth};
+use crate::pipeline::{complete_auth, userinfo_reply, Forwarding, PendingAuth};
 use crate::ratelimit::{self, counter, Admission};
 use crate::store::SharedStore;
 
@@ -39,6 +39,8 @@ pub struct TickWork {
 pub struct Admitted {
     pub forwarding: Forwarding,
     pub admission: Admission,
+    /// The gateway's own answer instead of forwarding (the userinfo endpoint).
+    pub answer: Option<LocalReply>,
 }
 
 /// What a request does after an authentication step.
@@ -117,7 +119,7 @@ impl Worker {
         let config = Rc::clone(&self.config);
         let providers = &config.providers;
         let now_s = now_ms / 1000;
-        let keep = &config.limit_claims;
+        let keep = &config.kept_claims;
         let mut verdict = self
             .auth
             .authenticate(providers, &pending.token, now_s, keep);
@@ -133,7 +135,13 @@ impl Worker {
         let (provider, otherwise) = match verdict {
             Verdict::Verified(identity) => {
                 let decided = complete_auth(&config, pending, &identity)
-                    .and_then(|forwarding| self.admit(forwarding, Some(&identity), now_ms));
+                    .and_then(|forwarding| self.admit(forwarding, Some(&identity), now_ms))
+                    .map(|mut admitted| {
+                        if admitted.forwarding.answer_userinfo {
+                            admitted.answer = Some(userinfo_reply(&identity));
+                        }
+                        admitted
+                    });
                 return AuthStep::Done(decided);
             }
             Verdict::Refused(error) => {
@@ -188,6 +196,7 @@ impl Worker {
         Ok(Admitted {
             forwarding,
             admission,
+            answer: None,
         })
     }
 

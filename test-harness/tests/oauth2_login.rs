@@ -204,6 +204,40 @@ fn full_flow_session_on_protected_routes_then_logout() {
         403,
         "AUTH_INSUFFICIENT_SCOPE",
     );
+    // The userinfo endpoint names the session's user from verified claims, needing no scope.
+    let me = s
+        .envoy
+        .send(Request::get("/oauth2/userinfo").header("cookie", format!("gw_session={session}")));
+    assert_eq!(me.status, 200, "{}", me.text());
+    assert_eq!(me.header("cache-control"), Some("no-store"));
+    let me: Value = serde_json::from_str(&me.text()).unwrap();
+    assert_eq!(me["sub"], sub.as_str());
+    assert_eq!(me["name"], "Alice Example");
+    assert_eq!(me["email"], "alice@example.test");
+    assert!(me["scopes"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("chat:write")));
+    assert!(me["expires_at"].as_u64().unwrap() > 0);
+    assert_contract_error(
+        &s.envoy.send(Request::get("/oauth2/userinfo")),
+        401,
+        "AUTH_MISSING_TOKEN",
+    );
+    assert_contract_error(
+        &s.envoy
+            .send(Request::get("/oauth2/userinfo").header("cookie", "gw_session=not.a.session")),
+        401,
+        "AUTH_MISSING_TOKEN",
+    );
+    assert!(
+        s.upstream
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("userinfo")),
+        "the upstream never sees userinfo"
+    );
+
     // Both workers accept it.
     for _ in 0..20 {
         assert_eq!(
