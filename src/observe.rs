@@ -1,7 +1,7 @@
 //! Observability, pure parts: how decisions are named in metrics, the audit record, and the
 //! deterministic body sampling. The filter defines the metrics and writes the records.
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
 use crate::error::GatewayError;
 use crate::jwt::TokenError;
@@ -126,57 +126,57 @@ pub fn sampled(request_id: &str, rate: f64) -> bool {
 }
 
 /// One request's audit record. Never a token, cookie, secret or `Authorization` value: only
-/// what the gateway decided and who it decided it for.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// what the gateway decided and who it decided it for. Serialised straight to a string in field
+/// order (no intermediate JSON tree): it is written for every request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AuditRecord {
     pub time_ms: u64,
+    /// `login` / `logout` events of the browser flow; `None` is written as `request`.
+    #[serde(serialize_with = "event_name")]
+    pub event: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     pub method: String,
     pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<usize>,
     pub decision: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u32>,
     pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub completion_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_body: Option<String>,
-    /// `login` / `logout` events of the browser flow.
-    pub event: Option<&'static str>,
+}
+
+fn event_name<S: serde::Serializer>(
+    event: &Option<&'static str>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(event.unwrap_or("request"))
 }
 
 impl AuditRecord {
-    pub fn to_json(&self) -> Value {
-        let mut map = Map::new();
-        let mut put = |key: &str, value: Value| {
-            if !value.is_null() {
-                map.insert(key.to_string(), value);
-            }
-        };
-        put("time_ms", json!(self.time_ms));
-        put("event", json!(self.event.unwrap_or("request")));
-        put("request_id", json!(self.request_id));
-        put("method", json!(self.method));
-        put("path", json!(self.path));
-        put("sub", json!(self.sub));
-        put("provider", json!(self.provider));
-        put("rule", json!(self.rule));
-        put("decision", json!(self.decision));
-        put("code", json!(self.code));
-        put("status", json!(self.status));
-        put("duration_ms", json!(self.duration_ms));
-        put("model", json!(self.model));
-        put("prompt_tokens", json!(self.prompt_tokens));
-        put("completion_tokens", json!(self.completion_tokens));
-        put("client", json!(self.client));
-        put("request_body", json!(self.request_body));
-        put("response_body", json!(self.response_body));
-        Value::Object(map)
+    /// The record as one line of JSON.
+    pub fn to_json(&self) -> String {
+        // Serialising plain strings and numbers cannot fail; an empty object is the safe answer
+        // should it ever.
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string())
     }
 }
 
@@ -241,7 +241,7 @@ mod tests {
             decision: "allowed",
             ..AuditRecord::default()
         };
-        let value = record.to_json();
+        let value: serde_json::Value = serde_json::from_str(&record.to_json()).unwrap();
         assert_eq!(value["decision"], "allowed");
         assert_eq!(value["event"], "request");
         assert!(value.get("sub").is_none());

@@ -57,6 +57,11 @@ pub struct GatewayRequest {
     audit: crate::observe::AuditRecord,
     /// Bodies are logged for this request (sampled).
     sampled: bool,
+    /// The audit record as published to the access log at the response's end, reused for the
+    /// plugin's log line: serialised once per request.
+    published_audit: Option<String>,
+    /// The upstream's token usage was charged (once, at the response's end or at `on_done`).
+    settled: bool,
     /// A login callback's token exchange in flight: (call token, the flow's state).
     login_call: Option<(u32, crate::oauth2::FlowState)>,
 }
@@ -95,6 +100,8 @@ impl GatewayRequest {
             login_call: None,
             audit: crate::observe::AuditRecord::default(),
             sampled: false,
+            published_audit: None,
+            settled: false,
         }
     }
 
@@ -194,16 +201,31 @@ impl GatewayRequest {
         host::send_reply(reply);
     }
 
-    /// The audit record as filter state, for Envoy's access log.
-    fn publish_audit(&mut self) {
+    /// The response is complete: usage is charged and the final audit record becomes filter
+    /// state, for Envoy's access log (written after this, before `on_done`).
+    fn finish_response(&mut self) {
+        self.settle_usage();
         self.audit.duration_ms = host::now_ms().saturating_sub(self.audit.time_ms);
-        host::set_audit_property(&self.audit.to_json().to_string());
+        let record = self.audit.to_json();
+        host::set_audit_property(&record);
+        self.published_audit = Some(record);
     }
 
-    /// Writes the request's final audit record (the plugin's own log line).
+    /// Writes the request's final audit record (the plugin's own log line), unless Envoy's log
+    /// level for Wasm drops it anyway.
     fn emit_audit(&mut self) {
-        self.audit.duration_ms = host::now_ms().saturating_sub(self.audit.time_ms);
-        host::audit_log(&self.audit.to_json().to_string());
+        if !log::log_enabled!(log::Level::Info) {
+            return;
+        }
+        let record = match self.published_audit.take() {
+            Some(record) => record,
+            None => {
+                // No complete response (reset, or a stream cut short): what is known now.
+                self.audit.duration_ms = host::now_ms().saturating_sub(self.audit.time_ms);
+                self.audit.to_json()
+            }
+        };
+        host::audit_log(&record);
     }
 
     fn translate_settings(&self) -> Option<crate::config::TranslateSettings> {
@@ -404,6 +426,9 @@ impl GatewayRequest {
     }
 
     fn settle_usage(&mut self) {
+        if std::mem::replace(&mut self.settled, true) {
+            return;
+        }
         let split = match (self.usage.take(), self.stream.as_ref()) {
             (Some(scanner), _) => scanner.finish_split(),
             (None, Some(stream)) => stream.usage(),
@@ -615,9 +640,9 @@ impl HttpContext for GatewayRequest {
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         self.audit.status = host::response_header(":status").and_then(|s| s.parse().ok());
-        // Published now for Envoy's access log (written at the end of the stream, before
-        // `on_done`); completed at the response's end.
-        self.publish_audit();
+        if end_of_stream {
+            self.finish_response();
+        }
         let Some(admission) = self.admission() else {
             return Action::Continue;
         };
@@ -640,7 +665,7 @@ impl HttpContext for GatewayRequest {
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let action = self.response_body(body_size, end_of_stream);
         if end_of_stream {
-            self.publish_audit();
+            self.finish_response();
         }
         action
     }

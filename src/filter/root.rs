@@ -145,14 +145,30 @@ impl Context for GatewayRoot {
     }
 }
 
+/// How often Envoy's log level is looked at when nothing else needs the tick.
+const LOG_LEVEL_POLL: Duration = Duration::from_secs(1);
+
+/// Logs below Envoy's level for Wasm are not even formatted (the audit line is written per
+/// request: `--component-log-level wasm:warning` makes it cost nothing).
+fn sync_log_level() {
+    if let Ok(level) = proxy_wasm::hostcalls::get_log_level() {
+        proxy_wasm::set_log_level(level);
+    }
+}
+
 impl RootContext for GatewayRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         match config::load(&host::plugin_configuration()) {
             Ok(config) => {
                 let worker = Worker::new(Rc::new(config));
-                if worker.has_remote_keys() {
-                    host::set_tick_period(TICK);
-                }
+                sync_log_level();
+                // The tick also follows Envoy's log level (changeable at run time through the
+                // admin `/logging` endpoint), so it always runs; faster while keys are fetched.
+                host::set_tick_period(if worker.has_remote_keys() {
+                    TICK
+                } else {
+                    LOG_LEVEL_POLL
+                });
                 log::info!("ai-gateway: configuration loaded");
                 self.worker = Some(Rc::new(RefCell::new(worker)));
                 true
@@ -168,6 +184,7 @@ impl RootContext for GatewayRoot {
     }
 
     fn on_tick(&mut self) {
+        sync_log_level();
         let Some(worker) = self.worker.clone() else {
             return;
         };
