@@ -9,14 +9,25 @@ NODE_MODULES := test-harness/node_modules
 # Runs the pure modules' unit tests compiled to wasm under Node's WASI.
 WASI_RUNNER := node --no-warnings $(CURDIR)/test-harness/wasi-runner.mjs
 
-.PHONY: help setup toolchain build demo test lint unit-native unit-wasm integration validate clean bench
+.PHONY: help setup toolchain system-packages build demo test lint unit-native unit-wasm unit-js \
+	integration validate clean bench
 
 help:
 	@echo "make demo   set up, build, and run the gateway on 127.0.0.1:8080"
 	@echo "make test   set up, then run every check and test"
 	@echo "make setup  install what the build and tests need (into the repo)"
 
-setup: toolchain $(VENV)/.installed $(NODE_MODULES)/.installed
+setup: toolchain system-packages $(VENV)/.installed $(NODE_MODULES)/.installed
+
+# From Debian: Chromium for the chat page's browser test (driven by playwright-core, which never
+# downloads a browser), docker-compose 1.29 to check docker-compose.yml offline (no engine runs).
+SYSTEM_PACKAGES := chromium docker-compose
+SUDO := $(shell test "$$(id -u)" -eq 0 || echo sudo)
+system-packages:
+	@command -v chromium >/dev/null && command -v docker-compose >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+			$(SYSTEM_PACKAGES) >/dev/null; }
 
 toolchain:
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
@@ -40,7 +51,7 @@ demo: setup build
 	cargo build --release -p test-harness --bin ollama-standin
 	./scripts/demo.sh
 
-test: setup lint unit-native unit-wasm build validate integration
+test: setup lint unit-native unit-wasm unit-js build validate integration
 	@echo "make test: all checks passed"
 
 lint:
@@ -55,12 +66,20 @@ unit-wasm:
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" \
 		cargo test -p ai-gateway --lib --target wasm32-wasip1 -- --nocapture
 
-# Validation runs the plugin's on_configure, which needs the demo secret: a throwaway one.
-ENVOY_CONFIGS := envoy.yaml deploy/envoy-global-ratelimit.yaml
+# The chat page's Markdown renderer (sanitising model output), under Node's test runner.
+unit-js:
+	node --test demo/chat/
+
+# Validation runs the plugin's on_configure, which needs the secrets: throwaway ones. envoy.yaml
+# is checked alone and with the opt-in debug listener overlaid.
+NEW_SECRET = $$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')
 validate: build
-	@for config in $(ENVOY_CONFIGS); do \
-		GATEWAY_JWT_SECRET=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))') \
-			$(ENVOY) --mode validate -c $$config 2>&1 | tail -n 1; \
+	@for config in envoy.yaml deploy/envoy-global-ratelimit.yaml "envoy.yaml deploy/dev-listener.yaml"; do \
+		set -- $$config; overlay=(); \
+		if [ -n "$${2:-}" ]; then overlay=(--config-yaml "$$(cat $$2)"); fi; \
+		echo "validate $$config"; \
+		GATEWAY_JWT_SECRET=$(NEW_SECRET) OAUTH_CLIENT_SECRET=$(NEW_SECRET) SESSION_SECRET=$(NEW_SECRET) \
+			$(ENVOY) --mode validate -c $$1 "$${overlay[@]}" 2>&1 | tail -n 1; \
 		test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
 

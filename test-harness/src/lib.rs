@@ -16,6 +16,7 @@
 
 pub mod bootstrap;
 pub mod contract;
+pub mod demo;
 pub mod envoy;
 pub mod http;
 pub mod idp;

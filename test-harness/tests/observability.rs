@@ -249,3 +249,33 @@ fn sampling_at_one_logs_truncated_bodies() {
     assert_eq!(record["request_body"], "01234567");
     assert_eq!(record["response_body"], "{\"ok\":tr");
 }
+
+#[test]
+fn at_wasm_log_level_warning_the_access_log_alone_carries_the_record() {
+    let config = json!({"providers": provider(), "audit": {"sample_bodies": 0}});
+    let upstream = Upstream::start();
+    let envoy = Envoy::builder(&config.to_string())
+        .upstream(upstream.addr())
+        .env("JWT_SECRET", SECRET)
+        .log_level("warning")
+        .start()
+        .unwrap_or_else(|e| panic!("envoy did not start: {}", e.log));
+    let good = token("dave", "chat:read");
+    for path in ["/quiet-1", "/quiet-2"] {
+        assert_eq!(envoy.send(Request::get(path).bearer(&good)).status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !envoy.access_log().contains("/quiet-2") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let access = envoy.access_log();
+    assert!(
+        access.contains("\"decision\":\"allowed\"") && access.contains("\"sub\":\"dave\""),
+        "{access}"
+    );
+    assert!(
+        !envoy.log().contains("ai-gateway audit"),
+        "the plugin's own line follows Envoy's log level:\n{}",
+        envoy.log()
+    );
+}

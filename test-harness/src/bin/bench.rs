@@ -104,8 +104,18 @@ fn main() {
         "bench: {:>4.0} s  starting the Envoys",
         started.elapsed().as_secs_f64()
     );
+    // `BENCH_ONLY=bare,cache hit`: only the setups whose names contain one of these, a short
+    // table on stdout and no results file (for quick comparisons while optimising).
+    let only: Option<Vec<String>> = std::env::var("BENCH_ONLY")
+        .ok()
+        .map(|list| list.split(',').map(|s| s.trim().to_string()).collect());
     let mut setups: Vec<Setup> = Vec::new();
     let mut add = |name: &str, builder: EnvoyBuilder, script: &Path| {
+        if let Some(only) = &only {
+            if !only.iter().any(|part| name.contains(part.as_str())) {
+                return;
+            }
+        }
         setups.push(Setup {
             name: name.to_string(),
             envoy: start(builder),
@@ -193,6 +203,17 @@ fn main() {
     );
     let rows = run_load(&wrk, &setups, measure, started);
     drop(setups);
+    if only.is_some() {
+        for row in &rows {
+            println!(
+                "{:>8.0} rps {:>7.1} µs/request  {}",
+                row.result.rps,
+                1e6 / row.result.rps.max(1.0),
+                row.name
+            );
+        }
+        return;
+    }
 
     // 4. Streaming translation and throughput.
     eprintln!(
