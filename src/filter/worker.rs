@@ -360,6 +360,12 @@ impl Worker {
         };
         let body = response.body.as_deref().unwrap_or_default();
         match (response.status, parse_discovery(body, &oauth2.issuer)) {
+            (None, _) => log::warn!(
+                "ai-gateway: OIDC discovery of {}: no answer through cluster {:?} (unknown \
+                 cluster, IdP unreachable or timed out); retrying",
+                oauth2.issuer,
+                oauth2.cluster
+            ),
             (Some(200), Ok(_)) => {
                 let _ = HostStore.set(DISCOVERY_KEY, body, None);
                 log::info!("ai-gateway: OIDC discovery of {} fetched", oauth2.issuer);
