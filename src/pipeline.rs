@@ -100,10 +100,12 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
 
     let mut forwarding = Forwarding {
         // A client must never be able to claim an identity: its copies go, whatever the rule.
-        remove_headers: vec![
-            config.forward.user_header.clone(),
-            config.forward.scopes_header.clone(),
-        ],
+        // (Only headers the request has are removed: every edit is a host call.)
+        remove_headers: [&config.forward.user_header, &config.forward.scopes_header]
+            .into_iter()
+            .filter(|name| head.value(name).is_some())
+            .cloned()
+            .collect(),
         ..Forwarding::default()
     };
 
@@ -119,8 +121,11 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
             ));
         }
         // The body is rewritten (so its length changes) and the answer must be readable.
-        forwarding.remove_headers.push("content-length".into());
-        forwarding.remove_headers.push("accept-encoding".into());
+        for name in ["content-length", "accept-encoding"] {
+            if head.value(name).is_some() {
+                forwarding.remove_headers.push(name.into());
+            }
+        }
         forwarding
             .set_headers
             .push((":path".into(), "/api/chat".into()));
@@ -487,8 +492,17 @@ mod tests {
         let HeadersOutcome::Forward(fwd) = outcome else {
             panic!("expected forward, got {outcome:?}")
         };
-        assert_eq!(fwd.remove_headers, vec!["x-user-id", "x-user-scopes"]);
+        assert_eq!(
+            fwd.remove_headers,
+            vec!["x-user-id"],
+            "the one the client sent"
+        );
         assert!(fwd.set_headers.is_empty());
+        let both = head(&[("x-user-scopes", "admin"), ("X-User-Id", "admin")], true);
+        let HeadersOutcome::Forward(fwd) = on_request_headers(&cfg(OPEN), &both) else {
+            panic!("expected forward")
+        };
+        assert_eq!(fwd.remove_headers, vec!["x-user-id", "x-user-scopes"]);
         assert_eq!(fwd.hold_body_up_to, None);
     }
 
@@ -529,13 +543,18 @@ mod tests {
     fn verified_identity_is_forwarded_in_the_configured_headers() {
         let config =
             cfg(r#""forward": {"user_header": "x-caller", "scopes_header": "x-caller-scopes"}"#);
-        let HeadersOutcome::Verify(pending) =
-            on_request_headers(&config, &head(&[("authorization", "Bearer t")], true))
+        let spoofed = [
+            ("authorization", "Bearer t"),
+            ("x-caller", "root"),
+            ("x-caller-scopes", "admin"),
+        ];
+        let HeadersOutcome::Verify(pending) = on_request_headers(&config, &head(&spoofed, true))
         else {
             panic!("expected verify")
         };
         let fwd =
             complete_auth(&config, &pending, &identity(&["chat:read", "chat:write"])).unwrap();
+        // The client's copies are removed (all values), then the gateway's are set.
         assert_eq!(fwd.remove_headers, vec!["x-caller", "x-caller-scopes"]);
         assert_eq!(
             fwd.set_headers,

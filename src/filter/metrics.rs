@@ -29,6 +29,10 @@ impl Metrics {
     }
 
     pub fn add(&self, name: &str, by: u64) {
+        if by == 0 {
+            // Nothing to count: spare the host call.
+            return;
+        }
         if let Some(id) = self.ids.get(name) {
             let _ = hostcalls::increment_metric(*id, i64::try_from(by).unwrap_or(i64::MAX));
         }

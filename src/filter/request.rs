@@ -599,7 +599,8 @@ impl HttpContext for GatewayRequest {
             };
         }
         if !config.rate_limits.is_empty() {
-            head.remote_address = host::remote_address();
+            // Read once per request, for the audit record already.
+            head.remote_address = self.audit.client.clone();
         }
         match pipeline::on_request_headers(&config, &head) {
             HeadersOutcome::Reply(error) => self.refuse(&error),
