@@ -62,6 +62,8 @@ pub struct GatewayRequest {
     published_audit: Option<String>,
     /// The upstream's token usage was charged (once, at the response's end or at `on_done`).
     settled: bool,
+    /// The identity headers this request was forwarded with (see `caller_headers`).
+    caller_headers: Option<Vec<(String, String)>>,
     /// A login callback's token exchange in flight: (call token, the flow's state).
     login_call: Option<(u32, crate::oauth2::FlowState)>,
 }
@@ -102,6 +104,7 @@ impl GatewayRequest {
             sampled: false,
             published_audit: None,
             settled: false,
+            caller_headers: None,
         }
     }
 
@@ -228,6 +231,23 @@ impl GatewayRequest {
         host::audit_log(&record);
     }
 
+    /// The caller's identity headers (as forwarded, also when the root context decided a
+    /// parked request) and the request id, for calls the gateway makes on its behalf.
+    fn caller_headers(&mut self) -> Vec<(String, String)> {
+        let mut headers = match (self.caller_headers.take(), &self.worker) {
+            (Some(headers), _) => headers,
+            (None, Some(worker)) => worker
+                .borrow_mut()
+                .take_caller_headers(self.context_id)
+                .unwrap_or_default(),
+            (None, None) => Vec::new(),
+        };
+        if let Some(id) = &self.audit.request_id {
+            headers.push(("x-request-id".to_string(), id.clone()));
+        }
+        headers
+    }
+
     fn translate_settings(&self) -> Option<crate::config::TranslateSettings> {
         self.worker
             .as_ref()
@@ -240,6 +260,7 @@ impl GatewayRequest {
         self.audit.sub = admitted.admission.subject.clone();
         self.audit.provider = admitted.admission.provider.clone();
         self.audit.rule = admitted.forwarding.rule;
+        self.caller_headers = Some(translation::caller_headers(&admitted.forwarding));
         if let Some(answer) = &admitted.answer {
             self.reply(answer);
             self.admission = Some(admitted.admission);
@@ -249,9 +270,9 @@ impl GatewayRequest {
         {
             // Answered by the gateway from /api/tags (see `translation`).
             self.admission = Some(admitted.admission);
-            let call = self
-                .translate_settings()
-                .and_then(|settings| translation::dispatch(&settings, "GET", "/api/tags", None));
+            let call = self.translate_settings().and_then(|settings| {
+                translation::dispatch(&settings, "GET", "/api/tags", None, &self.caller_headers())
+            });
             return match (call, admitted.forwarding.translation) {
                 (Some(token), Some(plan)) => {
                     self.upstream_call = Some((token, Fetch::Models(plan)));
@@ -392,7 +413,8 @@ impl GatewayRequest {
             self.stream_context = Some(context);
             return Action::Continue;
         }
-        match translation::dispatch(&settings, "POST", "/api/chat", Some(&chat.body)) {
+        let caller = self.caller_headers();
+        match translation::dispatch(&settings, "POST", "/api/chat", Some(&chat.body), &caller) {
             Some(token) => {
                 self.upstream_call = Some((token, Fetch::Chat(context)));
                 Action::Pause

@@ -83,7 +83,9 @@ impl GatewayRoot {
                     Some(settings),
                 ) = (&admitted.forwarding.translation, &config.translate)
                 {
-                    if let Some(token) = translation::dispatch(settings, "GET", "/api/tags", None) {
+                    let caller = translation::caller_headers(&admitted.forwarding);
+                    let call = translation::dispatch(settings, "GET", "/api/tags", None, &caller);
+                    if let Some(token) = call {
                         self.model_calls.insert(token, (context_id, plan.clone()));
                         continue;
                     }

@@ -32,11 +32,25 @@ pub fn response_context(include_usage: bool, now_ms: u64) -> ResponseContext {
 }
 
 /// Dispatches a request to the translation upstream; the answer comes to the calling context.
+/// The headers a forwarded request carries about its caller (the gateway's identity headers,
+/// not pseudo-headers), for calls the gateway makes itself on the request's behalf.
+pub fn caller_headers(forwarding: &crate::pipeline::Forwarding) -> Vec<(String, String)> {
+    forwarding
+        .set_headers
+        .iter()
+        .filter(|(name, _)| !name.starts_with(':'))
+        .cloned()
+        .collect()
+}
+
+/// `caller_headers`: what the upstream learns about the caller (the gateway's identity headers,
+/// the request id), as it would on a forwarded request.
 pub fn dispatch(
     settings: &TranslateSettings,
     method: &str,
     path: &str,
     body: Option<&[u8]>,
+    caller_headers: &[(String, String)],
 ) -> Option<u32> {
     let mut headers = vec![
         (":method", method),
@@ -47,6 +61,11 @@ pub fn dispatch(
     if body.is_some() {
         headers.push(("content-type", "application/json"));
     }
+    headers.extend(
+        caller_headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+    );
     hostcalls::dispatch_http_call(
         &settings.cluster,
         headers,

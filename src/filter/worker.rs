@@ -78,6 +78,9 @@ pub struct Worker {
     waiting: HashMap<u32, Waiting>,
     /// Admissions of requests decided by the root context, for their response phase.
     admissions: HashMap<u32, Admission>,
+    /// With `admissions`: the identity headers a decided request got (for the calls the
+    /// gateway makes on its behalf, see `translation::caller_headers`).
+    caller_headers: HashMap<u32, Vec<(String, String)>>,
     /// The OIDC discovery document, once fetched (by any worker).
     discovery: Option<Endpoints>,
     discovery_version: Option<u32>,
@@ -105,6 +108,7 @@ impl Worker {
             owner,
             waiting: HashMap::new(),
             admissions: HashMap::new(),
+            caller_headers: HashMap::new(),
             discovery: None,
             discovery_version: None,
         }
@@ -232,6 +236,11 @@ impl Worker {
         self.admissions.remove(&context_id)
     }
 
+    /// The identity headers of a request the root context decided.
+    pub fn take_caller_headers(&mut self, context_id: u32) -> Option<Vec<(String, String)>> {
+        self.caller_headers.remove(&context_id)
+    }
+
     /// Parks a request until keys arrive (or its wait ends).
     pub fn wait(&mut self, context_id: u32, pending: PendingAuth, until_ms: u64) {
         self.waiting
@@ -242,6 +251,7 @@ impl Worker {
     pub fn forget(&mut self, context_id: u32) {
         self.waiting.remove(&context_id);
         self.admissions.remove(&context_id);
+        self.caller_headers.remove(&context_id);
     }
 
     /// Records the answer to a fetch this worker dispatched.
@@ -475,6 +485,8 @@ impl Worker {
                 AuthStep::Done(result) => {
                     if let Ok(admitted) = &result {
                         self.admissions.insert(id, admitted.admission.clone());
+                        self.caller_headers
+                            .insert(id, super::translation::caller_headers(&admitted.forwarding));
                     }
                     decided.push((id, result));
                 }
