@@ -6,6 +6,7 @@ pub mod cache;
 mod claims;
 mod extract;
 mod provider;
+pub mod rsa;
 pub mod verify;
 
 pub use algorithm::Algorithm;

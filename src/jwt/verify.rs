@@ -7,12 +7,13 @@ use std::rc::Rc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jwt_simple::prelude::{
-    Duration, ECDSAP256PublicKeyLike, EdDSAPublicKeyLike, MACLike, NoCustomClaims,
-    RSAPublicKeyLike, UnixTimeStamp, VerificationOptions,
+    Duration, ECDSAP256PublicKeyLike, EdDSAPublicKeyLike, MACLike, NoCustomClaims, UnixTimeStamp,
+    VerificationOptions,
 };
 use serde_json::{Map, Value};
 
 use super::claims::{check_claims, ClaimRules};
+use super::rsa::RsaVerifier;
 use super::{Algorithm, KeySource, Part, Provider, Purpose, TokenError};
 use crate::json::{parse_strict_object, StrictJsonError};
 use crate::jwks::keys::{Jwk, KeyLookup, KeySet, PublicKey};
@@ -296,10 +297,21 @@ fn verification_options(provider: &Provider, now: u64) -> VerificationOptions {
 fn signature_valid(jwk: &Jwk, token: &str, options: &VerificationOptions) -> bool {
     let options = Some(options.clone());
     match &jwk.key {
-        PublicKey::Rsa(key) => key.verify_token::<NoCustomClaims>(token, options).is_ok(),
+        PublicKey::Rsa(key) => rs256_valid(key, token),
         PublicKey::Ec(key) => key.verify_token::<NoCustomClaims>(token, options).is_ok(),
         PublicKey::Ed(key) => key.verify_token::<NoCustomClaims>(token, options).is_ok(),
     }
+}
+
+/// RS256 with the gateway's own verifier (see `jwt::rsa`): the signing input is everything
+/// before the last dot; the claims were checked already (`check_claims`).
+fn rs256_valid(key: &RsaVerifier, token: &str) -> bool {
+    let Some((message, signature)) = token.rsplit_once('.') else {
+        return false;
+    };
+    URL_SAFE_NO_PAD
+        .decode(signature)
+        .is_ok_and(|signature| key.verify_sha256(message.as_bytes(), &signature))
 }
 
 #[cfg(test)]
