@@ -50,6 +50,8 @@ pub struct GatewayConfig {
 /// The audit trail's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AuditConfig {
+    /// Whether requests get audit records (metrics are kept either way).
+    pub records: bool,
     /// Fraction of requests whose bodies are logged (0: none, 1: all).
     pub sample_bodies: f64,
     pub max_logged_body_bytes: usize,
@@ -288,6 +290,7 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
 fn compile_audit(section: Option<schema::AuditSection>) -> Result<AuditConfig, ConfigError> {
     let Some(section) = section else {
         return Ok(AuditConfig {
+            records: true,
             sample_bodies: 0.0,
             max_logged_body_bytes: 4096,
         });
@@ -304,7 +307,14 @@ fn compile_audit(section: Option<schema::AuditSection>) -> Result<AuditConfig, C
             "must be at most 1048576",
         ));
     }
+    if !section.records && section.sample_bodies > 0.0 {
+        return Err(ConfigError::new(
+            "audit.sample_bodies",
+            "bodies are logged in audit records, which `records: false` turns off",
+        ));
+    }
     Ok(AuditConfig {
+        records: section.records,
         sample_bodies: section.sample_bodies,
         max_logged_body_bytes: usize::try_from(section.max_logged_body_bytes).unwrap_or(4096),
     })

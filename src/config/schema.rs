@@ -426,10 +426,17 @@ fn default_session_ttl_s() -> u64 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditSection {
+    /// Audit records at all (access-log filter state and the plugin's log line).
+    #[serde(default = "default_true")]
+    pub records: bool,
     #[serde(default)]
     pub sample_bodies: f64,
     #[serde(default = "default_max_logged_body_bytes")]
     pub max_logged_body_bytes: u64,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_max_logged_body_bytes() -> u64 {

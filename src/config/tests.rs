@@ -696,6 +696,13 @@ fn audit_section_is_checked() {
     let cfg = load_str(&with_provider(r#""audit": {"sample_bodies": 0.25}"#)).unwrap();
     assert_eq!(cfg.audit.sample_bodies, 0.25);
     assert_eq!(cfg.audit.max_logged_body_bytes, 4096);
+    assert!(cfg.audit.records, "records are on by default");
+    let off = load_str(&with_provider(r#""audit": {"records": false}"#)).unwrap();
+    assert!(!off.audit.records);
+    assert!(error(&with_provider(
+        r#""audit": {"records": false, "sample_bodies": 0.5}"#
+    ))
+    .starts_with("config: audit.sample_bodies: bodies are logged in audit records"));
     assert!(error(&with_provider(r#""audit": {"sample_bodies": 2}"#))
         .starts_with("config: audit.sample_bodies: must be between 0 and 1"));
     assert!(error(&with_provider(

@@ -149,7 +149,10 @@ impl GatewayRequest {
             method: head.method().to_string(),
             path: head.path().split('?').next().unwrap_or("").to_string(),
             decision: "pending",
-            client: host::remote_address(),
+            // The key of `ip` rate limits; otherwise read only for a log line (`fetch_client`).
+            client: (!config.rate_limits.is_empty())
+                .then(host::remote_address)
+                .flatten(),
             ..crate::observe::AuditRecord::default()
         };
     }
@@ -208,16 +211,38 @@ impl GatewayRequest {
     /// state, for Envoy's access log (written after this, before `on_done`).
     fn finish_response(&mut self) {
         self.settle_usage();
+        if !self.records_enabled() {
+            return;
+        }
         self.audit.duration_ms = host::now_ms().saturating_sub(self.audit.time_ms);
+        if log::log_enabled!(log::Level::Info) {
+            // The plugin's log line will reuse this record: it names the client.
+            self.fetch_client();
+        }
         let record = self.audit.to_json();
         host::set_audit_property(&record);
         self.published_audit = Some(record);
     }
 
+    /// The client's address for the audit record, read only when a record will be written
+    /// with it (a property read is one of the dearer host calls; the access log has
+    /// `%DOWNSTREAM_REMOTE_ADDRESS%` of its own).
+    fn fetch_client(&mut self) {
+        if self.audit.client.is_none() {
+            self.audit.client = host::remote_address();
+        }
+    }
+
+    fn records_enabled(&self) -> bool {
+        self.worker
+            .as_ref()
+            .is_some_and(|worker| worker.borrow().config.audit.records)
+    }
+
     /// Writes the request's final audit record (the plugin's own log line), unless Envoy's log
     /// level for Wasm drops it anyway.
     fn emit_audit(&mut self) {
-        if !log::log_enabled!(log::Level::Info) {
+        if !log::log_enabled!(log::Level::Info) || !self.records_enabled() {
             return;
         }
         let record = match self.published_audit.take() {
@@ -225,6 +250,7 @@ impl GatewayRequest {
             None => {
                 // No complete response (reset, or a stream cut short): what is known now.
                 self.audit.duration_ms = host::now_ms().saturating_sub(self.audit.time_ms);
+                self.fetch_client();
                 self.audit.to_json()
             }
         };

@@ -279,3 +279,27 @@ fn at_wasm_log_level_warning_the_access_log_alone_carries_the_record() {
         envoy.log()
     );
 }
+
+#[test]
+fn records_off_writes_no_audit_but_keeps_the_metrics() {
+    let config = json!({"providers": provider(), "audit": {"records": false}});
+    let (_upstream, envoy) = gateway(config, Upstream::start());
+    let good = token("erin", "chat:read");
+    assert_eq!(envoy.send(Request::get("/off").bearer(&good)).status, 200);
+    counter_reaches(&envoy, "requests_allowed", 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !envoy.access_log().contains("/off") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        envoy.access_log().contains("/off"),
+        "{}",
+        envoy.access_log()
+    );
+    assert!(
+        !envoy.access_log().contains("\"decision\""),
+        "no record in the access log: {}",
+        envoy.access_log()
+    );
+    assert!(audit_records(&envoy).is_empty(), "no plugin audit line");
+}
