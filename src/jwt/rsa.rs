@@ -414,6 +414,16 @@ fn mul_add_columns(columns: &mut [u64], b: &[u32], a: u32) {
         *column += (product & LOW) + high;
         high = product >> 32;
     };
+    zip_unrolled(columns, b, &mut step);
+    if let Some(c) = last.first_mut() {
+        *c += high;
+    }
+}
+
+/// Calls `step(column, limb)` for each pair of `columns` and `b`, four at a time: fixed-size
+/// chunks let the compiler drop the bounds checks of the innermost loop.
+#[inline(always)]
+fn zip_unrolled(columns: &mut [u64], b: &[u32], step: &mut impl FnMut(&mut u64, u32)) {
     let mut columns4 = columns.chunks_exact_mut(4);
     let mut b4 = b.chunks_exact(4);
     for (c, x) in (&mut columns4).zip(&mut b4) {
@@ -428,9 +438,6 @@ fn mul_add_columns(columns: &mut [u64], b: &[u32], a: u32) {
     }
     for (c, &bj) in columns4.into_remainder().iter_mut().zip(b4.remainder()) {
         step(c, bj);
-    }
-    if let Some(c) = last.first_mut() {
-        *c += high;
     }
 }
 
@@ -457,21 +464,7 @@ fn mul_add_columns_2(columns: &mut [u64], b: &[u32], a0: u32, a1: u32) {
         high1 = prev1 >> 32;
         prev1 = a1 * bj;
     };
-    let mut columns4 = columns.chunks_exact_mut(4);
-    let mut b4 = b.chunks_exact(4);
-    for (c, x) in (&mut columns4).zip(&mut b4) {
-        if let (Ok([c0, c1, c2, c3]), Ok(&[b0, b1, b2, b3])) =
-            (<&mut [u64; 4]>::try_from(c), <&[u32; 4]>::try_from(x))
-        {
-            step(c0, b0);
-            step(c1, b1);
-            step(c2, b2);
-            step(c3, b3);
-        }
-    }
-    for (c, &bj) in columns4.into_remainder().iter_mut().zip(b4.remainder()) {
-        step(c, bj);
-    }
+    zip_unrolled(columns, b, &mut step);
     if let Some([c0, c1]) = last.get_mut(..2) {
         *c0 += high0 + (prev1 & LOW) + high1;
         *c1 += prev1 >> 32;
