@@ -117,7 +117,7 @@ impl Upstream {
                     let Ok(stream) = stream else { continue };
                     let recorded = Arc::clone(&recorded);
                     let handler = Arc::clone(&handler);
-                    thread::spawn(move || serve_connection(stream, &recorded, &*handler));
+                    thread::spawn(move || serve_connection(stream, Some(&recorded), &*handler));
                 }
             });
         }
@@ -154,14 +154,29 @@ impl Drop for Upstream {
     }
 }
 
-fn serve_connection(stream: TcpStream, recorded: &Mutex<Vec<Recorded>>, handler: &Handler) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+/// Serves `listener` with `handler` on this thread for as long as the process runs, recording
+/// nothing (the demo's `ollama-standin`).
+pub fn serve_forever(
+    listener: TcpListener,
+    handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+) {
+    let handler: Arc<Handler> = Arc::new(handler);
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let handler = Arc::clone(&handler);
+        thread::spawn(move || serve_connection(stream, None, &*handler));
+    }
+}
+
+/// One connection, keep-alive (Envoy reuses upstream connections) until the client closes it
+/// or asks to. Requests go to `recorded` when given, incomplete ones too.
+fn serve_connection(stream: TcpStream, recorded: Option<&Mutex<Vec<Recorded>>>, handler: &Handler) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(300)));
     let Ok(write_half) = stream.try_clone() else {
         return;
     };
     let mut reader = BufReader::new(stream);
     let mut writer = BufWriter::new(write_half);
-    // Keep-alive: Envoy reuses upstream connections.
     while let Ok(Some((request_line, headers))) = read_head(&mut reader) {
         let mut parts = request_line.split_whitespace();
         let method = parts.next().unwrap_or("").to_string();
@@ -170,6 +185,9 @@ fn serve_connection(stream: TcpStream, recorded: &Mutex<Vec<Recorded>>, handler:
             Ok(body) => (body, true),
             Err(_) => (Vec::new(), false),
         };
+        let close = headers
+            .iter()
+            .any(|(n, v)| n == "connection" && v.eq_ignore_ascii_case("close"));
         let request = Recorded {
             method,
             path,
@@ -177,24 +195,19 @@ fn serve_connection(stream: TcpStream, recorded: &Mutex<Vec<Recorded>>, handler:
             body,
             complete,
         };
-        if !complete {
+        if let Some(recorded) = recorded {
             recorded
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(request);
-            return;
+                .push(request.clone());
         }
-        recorded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(request.clone());
-        if write_reply(&mut writer, &handler(&request)).is_err() {
+        if !complete || write_reply(&mut writer, &handler(&request), close).is_err() || close {
             return;
         }
     }
 }
 
-fn write_reply(writer: &mut impl Write, reply: &Reply) -> std::io::Result<()> {
+fn write_reply(writer: &mut impl Write, reply: &Reply, close: bool) -> std::io::Result<()> {
     write!(
         writer,
         "HTTP/1.1 {} {}\r\n",
@@ -203,6 +216,9 @@ fn write_reply(writer: &mut impl Write, reply: &Reply) -> std::io::Result<()> {
     )?;
     for (name, value) in &reply.headers {
         write!(writer, "{name}: {value}\r\n")?;
+    }
+    if close {
+        writer.write_all(b"connection: close\r\n")?;
     }
     write_body(writer, &reply.body)
 }
@@ -220,7 +236,7 @@ fn reason(status: u16) -> &'static str {
 
 /// Writes the framing headers' end and the body: `content-length` for a full body, chunked
 /// transfer encoding (each piece after its delay, flushed) for chunks.
-pub fn write_body(writer: &mut impl Write, body: &ReplyBody) -> std::io::Result<()> {
+fn write_body(writer: &mut impl Write, body: &ReplyBody) -> std::io::Result<()> {
     match body {
         ReplyBody::Full(body) => {
             write!(writer, "content-length: {}\r\n\r\n", body.len())?;
