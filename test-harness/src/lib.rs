@@ -23,6 +23,7 @@ pub mod idp;
 pub mod oidc;
 pub mod ollama;
 pub mod paths;
+pub mod process;
 pub mod tokens;
 pub mod upstream;
 

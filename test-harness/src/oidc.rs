@@ -351,22 +351,7 @@ impl OidcProvider {
             return;
         }
         self.stopped = true;
-        let pid = self.child.id() as libc::pid_t;
-        unsafe {
-            libc::kill(-pid, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::process::stop_group(&mut self.child);
     }
 }
 
