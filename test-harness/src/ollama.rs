@@ -83,6 +83,17 @@ pub enum Chunking {
     Random { seed: u64, max: usize },
 }
 
+impl Chunking {
+    /// One of each kind (two random cuts), for tests that a client copes with any split.
+    pub const VARIETY: [Chunking; 5] = [
+        Chunking::Lines,
+        Chunking::Whole,
+        Chunking::EveryByte,
+        Chunking::Random { seed: 7, max: 5 },
+        Chunking::Random { seed: 99, max: 64 },
+    ];
+}
+
 impl Default for OllamaConfig {
     fn default() -> Self {
         Self {
@@ -1353,13 +1364,7 @@ mod tests {
     fn every_chunking_gives_the_same_body() {
         let body = chat_body("héllo wörld, ünïcode splits 你好 🎉 <b>&amp;</b>");
         let mut bodies = Vec::new();
-        for chunking in [
-            Chunking::Lines,
-            Chunking::Whole,
-            Chunking::EveryByte,
-            Chunking::Random { seed: 7, max: 5 },
-            Chunking::Random { seed: 99, max: 64 },
-        ] {
+        for chunking in Chunking::VARIETY {
             let upstream = start(OllamaConfig {
                 chunking,
                 ..OllamaConfig::default()

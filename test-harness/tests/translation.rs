@@ -193,13 +193,7 @@ fn normalised_events(sse: &str) -> Vec<Value> {
 fn chunk_splits_anywhere_give_the_same_stream() {
     let message = "héllo wörld, ünïcode splits 你好";
     let mut outputs = Vec::new();
-    for chunking in [
-        Chunking::Lines,
-        Chunking::Whole,
-        Chunking::EveryByte,
-        Chunking::Random { seed: 7, max: 5 },
-        Chunking::Random { seed: 99, max: 64 },
-    ] {
+    for chunking in Chunking::VARIETY {
         let (_upstream, envoy) = gateway(ollama::start(OllamaConfig {
             chunking,
             ..OllamaConfig::default()
