@@ -32,27 +32,37 @@ pub fn load_yaml(path: &Path) -> Value {
         .unwrap_or_else(|e| panic!("{} has no JSON form: {e}", path.display()))
 }
 
+/// Where the first listener's HTTP filters are in an Envoy bootstrap.
+const HTTP_FILTERS: &str =
+    "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters";
+
 /// The gateway's wasm filter config in an Envoy bootstrap (the first `envoy.filters.http.wasm`).
 pub fn wasm_filter_mut(bootstrap: &mut Value) -> &mut Value {
-    let filters = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-        ["typed_config"]["http_filters"]
-        .as_array_mut()
-        .expect("http_filters in the first listener");
-    filters
-        .iter_mut()
-        .find(|f| f["name"] == "envoy.filters.http.wasm")
+    bootstrap
+        .pointer_mut(HTTP_FILTERS)
+        .and_then(Value::as_array_mut)
+        .and_then(|filters| {
+            filters
+                .iter_mut()
+                .find(|f| f["name"] == "envoy.filters.http.wasm")
+        })
         .map(|f| &mut f["typed_config"]["config"])
-        .expect("an envoy.filters.http.wasm filter")
+        .expect("an envoy.filters.http.wasm filter in the first listener")
 }
 
 /// The plugin config (the JSON document under `configuration.value`) of a bootstrap.
 pub fn plugin_config(bootstrap: &Value) -> Value {
-    let mut copy = bootstrap.clone();
-    let text = wasm_filter_mut(&mut copy)["configuration"]["value"]
-        .as_str()
-        .expect("configuration.value is a string")
-        .to_string();
-    serde_json::from_str(&text).expect("the plugin config is JSON")
+    let text = bootstrap
+        .pointer(HTTP_FILTERS)
+        .and_then(Value::as_array)
+        .and_then(|filters| {
+            filters
+                .iter()
+                .find(|f| f["name"] == "envoy.filters.http.wasm")
+        })
+        .and_then(|f| f["typed_config"]["config"]["configuration"]["value"].as_str())
+        .expect("configuration.value of the wasm filter is a string");
+    serde_json::from_str(text).expect("the plugin config is JSON")
 }
 
 /// The users of `demo/users.json`.
