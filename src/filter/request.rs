@@ -286,7 +286,10 @@ impl GatewayRequest {
         self.audit.sub = admitted.admission.subject.clone();
         self.audit.provider = admitted.admission.provider.clone();
         self.audit.rule = admitted.forwarding.rule;
-        self.caller_headers = Some(translation::caller_headers(&admitted.forwarding));
+        if admitted.forwarding.translation.is_some() {
+            // Only translated requests lead to calls the gateway makes itself.
+            self.caller_headers = Some(translation::caller_headers(&admitted.forwarding));
+        }
         if let Some(answer) = &admitted.answer {
             self.reply(answer);
             self.admission = Some(admitted.admission);

@@ -485,8 +485,10 @@ impl Worker {
                 AuthStep::Done(result) => {
                     if let Ok(admitted) = &result {
                         self.admissions.insert(id, admitted.admission.clone());
-                        self.caller_headers
-                            .insert(id, super::translation::caller_headers(&admitted.forwarding));
+                        if admitted.forwarding.translation.is_some() {
+                            let headers = super::translation::caller_headers(&admitted.forwarding);
+                            self.caller_headers.insert(id, headers);
+                        }
                     }
                     decided.push((id, result));
                 }
