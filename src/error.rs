@@ -17,8 +17,9 @@ pub enum GatewayError {
     InsufficientScope { required: Vec<String> },
     /// A rate limit is spent.
     RateLimited(RateLimitState),
-    /// The rate-limit state in shared data could not be updated: refused (fail closed).
-    RateLimitUnavailable,
+    /// The rate-limit state in shared data could not be updated: refused (fail closed). Carries
+    /// the limit that could not count, for the `X-RateLimit-*` headers every 429 has.
+    RateLimitUnavailable { limit: u64 },
     /// The body is not valid JSON or not an acceptable request.
     InvalidRequestBody(String),
     /// The path could be read differently by different components (rules must not be bypassed).
@@ -66,7 +67,7 @@ impl GatewayError {
         match self {
             Self::MissingToken | Self::InvalidToken(_) => 401,
             Self::InsufficientScope { .. } => 403,
-            Self::RateLimited(_) | Self::RateLimitUnavailable => 429,
+            Self::RateLimited(_) | Self::RateLimitUnavailable { .. } => 429,
             Self::InvalidRequestBody(_) | Self::InvalidPath(_) => 400,
             Self::RequestTooLarge { .. } => 413,
             Self::JwksUnavailable { .. } => 503,
@@ -85,7 +86,7 @@ impl GatewayError {
             Self::MissingToken => "AUTH_MISSING_TOKEN",
             Self::InvalidToken(_) => "AUTH_INVALID_TOKEN",
             Self::InsufficientScope { .. } => "AUTH_INSUFFICIENT_SCOPE",
-            Self::RateLimited(_) | Self::RateLimitUnavailable => "RATE_LIMITED",
+            Self::RateLimited(_) | Self::RateLimitUnavailable { .. } => "RATE_LIMITED",
             Self::InvalidRequestBody(_) => "INVALID_REQUEST_BODY",
             Self::InvalidPath(_) => "INVALID_PATH",
             Self::RequestTooLarge { .. } => "REQUEST_TOO_LARGE",
@@ -104,7 +105,7 @@ impl GatewayError {
         match self {
             Self::MissingToken | Self::InvalidToken(_) => "authentication_error",
             Self::InsufficientScope { .. } => "permission_error",
-            Self::RateLimited(_) | Self::RateLimitUnavailable => "rate_limit_error",
+            Self::RateLimited(_) | Self::RateLimitUnavailable { .. } => "rate_limit_error",
             Self::InvalidRequestBody(_) | Self::InvalidPath(_) | Self::RequestTooLarge { .. } => {
                 "invalid_request_error"
             }
@@ -122,7 +123,7 @@ impl GatewayError {
             Self::MissingToken => "Authentication required",
             Self::InvalidToken(_) => "Invalid or expired token",
             Self::InsufficientScope { .. } => "Insufficient scope",
-            Self::RateLimited(_) | Self::RateLimitUnavailable => "Rate limit exceeded",
+            Self::RateLimited(_) | Self::RateLimitUnavailable { .. } => "Rate limit exceeded",
             Self::InvalidRequestBody(_) => "Invalid request body",
             Self::InvalidPath(_) => "Invalid request path",
             Self::RequestTooLarge { .. } => "Request body too large",
@@ -149,7 +150,9 @@ impl GatewayError {
                 state.limit,
                 state.retry_after_s.max(1)
             ),
-            Self::RateLimitUnavailable => "the rate limit could not be checked; retry".to_string(),
+            Self::RateLimitUnavailable { .. } => {
+                "the rate limit could not be checked; retry".to_string()
+            }
             Self::InvalidRequestBody(why) | Self::UpstreamError(why) => why.clone(),
             Self::InvalidPath(why) => why.to_string(),
             Self::RequestTooLarge { limit } => format!("request body exceeds {limit} bytes"),
@@ -189,16 +192,14 @@ impl GatewayError {
             Self::InvalidToken(_) => headers.push((
                 "www-authenticate".to_string(),
                 format!(
-                    "Bearer realm=\"{}\", error=\"invalid_token\", error_description=\"{}\"",
-                    quoted_string_safe(realm),
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
                     quoted_string_safe(&self.details())
                 ),
             )),
             Self::InsufficientScope { required } => headers.push((
                 "www-authenticate".to_string(),
                 format!(
-                    "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{}\"",
-                    quoted_string_safe(realm),
+                    "Bearer error=\"insufficient_scope\", scope=\"{}\"",
                     quoted_string_safe(&required.join(" "))
                 ),
             )),
@@ -209,9 +210,20 @@ impl GatewayError {
                 ));
                 headers.extend(rate_limit_headers(state));
             }
-            Self::RateLimitUnavailable => {
-                headers.push(("retry-after".to_string(), "1".to_string()))
+            Self::RateLimitUnavailable { limit } => {
+                headers.push(("retry-after".to_string(), "1".to_string()));
+                headers.extend(rate_limit_headers(&RateLimitState {
+                    limit: *limit,
+                    remaining: 0,
+                    reset_s: 1,
+                    retry_after_s: 1,
+                }));
             }
+            // A failed login answers 401 too: RFC 9110 wants a challenge with every 401.
+            Self::LoginFailed { status: 401, .. } => headers.push((
+                "www-authenticate".to_string(),
+                format!("Bearer realm=\"{}\"", quoted_string_safe(realm)),
+            )),
             Self::LoginRedirect(location) => {
                 headers.push(("location".to_string(), location.clone()));
                 headers.push(("cache-control".to_string(), "no-store".to_string()));
@@ -375,9 +387,56 @@ mod tests {
         };
         let reply = err.to_reply("re\"alm");
         let www = header(&reply, "www-authenticate").unwrap();
+        assert_eq!(www, "Bearer error=\"insufficient_scope\", scope=\"abcx\"");
+        let reply = GatewayError::MissingToken.to_reply("re\"al\r\nm");
         assert_eq!(
-            www,
-            "Bearer realm=\"realm\", error=\"insufficient_scope\", scope=\"abcx\""
+            header(&reply, "www-authenticate"),
+            Some("Bearer realm=\"realm\"")
+        );
+    }
+
+    /// The contract's exact forms, so clients that match them literally work.
+    #[test]
+    fn challenges_have_the_contracts_form() {
+        let reply = GatewayError::InvalidToken(TokenError::Expired).to_reply("r");
+        assert_eq!(
+            header(&reply, "www-authenticate"),
+            Some("Bearer error=\"invalid_token\", error_description=\"token is expired\"")
+        );
+        let reply = GatewayError::InsufficientScope {
+            required: vec!["chat:write".into()],
+        }
+        .to_reply("r");
+        assert_eq!(
+            header(&reply, "www-authenticate"),
+            Some("Bearer error=\"insufficient_scope\", scope=\"chat:write\"")
+        );
+    }
+
+    #[test]
+    fn every_429_carries_the_rate_limit_headers() {
+        let reply = GatewayError::RateLimitUnavailable { limit: 7 }.to_reply("r");
+        assert_eq!(reply.status, 429);
+        assert_eq!(header(&reply, "retry-after"), Some("1"));
+        assert_eq!(header(&reply, "x-ratelimit-limit"), Some("7"));
+        assert_eq!(header(&reply, "x-ratelimit-remaining"), Some("0"));
+        assert_eq!(header(&reply, "x-ratelimit-reset"), Some("1"));
+    }
+
+    #[test]
+    fn a_failed_login_401_has_a_challenge() {
+        let failed = |status| GatewayError::LoginFailed {
+            status,
+            details: "x".into(),
+        };
+        let reply = failed(401).to_reply("gw");
+        assert_eq!(
+            header(&reply, "www-authenticate"),
+            Some("Bearer realm=\"gw\"")
+        );
+        assert_eq!(
+            header(&failed(502).to_reply("gw"), "www-authenticate"),
+            None
         );
     }
 }

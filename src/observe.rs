@@ -24,9 +24,9 @@ pub fn refusal_metric(error: &GatewayError) -> &'static str {
             _ => "requests_invalid_token_claims",
         },
         GatewayError::InsufficientScope { .. } => "requests_insufficient_scope",
-        GatewayError::RateLimited(_) | GatewayError::RateLimitUnavailable => {
-            "requests_rate_limited"
-        }
+        GatewayError::RateLimited(_) => "requests_rate_limited",
+        // Apart from spent limits: a count here means shared data was too busy (fail closed).
+        GatewayError::RateLimitUnavailable { .. } => "requests_rate_limit_unavailable",
         GatewayError::InvalidRequestBody(_) => "requests_bad_body",
         GatewayError::InvalidPath(_) => "requests_bad_path",
         GatewayError::RequestTooLarge { .. } => "requests_too_large",
@@ -54,6 +54,7 @@ pub const COUNTERS: &[&str] = &[
     "requests_invalid_token_claims",
     "requests_insufficient_scope",
     "requests_rate_limited",
+    "requests_rate_limit_unavailable",
     "requests_bad_body",
     "requests_bad_path",
     "requests_too_large",
@@ -203,7 +204,7 @@ mod tests {
             GatewayError::InvalidToken(TokenError::UnknownIssuer),
             GatewayError::InvalidToken(TokenError::ClaimMissing("sub")),
             GatewayError::InsufficientScope { required: vec![] },
-            GatewayError::RateLimitUnavailable,
+            GatewayError::RateLimitUnavailable { limit: 10 },
             GatewayError::InvalidRequestBody("x".into()),
             GatewayError::RequestTooLarge { limit: 1 },
             GatewayError::JwksUnavailable { retry_after_s: 1 },

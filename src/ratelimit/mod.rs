@@ -218,12 +218,6 @@ pub fn admit(
             }
             Err(error) => {
                 refund(limits, &counted, store, now_ms);
-                if error == CountError::Store {
-                    log::warn!(
-                        "ai-gateway: rate limit {}: shared data busy; refusing",
-                        limit.name
-                    );
-                }
                 return Err(refusal(limit, error));
             }
         }
@@ -235,8 +229,14 @@ pub fn admit(
     Ok(admission)
 }
 
-/// The contract's answer when a limit cannot count a request.
+/// The contract's answer when a limit cannot count a request (admission or token reservation).
 fn refusal(limit: &RateLimit, error: CountError) -> GatewayError {
+    if error == CountError::Store {
+        log::warn!(
+            "ai-gateway: rate limit {}: shared data busy; refusing",
+            limit.name
+        );
+    }
     match error {
         CountError::Spent {
             retry_after_s,
@@ -247,7 +247,9 @@ fn refusal(limit: &RateLimit, error: CountError) -> GatewayError {
             reset_s,
             retry_after_s,
         }),
-        CountError::Store => GatewayError::RateLimitUnavailable,
+        CountError::Store => GatewayError::RateLimitUnavailable {
+            limit: limit.limit(),
+        },
     }
 }
 

@@ -250,7 +250,7 @@ fn an_unprepared_store_fails_closed() {
             &store,
             0
         ),
-        Err(GatewayError::RateLimitUnavailable)
+        Err(GatewayError::RateLimitUnavailable { limit: 5 })
     );
 }
 
