@@ -342,7 +342,10 @@ impl GatewayRequest {
         match step {
             AuthStep::Done(Ok(admitted)) => self.forward(admitted),
             AuthStep::Done(Err(error)) => self.refuse(&error),
-            AuthStep::StartFetch { provider } => {
+            AuthStep::StartFetch {
+                provider,
+                if_undispatched,
+            } => {
                 let config = Rc::clone(&worker.borrow().config);
                 let remote = config.providers.get(provider).and_then(|p| p.remote());
                 let Some(token) = remote.and_then(|r| host::dispatch_get(r, &r.path)) else {
@@ -351,7 +354,7 @@ impl GatewayRequest {
                         body: None,
                     };
                     worker.borrow_mut().fetch_done(provider, &failed, now);
-                    return self.refuse(&GatewayError::JwksUnavailable { retry_after_s: 1 });
+                    return self.refuse(&if_undispatched);
                 };
                 self.fetch = Some((token, provider));
                 let until = now + remote.map_or(0, |r| r.timeout_ms) + 1000;

@@ -49,7 +49,12 @@ pub enum AuthStep {
     /// Decided: forward, or refuse.
     Done(Result<Admitted, GatewayError>),
     /// The fetch slot is ours: dispatch the fetch for `provider`, then wait.
-    StartFetch { provider: usize },
+    StartFetch {
+        provider: usize,
+        /// The answer if the fetch cannot even be dispatched: 503 only when no keys were ever
+        /// fetched, else the token's own refusal (`unknown kid`), as the contract says.
+        if_undispatched: GatewayError,
+    },
     /// A fetch is in flight elsewhere: wait until `until_ms` at the latest.
     Wait { until_ms: u64 },
 }
@@ -173,8 +178,12 @@ impl Worker {
             return AuthStep::Wait { until_ms };
         }
         let decision = claim_fetch(&HostStore, name, remote, now_ms, have_keys, self.owner);
+        let if_undispatched = fetch::unavailable(have_keys, otherwise.clone(), 1000);
         match on_need_keys(decision, have_keys, otherwise, now_ms) {
-            KeysWait::StartFetch => AuthStep::StartFetch { provider },
+            KeysWait::StartFetch => AuthStep::StartFetch {
+                provider,
+                if_undispatched,
+            },
             KeysWait::Wait { until_ms } => AuthStep::Wait { until_ms },
             KeysWait::Refuse(error) => AuthStep::Done(Err(error)),
         }
@@ -492,7 +501,7 @@ impl Worker {
                     }
                     decided.push((id, result));
                 }
-                AuthStep::StartFetch { provider } => {
+                AuthStep::StartFetch { provider, .. } => {
                     to_fetch.push(provider);
                     self.waiting.insert(id, waiting);
                 }
