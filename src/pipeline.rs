@@ -3,7 +3,7 @@
 //! layer only gathers the inputs and applies the outcome.
 
 use crate::authz::{route_path, rules, Requirement};
-use crate::config::{AuthMode, GatewayConfig};
+use crate::config::{AuthMode, GatewayConfig, FLOW_COOKIE};
 use crate::error::{GatewayError, LocalReply};
 use crate::http::RequestHead;
 use crate::jwt::{extract_token, Identity, TokenLocation};
@@ -108,6 +108,7 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
             .collect(),
         ..Forwarding::default()
     };
+    strip_gateway_cookies(config, head, &mut forwarding);
 
     if !head.end_of_stream && declared_length.is_none() {
         forwarding.hold_body_up_to = Some(limit);
@@ -282,6 +283,48 @@ pub fn requirement(config: &GatewayConfig, method: &str, path: &str) -> Requirem
 }
 
 /// The token the rule needs verified, if any. Without a token, `required` refuses and
+/// The gateway's own cookies are credentials for the gateway, not for the upstream: the login
+/// flow cookie (it holds the PKCE verifier) and the session cookie never leave it, and a token
+/// cookie goes too when `strip_authorization` asks it for tokens. Other cookies pass unchanged.
+fn strip_gateway_cookies(config: &GatewayConfig, head: &RequestHead, forwarding: &mut Forwarding) {
+    if head.value("cookie").is_none() {
+        return;
+    }
+    let mut ours: Vec<&str> = Vec::new();
+    if let Some(oauth2) = &config.oauth2 {
+        ours.extend([FLOW_COOKIE, oauth2.session_cookie.as_str()]);
+    }
+    if config.forward.strip_authorization {
+        ours.extend(config.token.cookie.as_deref());
+    }
+    if ours.is_empty() {
+        return;
+    }
+    let mut removed = false;
+    let kept: Vec<&str> = head
+        .values("cookie")
+        .flat_map(|header| header.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| {
+            let name = pair.split_once('=').map_or(*pair, |(name, _)| name).trim();
+            let ours = ours.contains(&name);
+            removed |= ours;
+            !ours
+        })
+        .collect();
+    if !removed {
+        return;
+    }
+    if kept.is_empty() {
+        forwarding.remove_headers.push("cookie".into());
+    } else {
+        forwarding
+            .set_headers
+            .push(("cookie".into(), kept.join("; ")));
+    }
+}
+
 /// `optional` lets the caller through anonymously (unless the rule requires scopes, which an
 /// anonymous caller cannot have).
 fn token_to_verify(
@@ -602,6 +645,69 @@ mod tests {
             .forwarding
             .remove_headers
             .contains(&"authorization".to_string()));
+    }
+
+    fn forwarding_of(outcome: HeadersOutcome) -> Forwarding {
+        match outcome {
+            HeadersOutcome::Verify(pending) => pending.forwarding,
+            HeadersOutcome::Forward(forwarding) => forwarding,
+            HeadersOutcome::Reply(e) => panic!("unexpected refusal {e:?}"),
+        }
+    }
+
+    #[test]
+    fn the_gateways_cookies_never_reach_the_upstream() {
+        let config = cfg(LOGIN);
+        let cookies = "theme=dark; gw_session=s.e.s; gw_oauth2_flow=f; lang=zh";
+        let fwd = forwarding_of(on_request_headers(
+            &config,
+            &get("/v1/models", &[("cookie", cookies)]),
+        ));
+        assert_eq!(
+            fwd.set_headers,
+            vec![("cookie".to_string(), "theme=dark; lang=zh".to_string())]
+        );
+        // Split over several cookie headers (HTTP/2), only ours: the header goes.
+        let fwd = forwarding_of(on_request_headers(
+            &config,
+            &get(
+                "/v1/models",
+                &[
+                    ("cookie", "gw_session=a.b.c"),
+                    ("cookie", "gw_oauth2_flow=x"),
+                ],
+            ),
+        ));
+        assert!(fwd.remove_headers.contains(&"cookie".to_string()));
+        assert!(!fwd.set_headers.iter().any(|(n, _)| n == "cookie"));
+        // No cookie of ours: no edit at all (each edit is a host call).
+        let fwd = forwarding_of(on_request_headers(
+            &config,
+            &get(
+                "/v1/models",
+                &[("authorization", "Bearer t"), ("cookie", "gw_sessionx=1")],
+            ),
+        ));
+        assert!(!fwd.set_headers.iter().any(|(n, _)| n == "cookie"));
+        assert!(!fwd.remove_headers.contains(&"cookie".to_string()));
+    }
+
+    #[test]
+    fn a_token_cookie_is_stripped_only_when_asked() {
+        let sections = |strip: bool| {
+            format!(
+                r#""token": {{"header": "authorization", "cookie": "tok"}},
+                "forward": {{"strip_authorization": {strip}}}"#
+            )
+        };
+        let request = get("/v1/models", &[("cookie", "tok=a.b.c; other=1")]);
+        let fwd = forwarding_of(on_request_headers(&cfg(&sections(true)), &request));
+        assert_eq!(
+            fwd.set_headers,
+            vec![("cookie".to_string(), "other=1".to_string())]
+        );
+        let fwd = forwarding_of(on_request_headers(&cfg(&sections(false)), &request));
+        assert!(fwd.set_headers.is_empty());
     }
 
     #[test]

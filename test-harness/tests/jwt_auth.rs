@@ -439,3 +439,38 @@ fn a_token_in_the_session_cookie_is_verified_like_a_header_token() {
     assert_invalid_token(&response, "invalid signature");
     assert_eq!(s.upstream.requests().len(), 1);
 }
+
+#[test]
+fn strip_authorization_keeps_the_token_from_the_upstream_from_either_source() {
+    let mut config: Value = serde_json::from_str(&config(30, 600, 2000)).unwrap();
+    config["token"] = json!({"header": "authorization", "cookie": "gw_token"});
+    config["forward"]["strip_authorization"] = json!(true);
+    let s = start_with(
+        JwksServer::start(JWKS_PATH, vec![rsa().jwk()]),
+        &config.to_string(),
+    );
+    let token = rsa().mint(&token_for("dora"));
+    let by_header = Request::get("/v1/models")
+        .header("authorization", format!("Bearer {token}"))
+        .header("cookie", "theme=dark");
+    let response = send_until_ready(&s.envoy, &by_header, Duration::from_secs(10));
+    assert_eq!(response.status, 200, "{}", response.text());
+    let by_cookie = Request::get("/v1/models")
+        .header("cookie", format!("theme=dark; gw_token={token}; lang=zh"));
+    assert_eq!(s.envoy.send(by_cookie).status, 200);
+    let only_cookie = Request::get("/v1/models").header("cookie", format!("gw_token={token}"));
+    assert_eq!(s.envoy.send(only_cookie).status, 200);
+
+    let seen = s.upstream.requests();
+    assert_eq!(seen.len(), 3);
+    for request in &seen {
+        assert_eq!(request.header("x-user-id"), Some("dora"));
+        assert_eq!(request.header("authorization"), None);
+        let cookie = request.header("cookie").unwrap_or_default();
+        assert!(!cookie.contains(&token), "token forwarded in {cookie:?}");
+        assert!(!cookie.contains("gw_token"), "{cookie:?}");
+    }
+    assert_eq!(seen[0].header("cookie"), Some("theme=dark"));
+    assert_eq!(seen[1].header("cookie"), Some("theme=dark; lang=zh"));
+    assert_eq!(seen[2].header("cookie"), None);
+}
