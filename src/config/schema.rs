@@ -285,6 +285,8 @@ pub struct RateLimitSection {
 pub struct TranslateSection {
     #[serde(default = "default_from")]
     pub from: String,
+    /// The section exists for Ollama upstreams; `openai` is the passthrough alternative.
+    #[serde(default = "default_to")]
     pub to: String,
     #[serde(default)]
     pub default_model: Option<String>,
@@ -303,6 +305,10 @@ pub struct TranslateSection {
 
 fn default_from() -> String {
     "openai".to_string()
+}
+
+fn default_to() -> String {
+    "ollama".to_string()
 }
 
 fn default_translate_cluster() -> String {

@@ -577,6 +577,11 @@ fn translate_section_is_checked() {
     .unwrap();
     let t = ok.translate.unwrap();
     assert_eq!(t.cluster, "ollama");
+    let defaults = load_str(&with_provider(r#""translate": {}"#)).unwrap();
+    assert_eq!(
+        defaults.translate.unwrap().config.target,
+        crate::translate::Target::Ollama
+    );
     assert_eq!(t.authority, "ollama");
     assert_eq!(t.timeout_ms, 120_000);
     assert_eq!(
@@ -584,7 +589,6 @@ fn translate_section_is_checked() {
         Some("qwen3:32b")
     );
     let cases: &[(&str, &str)] = &[
-        (r#"{}"#, "config: translate.to: is required"),
         (
             r#"{"to": "vllm"}"#,
             "config: translate.to: must be \"ollama\" or \"openai\"",
