@@ -23,16 +23,23 @@ pub fn assert_contract_error(response: &Response, status: u16, code: &str) {
     }
 }
 
-/// A 401 `AUTH_INVALID_TOKEN` with the given `details`, in the body and in
-/// `WWW-Authenticate: Bearer ... error="invalid_token", error_description="..."`.
+/// A 401 `AUTH_INVALID_TOKEN` with the given `details`, in the body and in the contract's
+/// `WWW-Authenticate: Bearer error="invalid_token", error_description="..."`.
 pub fn assert_invalid_token(response: &Response, details: &str) {
     assert_contract_error(response, 401, "AUTH_INVALID_TOKEN");
     assert_eq!(response.json()["error"]["details"], details);
-    let www = response.header("www-authenticate").unwrap_or_default();
-    assert!(www.starts_with("Bearer "), "{www}");
-    assert!(www.contains("error=\"invalid_token\""), "{www}");
-    assert!(
-        www.contains(&format!("error_description=\"{details}\"")),
-        "{www}"
+    assert_eq!(
+        response.header("www-authenticate"),
+        Some(format!("Bearer error=\"invalid_token\", error_description=\"{details}\"").as_str())
+    );
+}
+
+/// A 403 `AUTH_INSUFFICIENT_SCOPE` naming `required` (space-separated) in the contract's
+/// `WWW-Authenticate: Bearer error="insufficient_scope", scope="..."`.
+pub fn assert_insufficient_scope(response: &Response, required: &str) {
+    assert_contract_error(response, 403, "AUTH_INSUFFICIENT_SCOPE");
+    assert_eq!(
+        response.header("www-authenticate"),
+        Some(format!("Bearer error=\"insufficient_scope\", scope=\"{required}\"").as_str())
     );
 }

@@ -234,6 +234,17 @@ impl Envoy {
             .expect("admin request")
     }
 
+    /// Connections each worker of the gateway's listener accepted, in worker order (from the
+    /// per-worker listener stats).
+    pub fn connections_per_worker(&self) -> Vec<u64> {
+        self.admin_get("/stats?filter=downstream_cx_total")
+            .text()
+            .lines()
+            .filter(|l| l.starts_with("listener.127") && l.contains(".worker_"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect()
+    }
+
     /// Envoy's access log so far.
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(self.log_path.with_file_name("access.log")).unwrap_or_default()

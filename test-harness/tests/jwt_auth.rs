@@ -225,25 +225,7 @@ fn one_fetch_serves_both_workers() {
         assert_eq!(response.status, 200, "{}", response.text());
     }
     assert_eq!(s.idp.fetches(), 1, "one fetch for the whole Envoy");
-    // Both workers served requests (per-worker listener stats).
-    let stats = s
-        .envoy
-        .admin_get("/stats?filter=downstream_cx_total")
-        .text();
-    let per_worker: Vec<u64> = stats
-        .lines()
-        .filter(|l| {
-            l.contains(".worker_")
-                && l.contains("downstream_cx_total")
-                && l.starts_with("listener.127")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
-    assert_eq!(per_worker.len(), 2, "{stats}");
-    assert!(
-        per_worker.iter().all(|n| *n > 0),
-        "both workers took connections: {stats}"
-    );
+    assert_both_workers_served(&s.envoy);
 }
 
 #[test]
@@ -358,14 +340,71 @@ fn a_failing_refresh_keeps_the_old_keys() {
         JwksBehaviour::Body(br#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#.to_vec()),
     ] {
         s.idp.set_behaviour(behaviour);
+        let failed_before = gateway_counter(&s.envoy, "jwks_fetches_failed");
         let before = s.idp.fetches();
         let after = s.idp.wait_for_fetches(before + 1, Duration::from_secs(5));
         assert!(after > before, "a refresh was attempted");
         std::thread::sleep(Duration::from_millis(200));
-        let response = s.envoy.send(Request::get("/").bearer(&token));
-        assert_eq!(response.status, 200, "{}", response.text());
+        // Fresh tokens (never cached), on separate connections so both workers verify with
+        // the keys they hold after the failed refresh.
+        for i in 0..10 {
+            let fresh = rsa().mint(&token_for(&format!("alice-{after}-{i}")));
+            let response = s.envoy.send(Request::get("/").bearer(&fresh));
+            assert_eq!(response.status, 200, "{}", response.text());
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while gateway_counter(&s.envoy, "jwks_fetches_failed") <= failed_before {
+            assert!(
+                Instant::now() < deadline,
+                "the failed refresh was not counted"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
+    assert_eq!(s.envoy.send(Request::get("/").bearer(&token)).status, 200);
     assert!(s.envoy.log().contains("keeping the last good keys"));
+    assert_both_workers_served(&s.envoy);
+}
+
+/// A gateway counter, summed over the stats Envoy prints for it.
+fn gateway_counter(envoy: &Envoy, name: &str) -> u64 {
+    envoy
+        .admin_get(&format!("/stats?filter=ai_gateway.{name}$"))
+        .text()
+        .lines()
+        .filter_map(|line| line.rsplit(": ").next()?.trim().parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_cached_token_is_refused_once_its_key_leaves_the_jwks() {
+    let s = start(vec![rsa().jwk()], 1);
+    let old = rsa().mint(&token_for("alice"));
+    let ready = send_until_ready(
+        &s.envoy,
+        &Request::get("/").bearer(&old),
+        Duration::from_secs(10),
+    );
+    assert_eq!(ready.status, 200);
+    for _ in 0..20 {
+        assert_eq!(s.envoy.send(Request::get("/").bearer(&old)).status, 200);
+    }
+    // The IdP replaces the key: once a token with the new kid triggers the refetch, tokens
+    // verified with the removed key are refused, cached or not, on every worker.
+    s.idp.set_keys(vec![rsa_rotated().jwk()]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let new = rsa_rotated().mint(&token_for("bob"));
+    let response = s.envoy.send(Request::get("/").bearer(&new));
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(s.idp.fetches(), 2);
+    // The other worker adopts the new key set on its next tick (100 ms).
+    std::thread::sleep(Duration::from_millis(300));
+    let forwarded = s.upstream.requests().len();
+    for _ in 0..20 {
+        assert_invalid_token(&s.envoy.send(Request::get("/").bearer(&old)), "unknown kid");
+    }
+    assert_eq!(s.upstream.requests().len(), forwarded);
+    assert_both_workers_served(&s.envoy);
 }
 
 #[test]
@@ -473,4 +512,13 @@ fn strip_authorization_keeps_the_token_from_the_upstream_from_either_source() {
     assert_eq!(seen[0].header("cookie"), Some("theme=dark"));
     assert_eq!(seen[1].header("cookie"), Some("theme=dark; lang=zh"));
     assert_eq!(seen[2].header("cookie"), None);
+}
+
+fn assert_both_workers_served(envoy: &Envoy) {
+    let per_worker = envoy.connections_per_worker();
+    assert_eq!(per_worker.len(), 2, "{per_worker:?}");
+    assert!(
+        per_worker.iter().all(|n| *n > 0),
+        "both workers took connections: {per_worker:?}"
+    );
 }
