@@ -108,7 +108,13 @@ pub(crate) fn openai_error_value(status: u16, message: &str) -> Value {
         404 => "not_found_error",
         _ => "api_error",
     };
-    json!({"error": {"message": message, "type": kind, "param": null, "code": null}})
+    // The contract's `code` and `details` too, like every error the gateway answers with.
+    let code = match status {
+        404 => "MODEL_NOT_FOUND",
+        _ => "UPSTREAM_ERROR",
+    };
+    json!({"error": {"message": message, "type": kind, "param": null, "code": code,
+                     "details": message}})
 }
 
 /// Serializes a JSON value (cannot fail for a `Value`; an empty body if it ever did).

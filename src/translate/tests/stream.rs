@@ -134,7 +134,8 @@ fn error_line_mid_stream_ends_it() {
         ev,
         vec![
             json!({"error": {"message": "the model server failed while streaming",
-                             "type": "api_error", "param": null, "code": null}}),
+                             "type": "api_error", "param": null, "code": "UPSTREAM_ERROR",
+                         "details": "the model server failed while streaming"}}),
             json!("[DONE]")
         ]
     );
@@ -148,7 +149,8 @@ fn over_long_line_ends_the_stream() {
     let long = vec![b'x'; MAX_STREAM_LINE_BYTES + 1];
     let want = vec![
         json!({"error": {"message": "the model server sent a stream line that is too long",
-                         "type": "api_error", "param": null, "code": null}}),
+                         "type": "api_error", "param": null, "code": "UPSTREAM_ERROR",
+                         "details": "the model server sent a stream line that is too long"}}),
         json!("[DONE]"),
     ];
     // At once, with its newline.

@@ -85,7 +85,13 @@ fn usage_chunk(prompt: u64, completion: u64) -> Value {
 }
 
 fn err(status_type: &str, message: &str) -> Value {
-    json!({"error": {"message": message, "type": status_type, "param": null, "code": null}})
+    let code = if status_type == "not_found_error" {
+        "MODEL_NOT_FOUND"
+    } else {
+        "UPSTREAM_ERROR"
+    };
+    json!({"error": {"message": message, "type": status_type, "param": null, "code": code,
+                     "details": message}})
 }
 
 fn done() -> Value {
