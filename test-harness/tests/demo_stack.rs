@@ -158,6 +158,21 @@ fn the_page_login_scopes_and_limits_of_the_demo_config() {
         "{}",
         streamed.text()
     );
+    // Deny by default: Ollama's own endpoints are out of reach, whatever the token, and so are
+    // spellings that no rule names.
+    for (method, path) in [
+        ("POST", "/api/pull"),
+        ("DELETE", "/api/delete"),
+        ("POST", "/api/chat"),
+        ("POST", "/V1/CHAT/COMPLETIONS"),
+    ] {
+        let response = stack.envoy.send(
+            Request::new(method, path)
+                .header("authorization", format!("Bearer {token}"))
+                .json(&json!({"model": "qwen3:8b"})),
+        );
+        assert_contract_error(&response, 403, "AUTH_INSUFFICIENT_SCOPE");
+    }
 }
 
 #[test]
