@@ -108,26 +108,97 @@ impl Template {
         Some(captures)
     }
 
-    /// The literal start every matching path begins with (for shadowing checks).
-    fn literal_lead(&self) -> String {
-        let mut lead = String::from("/");
+    /// The one path this template matches (with or without a trailing slash) when it has no
+    /// variable and no `/**`.
+    fn literal_path(&self) -> Option<&str> {
+        let literal = !self.rest
+            && self
+                .segments
+                .iter()
+                .all(|s| matches!(s, Segment::Literal(_)));
+        literal.then_some(self.source.as_str())
+    }
+
+    /// The longest text every matching path starts with: the literal segments before the first
+    /// variable, and the `/` after them when a variable follows (`/v1/history/{team}/**` →
+    /// `/v1/history/`; `/v1/**` → `/v1`, which it matches itself).
+    fn common_start(&self) -> String {
+        let mut start = String::from("/");
         for (i, segment) in self.segments.iter().enumerate() {
+            if i > 0 {
+                start.push('/');
+            }
             match segment {
-                Segment::Literal(literal) => {
-                    if i > 0 {
-                        lead.push('/');
-                    }
-                    lead.push_str(literal);
-                }
-                Segment::Variable(_) => {
-                    if i > 0 {
-                        lead.push('/');
-                    }
-                    return lead;
-                }
+                Segment::Literal(literal) => start.push_str(literal),
+                Segment::Variable(_) => return start,
             }
         }
-        lead
+        start
+    }
+
+    /// True when this template matches every path `later` matches.
+    fn covers_template(&self, later: &Template) -> bool {
+        let lengths = if self.rest {
+            self.segments.len() <= later.segments.len()
+        } else {
+            !later.rest && self.segments.len() == later.segments.len()
+        };
+        // A literal covers only the same literal; a variable covers anything in that place.
+        lengths
+            && self
+                .segments
+                .iter()
+                .zip(&later.segments)
+                .all(|(mine, theirs)| match (mine, theirs) {
+                    (Segment::Variable(_), _) => true,
+                    (Segment::Literal(a), Segment::Literal(b)) => a == b,
+                    (Segment::Literal(_), Segment::Variable(_)) => false,
+                })
+    }
+
+    /// True when this template matches every path that starts with `prefix`. Such paths can
+    /// be arbitrarily deep, so only a template with `/**` can; and the prefix's last, possibly
+    /// partial, segment (`/v1/mod`) can be completed in any way, so the template must end
+    /// before it or with a variable in its place.
+    fn covers_prefix(&self, prefix: &str) -> bool {
+        let Some(body) = prefix.strip_prefix('/') else {
+            return false;
+        };
+        let mut complete: Vec<&str> = body.split('/').collect();
+        let partial = complete.pop().unwrap_or("");
+        // A prefix with an empty or dot segment matches no accepted path: not this check's
+        // business.
+        if !self.rest
+            || complete
+                .iter()
+                .any(|s| s.is_empty() || *s == "." || *s == "..")
+        {
+            return false;
+        }
+        let leading = self
+            .segments
+            .iter()
+            .zip(&complete)
+            .all(|(segment, part)| segment.accepts(part));
+        let wanted = self.segments.len();
+        if partial.is_empty() {
+            // `/v1/` itself is a match of the prefix, with only the complete segments.
+            leading && wanted <= complete.len()
+        } else {
+            leading
+                && (wanted <= complete.len()
+                    || (wanted == complete.len() + 1
+                        && matches!(self.segments.last(), Some(Segment::Variable(_)))))
+        }
+    }
+}
+
+impl Segment {
+    fn accepts(&self, part: &str) -> bool {
+        match self {
+            Segment::Literal(literal) => literal == part,
+            Segment::Variable(_) => true,
+        }
     }
 }
 
@@ -157,6 +228,41 @@ fn trim_trailing_slash(path: &str) -> &str {
     }
 }
 
+impl PathMatch {
+    /// The captured variables when `path` (already checked by `route_path`) matches (empty for
+    /// exact and prefix matches).
+    pub fn captures<'a>(&'a self, path: &'a str) -> Option<Captures<'a>> {
+        match self {
+            PathMatch::Exact(exact) => (trim_trailing_slash(path) == exact).then(Vec::new),
+            PathMatch::Prefix(prefix) => path.starts_with(prefix.as_str()).then(Vec::new),
+            PathMatch::Template(template) => template.captures(path),
+        }
+    }
+
+    /// True when this matches every path `later` matches. Exact for matchers that match some
+    /// path; a prefix that matches none (`/a//`) is never said to be covered by a template.
+    pub fn covers(&self, later: &PathMatch) -> bool {
+        match (self, later) {
+            // `later` matches `/x` and `/x/`, which every matcher takes alike (a prefix that
+            // takes `/x` takes `/x/`; exact paths and templates ignore the slash).
+            (_, PathMatch::Exact(path)) => self.captures(path).is_some(),
+            // A prefix matches endlessly many paths, an exact path two.
+            (PathMatch::Exact(_), PathMatch::Prefix(_)) => false,
+            (PathMatch::Exact(path), PathMatch::Template(t)) => t.literal_path() == Some(path),
+            (PathMatch::Prefix(mine), PathMatch::Prefix(theirs)) => {
+                theirs.starts_with(mine.as_str())
+            }
+            (PathMatch::Prefix(prefix), PathMatch::Template(t)) => {
+                t.common_start().starts_with(prefix.as_str())
+            }
+            (PathMatch::Template(t), PathMatch::Prefix(prefix)) => t.covers_prefix(prefix),
+            (PathMatch::Template(mine), PathMatch::Template(theirs)) => {
+                mine.covers_template(theirs)
+            }
+        }
+    }
+}
+
 /// A rule's `match`: a path matcher and, optionally, methods.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteMatch {
@@ -173,45 +279,18 @@ impl RouteMatch {
                 return None;
             }
         }
-        match &self.path {
-            PathMatch::Exact(exact) => (trim_trailing_slash(path) == exact).then(Vec::new),
-            PathMatch::Prefix(prefix) => path.starts_with(prefix.as_str()).then(Vec::new),
-            PathMatch::Template(template) => template.captures(path),
-        }
+        self.path.captures(path)
     }
 
-    /// True when this match takes every request `later` would (so `later` is never used).
+    /// True when this match takes every request `later` would (so `later` never decides).
     pub fn shadows(&self, later: &RouteMatch) -> bool {
         let methods_cover = match (&self.methods, &later.methods) {
             (None, _) => true,
             (Some(_), None) => false,
             (Some(mine), Some(theirs)) => theirs.iter().all(|m| mine.contains(m)),
         };
-        if !methods_cover {
-            return false;
-        }
-        match (&self.path, &later.path) {
-            (PathMatch::Exact(a), PathMatch::Exact(b)) => a == b,
-            (PathMatch::Prefix(p), PathMatch::Exact(b)) => b.starts_with(p.as_str()),
-            (PathMatch::Prefix(p), PathMatch::Prefix(q)) => q.starts_with(p.as_str()),
-            (PathMatch::Prefix(p), PathMatch::Template(t)) => {
-                let lead = t.literal_lead();
-                let every_match_starts_with = if t.segments.len() > lead_segments(&lead) {
-                    format!("{}/", lead.trim_end_matches('/'))
-                } else {
-                    lead
-                };
-                every_match_starts_with.starts_with(p.as_str())
-            }
-            (PathMatch::Template(t), PathMatch::Exact(b)) => t.captures(b).is_some(),
-            (PathMatch::Template(a), PathMatch::Template(b)) => a.source == b.source,
-            _ => false,
-        }
+        methods_cover && self.path.covers(&later.path)
     }
-}
-
-fn lead_segments(lead: &str) -> usize {
-    lead.split('/').filter(|s| !s.is_empty()).count()
 }
 
 /// A required scope, possibly with template variables: `history:{team}`.

@@ -10,10 +10,11 @@ pub fn compile_rules(sections: Vec<RouteRuleSection>) -> Result<Vec<RouteRule>, 
     let mut rules: Vec<RouteRule> = Vec::with_capacity(sections.len());
     for (i, section) in sections.into_iter().enumerate() {
         let rule = compile_rule(i, section)?;
+        // First match wins, so a rule whose requests an earlier rule all takes never decides.
         if let Some(earlier) = rules.iter().position(|r| r.matcher.shadows(&rule.matcher)) {
             return Err(ConfigError::new(
                 format!("rules[{i}].match"),
-                format!("never used: rules[{earlier}] matches every request it would"),
+                format!("unreachable: rules[{earlier}] matches every request it would match"),
             ));
         }
         rules.push(rule);

@@ -505,8 +505,10 @@ fn invalid_rules_name_the_field() {
         (r#"[{"match": {"path": "/a"}, "scopes": ["a b"]}]"#, "config: rules[0].scopes[0]: `a b` is not a valid scope"),
         (r#"[{"match": {"path": "/a"}, "auth": "none", "scopes": ["x"]}]"#, "config: rules[0].scopes: scopes cannot be checked"),
         (r#"[{"match": {"path": "/a"}, "auth": "sometimes"}]"#, "config: rules[0].auth: unknown variant"),
-        (r#"[{"match": {"prefix": "/v1/"}}, {"match": {"path": "/v1/chat"}}]"#, "config: rules[1].match: never used: rules[0] matches every request it would"),
-        (r#"[{"match": {"path": "/a"}}, {"match": {"path": "/a/", "methods": ["GET"]}}]"#, "config: rules[1].match: never used: rules[0]"),
+        (r#"[{"match": {"prefix": "/v1/"}}, {"match": {"path": "/v1/chat"}}]"#, "config: rules[1].match: unreachable: rules[0] matches every request it would match"),
+        (r#"[{"match": {"path": "/a"}}, {"match": {"path": "/a/", "methods": ["GET"]}}]"#, "config: rules[1].match: unreachable: rules[0]"),
+        (r#"[{"match": {"template": "/v1/{a}/x"}}, {"match": {"template": "/v1/{b}/x"}}]"#, "config: rules[1].match: unreachable: rules[0]"),
+        (r#"[{"match": {"template": "/v1/history/{team}/**"}}, {"match": {"prefix": "/v1/history/admin/"}, "auth": "none"}]"#, "config: rules[1].match: unreachable: rules[0]"),
     ];
     for (rules, expected) in cases {
         let text = with_provider(&format!(r#""rules": {rules}"#));
@@ -515,6 +517,159 @@ fn invalid_rules_name_the_field() {
             message.starts_with(expected),
             "for {rules}\n  got:      {message}\n  expected: {expected}..."
         );
+    }
+}
+
+/// The example rules of the plugin-config spec (also `route_rules`' and close to `envoy.yaml`'s).
+const SPEC_RULES: &str = r#"
+    {"match": {"prefix": "/healthz"}, "auth": "none"},
+    {"match": {"path": "/v1/chat/completions", "methods": ["POST"]}, "scopes": ["chat:write"]},
+    {"match": {"prefix": "/v1/models"}, "scopes": ["chat:read"]},
+    {"match": {"template": "/v1/history/{team}/**"}, "scopes": ["history:{team}"]}"#;
+
+#[test]
+fn shadowed_rules_are_refused_naming_the_rule_that_shadows_them() {
+    let cases: &[(&str, &str)] = &[
+        // exact after exact, with methods
+        (
+            r#"{"match": {"path": "/a"}}, {"match": {"path": "/a"}, "auth": "none"}"#,
+            "rules[1].match: unreachable: rules[0]",
+        ),
+        (
+            r#"{"match": {"path": "/a", "methods": ["GET", "POST"]}}, {"match": {"path": "/a/", "methods": ["post"]}}"#,
+            "rules[1].match: unreachable: rules[0]",
+        ),
+        // exact, prefix and template under a prefix
+        (
+            r#"{"match": {"prefix": "/v1/"}}, {"match": {"path": "/v1/chat", "methods": ["POST"]}}"#,
+            "rules[1].match: unreachable: rules[0]",
+        ),
+        (
+            r#"{"match": {"prefix": "/v1"}}, {"match": {"prefix": "/v1/models"}}"#,
+            "rules[1].match: unreachable: rules[0]",
+        ),
+        (
+            r#"{"match": {"prefix": "/v1/"}}, {"match": {"template": "/v1/history/{team}/**"}}"#,
+            "rules[1].match: unreachable: rules[0]",
+        ),
+        (
+            r#"{"match": {"prefix": "/v1/hi"}}, {"match": {"template": "/v1/history/{team}"}}"#,
+            "rules[1].match: unreachable: rules[0]",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}}, {"match": {"template": "/**"}}"#,
+            "rules[1].match: unreachable: rules[0]",
+        ),
+        // exact and prefix under a template
+        (
+            r#"{"match": {"template": "/v1/models/{id}"}}, {"match": {"path": "/v1/models/qwen3"}}"#,
+            "rules[1].match: unreachable: rules[0]",
+        ),
+        (
+            r#"{"match": {"template": "/v1/models"}}, {"match": {"path": "/v1/models/"}}"#,
+            "rules[1].match: unreachable: rules[0]",
+        ),
+        (
+            r#"{"match": {"path": "/v1/models"}}, {"match": {"template": "/v1/models"}}"#,
+            "rules[1].match: unreachable: rules[0]",
+        ),
+        (
+            r#"{"match": {"template": "/v1/**"}}, {"match": {"prefix": "/v1/"}}"#,
+            "rules[1].match: unreachable: rules[0]",
+        ),
+        (
+            r#"{"match": {"template": "/v1/history/{team}/**"}}, {"match": {"prefix": "/v1/history/team-a/"}}"#,
+            "rules[1].match: unreachable: rules[0]",
+        ),
+        (
+            r#"{"match": {"template": "/v1/{x}/**"}}, {"match": {"prefix": "/v1/hist"}}"#,
+            "rules[1].match: unreachable: rules[0]",
+        ),
+        // template under template, segment by segment
+        (
+            r#"{"match": {"template": "/v1/{a}/x"}}, {"match": {"template": "/v1/{b}/x"}}"#,
+            "rules[1].match: unreachable: rules[0]",
+        ),
+        (
+            r#"{"match": {"template": "/v1/history/{team}/**"}, "scopes": ["history:{team}"]}, {"match": {"template": "/v1/history/admin/**"}, "scopes": ["admin"]}"#,
+            "rules[1].match: unreachable: rules[0]",
+        ),
+        (
+            r#"{"match": {"template": "/v1/{x}/**"}}, {"match": {"template": "/v1/{y}", "methods": ["GET"]}}"#,
+            "rules[1].match: unreachable: rules[0]",
+        ),
+        (
+            r#"{"match": {"template": "/**"}}, {"match": {"template": "/{org}/teams/{team}"}}"#,
+            "rules[1].match: unreachable: rules[0]",
+        ),
+        // the first earlier rule that shadows is named, and the later rules' own index
+        (
+            r#"{"match": {"prefix": "/a"}}, {"match": {"prefix": "/b"}}, {"match": {"prefix": "/"}}, {"match": {"path": "/b/c"}}"#,
+            "rules[3].match: unreachable: rules[1]",
+        ),
+    ];
+    for (rules, shadowed) in cases {
+        let text = with_provider(&format!(r#""rules": [{rules}]"#));
+        assert_eq!(
+            error(&text),
+            format!("config: {shadowed} matches every request it would match"),
+            "for {rules}"
+        );
+    }
+    // A rule added after the spec's example that one of them already decides.
+    let text = with_provider(&format!(
+        r#""rules": [{SPEC_RULES}, {{"match": {{"template": "/v1/history/admin/**"}}, "auth": "none"}}]"#
+    ));
+    assert_eq!(
+        error(&text),
+        "config: rules[4].match: unreachable: rules[3] matches every request it would match"
+    );
+}
+
+#[test]
+fn overlapping_rules_that_can_still_decide_are_accepted() {
+    let cases: &[&str] = &[
+        SPEC_RULES,
+        // envoy.yaml's and the WasmPlugin's rules
+        r#"{"match": {"path": "/"}, "auth": "none"},
+           {"match": {"path": "/healthz"}, "auth": "none"},
+           {"match": {"path": "/chat"}, "auth": "none"},
+           {"match": {"prefix": "/chat/"}, "auth": "none"},
+           {"match": {"path": "/v1/chat/completions", "methods": ["POST"]}, "scopes": ["chat:write"]},
+           {"match": {"prefix": "/v1/models"}, "scopes": ["chat:read"]},
+           {"match": {"template": "/v1/history/{team}/**"}, "scopes": ["history:{team}"]}"#,
+        // route_rules' rules
+        r#"{"match": {"prefix": "/healthz"}, "auth": "none"},
+           {"match": {"path": "/v1/chat/completions", "methods": ["POST"]}, "scopes": ["chat:write"]},
+           {"match": {"prefix": "/v1/models"}, "scopes": ["chat:read"]},
+           {"match": {"template": "/v1/history/{team}/**"}, "scopes": ["history:{team}"]},
+           {"match": {"prefix": "/public/"}, "auth": "optional"}"#,
+        // specific before general
+        r#"{"match": {"path": "/v1/chat"}}, {"match": {"prefix": "/v1/"}}"#,
+        r#"{"match": {"template": "/v1/history/admin/**"}, "scopes": ["admin"]},
+           {"match": {"template": "/v1/history/{team}/**"}, "scopes": ["history:{team}"]}"#,
+        r#"{"match": {"prefix": "/v1/models/"}}, {"match": {"template": "/v1/{x}/**"}}"#,
+        r#"{"match": {"template": "/v1/models/{id}"}}, {"match": {"prefix": "/v1/models"}}"#,
+        // general before specific with methods it does not cover
+        r#"{"match": {"prefix": "/v1/", "methods": ["GET"]}}, {"match": {"path": "/v1/chat", "methods": ["POST"]}}"#,
+        r#"{"match": {"path": "/a", "methods": ["GET"]}}, {"match": {"path": "/a"}}"#,
+        r#"{"match": {"template": "/**", "methods": ["GET", "HEAD"]}}, {"match": {"prefix": "/v1/", "methods": ["HEAD", "POST"]}}"#,
+        // partial overlap of paths: the later rule still decides some requests
+        r#"{"match": {"prefix": "/v1/"}}, {"match": {"path": "/v1"}}"#,
+        r#"{"match": {"prefix": "/v1/models/"}}, {"match": {"template": "/v1/models"}}"#,
+        r#"{"match": {"prefix": "/v1/history/t"}}, {"match": {"template": "/v1/history/{team}"}}"#,
+        r#"{"match": {"template": "/v1/history/{team}/**"}}, {"match": {"prefix": "/v1/history/"}}"#,
+        r#"{"match": {"template": "/v1/models/**"}}, {"match": {"prefix": "/v1/models"}}"#,
+        r#"{"match": {"template": "/v1/{x}"}}, {"match": {"template": "/v1/{x}/**"}}"#,
+        r#"{"match": {"template": "/v1/{a}/x"}}, {"match": {"template": "/v1/{b}/y"}}"#,
+        r#"{"match": {"path": "/v1/chat"}}, {"match": {"prefix": "/v1/chat"}}"#,
+        r#"{"match": {"template": "/"}}, {"match": {"template": "/**"}}"#,
+    ];
+    for rules in cases {
+        let text = with_provider(&format!(r#""rules": [{rules}]"#));
+        if let Err(e) = load_str(&text) {
+            panic!("should be accepted: {rules}\n  got: {e}");
+        }
     }
 }
 

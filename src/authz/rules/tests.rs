@@ -1,4 +1,5 @@
 use super::*;
+use crate::authz::route_path;
 use crate::config::load;
 use crate::pipeline::requirement;
 
@@ -135,24 +136,203 @@ fn template_scopes_substitute_the_captured_segment() {
     );
 }
 
-#[test]
-fn shadowed_rules_are_detected() {
-    let m = |path: PathMatch, methods: Option<&[&str]>| RouteMatch {
-        path,
-        methods: methods.map(|ms| ms.iter().map(|m| m.to_string()).collect()),
+/// `"GET,POST prefix /v1/"` or `"template /v1/{x}"`: optional methods, kind, path.
+fn matcher(spec: &str) -> RouteMatch {
+    let words: Vec<&str> = spec.split_whitespace().collect();
+    let (methods, kind, path) = match words.as_slice() {
+        [kind, path] => (None, *kind, *path),
+        [methods, kind, path] => (
+            Some(methods.split(',').map(str::to_string).collect()),
+            *kind,
+            *path,
+        ),
+        _ => panic!("bad matcher spec {spec:?}"),
     };
-    let prefix = |p: &str| PathMatch::Prefix(p.into());
-    let exact = |p: &str| PathMatch::Exact(p.into());
-    let template = |p: &str| PathMatch::Template(t(p));
-    assert!(m(prefix("/v1/"), None).shadows(&m(exact("/v1/chat"), Some(&["POST"]))));
-    assert!(m(prefix("/v1"), None).shadows(&m(prefix("/v1/models"), None)));
-    assert!(m(prefix("/v1/"), None).shadows(&m(template("/v1/history/{team}/**"), None)));
-    assert!(!m(prefix("/v1/history/t"), None).shadows(&m(template("/v1/history/{team}"), None)));
-    assert!(m(exact("/a"), Some(&["GET", "POST"])).shadows(&m(exact("/a"), Some(&["POST"]))));
-    assert!(!m(exact("/a"), Some(&["GET"])).shadows(&m(exact("/a"), Some(&["POST"]))));
-    assert!(!m(exact("/a"), Some(&["GET"])).shadows(&m(exact("/a"), None)));
-    assert!(m(template("/v1/models/{id}"), None).shadows(&m(exact("/v1/models/x"), None)));
-    assert!(!m(exact("/v1/models/x"), None).shadows(&m(template("/v1/models/{id}"), None)));
+    let path = match kind {
+        "path" => PathMatch::Exact(path.into()),
+        "prefix" => PathMatch::Prefix(path.into()),
+        "template" => PathMatch::Template(t(path)),
+        _ => panic!("bad matcher kind in {spec:?}"),
+    };
+    RouteMatch { path, methods }
+}
+
+#[test]
+fn a_rule_is_shadowed_only_when_an_earlier_one_takes_all_its_requests() {
+    // (earlier, later, whether `later` can never decide)
+    let cases: &[(&str, &str, bool)] = &[
+        ("path /a", "path /a", true),
+        ("GET,POST path /a", "POST path /a", true),
+        ("GET path /a", "POST path /a", false),
+        ("GET path /a", "path /a", false),
+        ("path /a", "GET path /a", true),
+        ("prefix /v1/", "POST path /v1/chat", true),
+        ("prefix /v1/", "path /v1", false),
+        ("prefix /v1", "prefix /v1/models", true),
+        ("prefix /v1/models", "prefix /v1/", false),
+        ("prefix /v1/models", "prefix /v1", false),
+        ("prefix /", "template /**", true),
+        ("prefix /v1/", "template /v1/history/{team}/**", true),
+        ("prefix /v1/hi", "template /v1/history/{team}", true),
+        ("prefix /v1/history/", "template /v1/history/{team}", true),
+        ("prefix /v1/history/t", "template /v1/history/{team}", false),
+        ("prefix /v1/models/", "template /v1/models", false),
+        ("prefix /v1/models", "template /v1/models/**", true),
+        ("path /v1/models", "template /v1/models", true),
+        ("path /v1/models", "template /v1/models/**", false),
+        ("path /v1/chat", "prefix /v1/chat", false),
+        ("template /v1/models", "path /v1/models", true),
+        ("template /v1/models/{id}", "path /v1/models/x", true),
+        ("path /v1/models/x", "template /v1/models/{id}", false),
+        ("template /v1/**", "path /v1", true),
+        ("template /v1/**", "prefix /v1/", true),
+        ("template /v1/**", "prefix /v1", false),
+        ("template /v1/models/**", "prefix /v1/models", false),
+        ("template /v1/{x}/**", "prefix /v1/a", true),
+        ("template /v1/{x}/**", "prefix /v1/", false),
+        ("template /v1/{x}", "prefix /v1/a", false),
+        (
+            "template /v1/history/{team}/**",
+            "prefix /v1/history/team-a/",
+            true,
+        ),
+        (
+            "template /v1/history/{team}/**",
+            "prefix /v1/history/",
+            false,
+        ),
+        ("template /v1/{a}/x", "template /v1/{b}/x", true),
+        ("template /v1/{a}/x", "template /v1/{b}/y", false),
+        (
+            "template /v1/history/{team}/**",
+            "template /v1/history/admin/**",
+            true,
+        ),
+        (
+            "template /v1/history/admin/**",
+            "template /v1/history/{team}/**",
+            false,
+        ),
+        ("template /v1/{x}/**", "template /v1/{x}", true),
+        ("template /v1/{x}", "template /v1/{x}/**", false),
+        ("template /**", "template /{x}/history/{team}", true),
+        ("template /**", "prefix /anything", true),
+        ("template /**", "path /", true),
+        ("template /", "path /", true),
+        ("template /", "template /**", false),
+        ("GET template /**", "GET,POST path /a", false),
+    ];
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter(|(earlier, later, shadowed)| matcher(earlier).shadows(&matcher(later)) != *shadowed)
+        .map(|(earlier, later, shadowed)| {
+            format!("{earlier:?} then {later:?}: expected shadowed={shadowed}")
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// Every path of up to four segments made of the matchers' own segments, each of them
+/// lengthened, and a segment none of them names; with and without a trailing slash; as
+/// `route_path` accepts them.
+fn sample_paths(sources: &[&str]) -> Vec<String> {
+    let mut segments: Vec<String> = vec!["z".into()];
+    for source in sources {
+        for part in source.split('/') {
+            if part.is_empty() || part == "**" || part.starts_with('{') {
+                continue;
+            }
+            for segment in [part.to_string(), format!("{part}z")] {
+                if !segments.contains(&segment) {
+                    segments.push(segment);
+                }
+            }
+        }
+    }
+    let mut level: Vec<String> = vec![String::new()];
+    let mut paths: Vec<String> = vec!["/".into()];
+    for _ in 0..4 {
+        level = level
+            .iter()
+            .flat_map(|path| segments.iter().map(move |s| format!("{path}/{s}")))
+            .collect();
+        for path in &level {
+            paths.push(path.clone());
+            paths.push(format!("{path}/"));
+        }
+    }
+    paths.retain(|p| route_path(p).as_deref() == Ok(p.as_str()));
+    paths
+}
+
+#[test]
+fn path_coverage_agrees_with_matching_every_sample_path() {
+    let specs = [
+        "path /",
+        "path /v1",
+        "path /v1/hist",
+        "path /v1/history",
+        "path /v1/history/a",
+        "prefix /",
+        "prefix /v1",
+        "prefix /v1/",
+        "prefix /v1/hist",
+        "prefix /v1/history",
+        "prefix /v1/history/",
+        "prefix /v1/history/a",
+        "prefix /v1/history/a/",
+        "prefix /v1/a/",
+        "prefix /v1/.",
+        "prefix /v2",
+        "template /",
+        "template /**",
+        "template /v1",
+        "template /v1/**",
+        "template /{x}",
+        "template /{x}/**",
+        "template /{x}/{y}",
+        "template /v1/{x}",
+        "template /v1/{x}/**",
+        "template /v1/{x}/a",
+        "template /v1/{y}/a",
+        "template /v1/{x}/{y}/**",
+        "template /{x}/history/**",
+        "template /v1/history",
+        "template /v1/history/**",
+        "template /v1/history/{team}",
+        "template /v1/history/{team}/**",
+        "template /v1/history/a/**",
+    ];
+    let sources: Vec<&str> = specs
+        .iter()
+        .filter_map(|s| s.split_whitespace().last())
+        .collect();
+    let paths = sample_paths(&sources);
+    let matchers: Vec<PathMatch> = specs.iter().map(|s| matcher(s).path).collect();
+    let matched: Vec<Vec<bool>> = matchers
+        .iter()
+        .map(|m| paths.iter().map(|p| m.captures(p).is_some()).collect())
+        .collect();
+    let mut wrong = Vec::new();
+    for (i, earlier) in matchers.iter().enumerate() {
+        for (j, later) in matchers.iter().enumerate() {
+            let uncovered = paths
+                .iter()
+                .zip(matched[i].iter().zip(&matched[j]))
+                .find(|(_, (by_earlier, by_later))| **by_later && !**by_earlier)
+                .map(|(path, _)| path);
+            if earlier.covers(later) != uncovered.is_none() {
+                wrong.push(format!(
+                    "{:?} then {:?}: covers={}, first path only the later matches: {uncovered:?}",
+                    specs[i],
+                    specs[j],
+                    earlier.covers(later)
+                ));
+            }
+        }
+    }
+    assert!(paths.len() > 10_000, "{} sample paths", paths.len());
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
 #[test]
