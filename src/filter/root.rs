@@ -103,9 +103,7 @@ impl GatewayRoot {
             }
         }
     }
-}
 
-impl GatewayRoot {
     /// Answers the login callbacks whose ID-token keys arrived (or whose wait ended).
     fn resolve_parked_logins(&mut self, worker: &Rc<RefCell<Worker>>) {
         let realm = worker.borrow().config.token.realm.clone();
