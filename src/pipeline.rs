@@ -159,6 +159,11 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
             let from_session = config.oauth2.is_some() && location == TokenLocation::Cookie;
             if from_session {
                 check_same_origin(config, head)?;
+                // A session caller's session_id is its session's `sid` (set once verified),
+                // never what the client sends in x-session-id.
+                if let Some(Translation::Chat { session_id }) = &mut forwarding.translation {
+                    *session_id = None;
+                }
             }
             let anonymous_ok =
                 requirement.auth == AuthMode::Optional && requirement.scopes.is_empty();
@@ -369,6 +374,11 @@ pub fn complete_auth(
         });
     }
     let mut forwarding = pending.forwarding.clone();
+    if pending.if_no_session.is_some() {
+        if let Some(Translation::Chat { session_id }) = &mut forwarding.translation {
+            *session_id = session_sid(config, identity);
+        }
+    }
     forwarding
         .set_headers
         .push((config.forward.user_header.clone(), identity.sub.clone()));
@@ -377,6 +387,22 @@ pub fn complete_auth(
         identity.scopes.join(" "),
     ));
     Ok(forwarding)
+}
+
+/// The `sid` of a gateway session (`None` for any other provider's token, even in the cookie).
+fn session_sid(config: &GatewayConfig, identity: &Identity) -> Option<String> {
+    let is_session = config
+        .providers
+        .get(identity.provider)
+        .is_some_and(|p| p.issuer == crate::config::SESSION_ISSUER);
+    if !is_session {
+        return None;
+    }
+    identity
+        .claims
+        .iter()
+        .find(|(name, _)| name == "sid")
+        .map(|(_, sid)| sid.clone())
 }
 
 /// What `oauth2.userinfo_path` answers a verified caller: who they are, from verified claims only
@@ -502,6 +528,57 @@ mod tests {
         };
         assert!(!pending.forwarding.answer_userinfo);
         assert_eq!(pending.required_scopes, vec!["chat:write"]);
+    }
+
+    /// `session_id` for the upstream: the session's `sid` for session callers (their
+    /// `x-session-id` ignored), the header for bearer-token callers.
+    #[test]
+    fn session_id_comes_from_the_session_for_session_callers() {
+        let config = cfg(&format!(r#"{LOGIN}, "translate": {{"to": "ollama"}}"#));
+        let session_provider = config
+            .providers
+            .iter()
+            .position(|p| p.issuer == crate::config::SESSION_ISSUER)
+            .unwrap();
+        let chat = |pairs: &[(&str, &str)]| match on_request_headers(&config, &head(pairs, false)) {
+            HeadersOutcome::Verify(pending) => pending,
+            other => panic!("expected verify, got {other:?}"),
+        };
+        let mut session_caller = identity(&["chat:write"]);
+        session_caller.provider = session_provider;
+        session_caller.claims = vec![("sid".into(), "the-session-sid".into())];
+        let session_id =
+            |pending: &PendingAuth, id: &Identity| match complete_auth(&config, pending, id)
+                .unwrap()
+                .translation
+            {
+                Some(Translation::Chat { session_id }) => session_id,
+                other => panic!("expected a chat, got {other:?}"),
+            };
+
+        let by_session = chat(&[("cookie", "gw_session=a.b.c"), ("x-session-id", "forged")]);
+        assert_eq!(
+            by_session.forwarding.translation,
+            Some(Translation::Chat { session_id: None }),
+            "never the client's header, even before verification"
+        );
+        assert_eq!(
+            session_id(&by_session, &session_caller).as_deref(),
+            Some("the-session-sid")
+        );
+        // Another provider's token in the cookie carries no session id of ours.
+        let mut api_caller = session_caller.clone();
+        api_caller.provider = 0;
+        assert_eq!(session_id(&by_session, &api_caller), None);
+
+        let by_bearer = chat(&[
+            ("authorization", "Bearer a.b.c"),
+            ("x-session-id", "client-chosen"),
+        ]);
+        assert_eq!(
+            session_id(&by_bearer, &api_caller).as_deref(),
+            Some("client-chosen")
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod rules;
 mod schema;
 mod translate;
 
-pub use oauth2::{OAuth2Config, FLOW_COOKIE, SESSION_ISSUER};
+pub use oauth2::{rules_can_require, OAuth2Config, FLOW_COOKIE, SESSION_ISSUER};
 pub use translate::TranslateSettings;
 mod validate;
 
@@ -266,7 +266,8 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         }
     }
     if oauth2.is_some() {
-        for name in ["name", "email"] {
+        // `sid`: the session's id, the upstream's `session_id` for session callers.
+        for name in ["name", "email", "sid"] {
             if !kept_claims.iter().any(|kept| kept == name) {
                 kept_claims.push(name.to_string());
             }

@@ -7,7 +7,7 @@ use super::schema::OAuth2Section;
 use super::validate;
 use super::ConfigError;
 use crate::jwt::{Algorithm, KeySource, Provider, Purpose, RemoteJwks};
-use crate::oauth2::{url_origin, url_path};
+use crate::oauth2::{url_origin, url_path, ClientAuth, Endpoints};
 
 /// The issuer of the gateway's session tokens.
 pub const SESSION_ISSUER: &str = "urn:ai-gateway:session";
@@ -42,6 +42,32 @@ pub struct OAuth2Config {
     pub timeout_ms: u64,
     /// Index of the internal ID-token provider in `providers`.
     pub id_token_provider: usize,
+}
+
+impl OAuth2Config {
+    /// The IdP's endpoints: explicit ones from the config, the rest from the discovery document
+    /// (`discovered`). `None` until the authorization and token endpoints are known. The JWKS
+    /// URI, `end_session_endpoint` (unless explicit) and the client authentication method come
+    /// only from discovery, which is therefore fetched even when both endpoints are explicit.
+    pub fn endpoints(&self, discovered: Option<&Endpoints>) -> Option<Endpoints> {
+        let pick = |explicit: &Option<String>, found: Option<&String>| {
+            explicit.clone().or_else(|| found.cloned())
+        };
+        Some(Endpoints {
+            issuer: self.issuer.clone(),
+            authorization_endpoint: pick(
+                &self.authorization_endpoint,
+                discovered.map(|d| &d.authorization_endpoint),
+            )?,
+            token_endpoint: pick(&self.token_endpoint, discovered.map(|d| &d.token_endpoint))?,
+            jwks_uri: discovered.map(|d| d.jwks_uri.clone()).unwrap_or_default(),
+            end_session_endpoint: self
+                .end_session_endpoint
+                .clone()
+                .or_else(|| discovered.and_then(|d| d.end_session_endpoint.clone())),
+            token_auth: discovered.map_or(ClientAuth::Basic, |d| d.token_auth),
+        })
+    }
 }
 
 /// Compiles the section; returns it and the two internal providers (session, ID token).
@@ -222,4 +248,129 @@ pub fn compile_oauth2(
         id_token_provider: next_provider_index + 1,
     };
     Ok((config, session_provider, id_token_provider))
+}
+
+/// Whether the gateway's rules can require `scope` (`default_rule.scopes`, or a rule's scope
+/// pattern with its variables matching any text): an IdP-granted scope belongs in the session
+/// only then (see [`crate::oauth2::session_scopes`]).
+pub fn rules_can_require(config: &super::GatewayConfig, scope: &str) -> bool {
+    config.default_rule.scopes.iter().any(|s| s == scope)
+        || config
+            .rules
+            .iter()
+            .flat_map(|rule| rule.scopes.iter())
+            .any(|pattern| pattern.could_require(scope))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth2::session_scopes;
+
+    fn config() -> super::super::GatewayConfig {
+        let text = r#"{
+            "rules": [
+                {"match": {"path": "/v1/chat/completions"}, "scopes": ["chat:write"]},
+                {"match": {"template": "/v1/history/{team}/**"}, "scopes": ["history:{team}"]}
+            ],
+            "default_rule": {"auth": "required", "scopes": ["chat:read"]},
+            "oauth2": {"cluster": "idp", "authority": "idp", "issuer": "https://idp.test",
+                "client_id": "web", "client_secret": {"inline": "s"},
+                "redirect_uri": "https://chat.test/oauth2/callback",
+                "session": {"secret": {"inline": "0123456789abcdef0123456789abcdef"},
+                            "scopes": ["chat:read"]}}
+        }"#;
+        super::super::load(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn explicit_endpoints_override_and_discovery_fills_the_rest() {
+        let mut config = config();
+        let Some(oauth2) = config.oauth2.as_mut() else {
+            panic!("oauth2 configured");
+        };
+        // Nothing explicit, nothing discovered: no login yet.
+        assert_eq!(oauth2.endpoints(None), None);
+        oauth2.authorization_endpoint = Some("https://login.test/authorize".into());
+        oauth2.token_endpoint = Some("https://login.test/token".into());
+        // Both explicit: the flow can be built, but the keys' location, logout and the
+        // client authentication method are still unknown until discovery arrives.
+        let before = oauth2.endpoints(None).unwrap();
+        assert_eq!(before.jwks_uri, "");
+        assert_eq!(before.end_session_endpoint, None);
+        let discovered = Endpoints {
+            issuer: "https://idp.test".into(),
+            authorization_endpoint: "https://idp.test/auth".into(),
+            token_endpoint: "https://idp.test/token".into(),
+            jwks_uri: "https://idp.test/jwks".into(),
+            end_session_endpoint: Some("https://idp.test/session/end".into()),
+            token_auth: ClientAuth::Post,
+        };
+        let merged = oauth2.endpoints(Some(&discovered)).unwrap();
+        assert_eq!(
+            merged.authorization_endpoint,
+            "https://login.test/authorize"
+        );
+        assert_eq!(merged.token_endpoint, "https://login.test/token");
+        assert_eq!(merged.jwks_uri, "https://idp.test/jwks");
+        assert_eq!(
+            merged.end_session_endpoint.as_deref(),
+            Some("https://idp.test/session/end")
+        );
+        assert_eq!(merged.token_auth, ClientAuth::Post);
+        oauth2.end_session_endpoint = Some("https://login.test/logout".into());
+        assert_eq!(
+            oauth2
+                .endpoints(Some(&discovered))
+                .unwrap()
+                .end_session_endpoint
+                .as_deref(),
+            Some("https://login.test/logout")
+        );
+    }
+
+    #[test]
+    fn scopes_the_rules_can_require() {
+        let config = config();
+        for ours in ["chat:write", "chat:read", "history:team-a", "history:x"] {
+            assert!(rules_can_require(&config, ours), "{ours}");
+        }
+        for not_ours in [
+            "openid",
+            "email",
+            "history:",
+            "chat:writer",
+            "CHAT:WRITE",
+            "",
+        ] {
+            assert!(!rules_can_require(&config, not_ours), "{not_ours}");
+        }
+    }
+
+    /// What the callback computes: the session keeps the granted scopes the rules can require,
+    /// else the configured default.
+    #[test]
+    fn session_scopes_from_the_rules() {
+        let config = config();
+        let Some(oauth2) = config.oauth2.as_ref() else {
+            panic!("oauth2 configured");
+        };
+        let ours = |scope: &str| rules_can_require(&config, scope);
+        assert_eq!(
+            session_scopes(
+                Some("openid email chat:write history:team-a chat:write"),
+                &ours,
+                &oauth2.session_scopes
+            ),
+            vec!["chat:write".to_string(), "history:team-a".to_string()]
+        );
+        assert_eq!(
+            session_scopes(Some("openid profile"), &ours, &oauth2.session_scopes),
+            vec!["chat:read".to_string()]
+        );
+        assert_eq!(
+            session_scopes(None, &ours, &oauth2.session_scopes),
+            vec!["chat:read".to_string()]
+        );
+    }
 }

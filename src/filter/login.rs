@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 
-use super::worker::Worker;
-use crate::config::{GatewayConfig, OAuth2Config, FLOW_COOKIE, SESSION_ISSUER};
+use super::worker::{IdTokenKeys, Worker};
+use crate::config::{rules_can_require, GatewayConfig, OAuth2Config, FLOW_COOKIE, SESSION_ISSUER};
 use crate::error::{GatewayError, LocalReply};
 use crate::http::RequestHead;
 use crate::jwks::fetch::FetchResponse;
@@ -15,8 +15,9 @@ use crate::jwt::Verdict;
 use crate::oauth2::{
     authorization_url, check_nonce, clear_cookie, form_encode, mint_session, open_flow,
     parse_query, parse_token_response, pkce_challenge_s256, pkce_verifier, query_value,
-    random_token, raw_query_value, sanitize_rd, seal_flow, set_cookie, token_request, url_path,
-    FlowState, SessionClaims, FLOW_TTL_S,
+    random_token, raw_query_value, sanitize_rd, seal_flow, session_scopes, set_cookie,
+    token_request, url_path, FlowState, SessionClaims, TokenExchangeError, TokenResponse,
+    FLOW_TTL_S,
 };
 
 /// The login endpoints.
@@ -219,25 +220,142 @@ fn callback(
     }
 }
 
+/// A callback whose token exchange succeeded but whose ID token names a signing key the
+/// gateway has not fetched yet (the IdP rotated its keys): it waits for the keys, since the
+/// one-time code is already spent.
+pub struct ParkedLogin {
+    pub flow: FlowState,
+    pub tokens: TokenResponse,
+}
+
+/// What the callback does once the token endpoint answered.
+pub enum Finish {
+    /// Answer (the subject when the login succeeded, for the audit record).
+    Reply(LocalReply, Option<String>),
+    /// The ID-token keys' fetch slot is ours: dispatch the fetch of `path` for `provider`, then
+    /// [`verify_parked`] when it answers.
+    FetchKeys {
+        provider: usize,
+        path: String,
+        parked: ParkedLogin,
+    },
+    /// Another worker is fetching the keys: park until `until_ms` (see [`resolve_parked`]).
+    Wait { until_ms: u64, parked: ParkedLogin },
+}
+
 /// The token endpoint answered: validate the ID token, start the session, go back to `rd`.
-/// Returns the reply, and the subject when the login succeeded (for the audit record).
-pub fn finish_with_subject(
+pub fn finish(
     worker: &mut Worker,
-    flow: &FlowState,
+    flow: FlowState,
     response: &FetchResponse,
     now_ms: u64,
     realm: &str,
-) -> (LocalReply, Option<String>) {
-    match finish(worker, flow, response, now_ms, realm) {
-        Ok((reply, sub)) => (reply, Some(sub)),
-        Err(reply) => (reply, None),
+) -> Finish {
+    let config = std::rc::Rc::clone(&worker.config);
+    let Some(oauth2) = config.oauth2.as_ref() else {
+        return Finish::Reply(
+            GatewayError::Internal("login is not configured").to_reply(realm),
+            None,
+        );
+    };
+    let Some(status) = response.status else {
+        let reply = failed(
+            oauth2,
+            504,
+            "the token endpoint did not answer in time".into(),
+            realm,
+        );
+        return Finish::Reply(reply, None);
+    };
+    let tokens = match parse_token_response(status, response.body.as_deref().unwrap_or_default()) {
+        Ok(tokens) => tokens,
+        // A replayed, expired or foreign code: the login failed, the IdP is fine.
+        Err(e @ TokenExchangeError::InvalidGrant) => {
+            return Finish::Reply(failed(oauth2, 401, e.to_string(), realm), None)
+        }
+        Err(e @ TokenExchangeError::Timeout) => {
+            return Finish::Reply(failed(oauth2, 504, e.to_string(), realm), None)
+        }
+        Err(e @ TokenExchangeError::Failed(_)) => {
+            return Finish::Reply(failed(oauth2, 502, e.to_string(), realm), None)
+        }
+    };
+    let parked = match verify_parked(worker, ParkedLogin { flow, tokens }, now_ms, realm) {
+        Ok((reply, sub)) => return Finish::Reply(reply, sub),
+        Err(parked) => parked,
+    };
+    // Unknown signing key: refetch the keys (as requests do for an unknown kid, within the
+    // provider's min_refresh_interval_s shared by all workers), then verify again.
+    match worker.claim_id_token_keys(now_ms) {
+        IdTokenKeys::Fetch { provider, path } => Finish::FetchKeys {
+            provider,
+            path,
+            parked,
+        },
+        IdTokenKeys::Wait { until_ms } => Finish::Wait { until_ms, parked },
+        IdTokenKeys::NotNow { retry_after_s } => {
+            Finish::Reply(keys_unavailable(oauth2, retry_after_s, realm), None)
+        }
     }
 }
 
-fn finish(
+/// No keys for the ID token, and none to be had now: 503 with `Retry-After`. The code is spent,
+/// so the flow cookie goes too (the next attempt starts a new login).
+pub fn keys_unavailable(oauth2: &OAuth2Config, retry_after_s: u64, realm: &str) -> LocalReply {
+    let mut reply = GatewayError::LoginUnavailable { retry_after_s }.to_reply(realm);
+    reply.headers.push((
+        "set-cookie".to_string(),
+        clear_cookie(FLOW_COOKIE, oauth2.secure_cookies),
+    ));
+    reply
+}
+
+/// Verifies a callback's ID token and starts the session. `Err` gives the login back when the
+/// token's signing key is still unknown.
+pub fn verify_parked(
     worker: &mut Worker,
-    flow: &FlowState,
-    response: &FetchResponse,
+    parked: ParkedLogin,
+    now_ms: u64,
+    realm: &str,
+) -> Result<(LocalReply, Option<String>), ParkedLogin> {
+    let verdict = worker.verify_id_token(&parked.tokens.id_token, now_ms);
+    if let Verdict::NeedKeys { .. } = verdict {
+        return Err(parked);
+    }
+    Ok(
+        match start_session(worker, &parked, verdict, now_ms, realm) {
+            Ok((reply, sub)) => (reply, Some(sub)),
+            Err(reply) => (reply, None),
+        },
+    )
+}
+
+/// The parked callbacks of this worker whose keys arrived (verified now) or whose wait ended
+/// (503): their context ids and answers. The others stay parked.
+pub fn resolve_parked(
+    worker: &mut Worker,
+    now_ms: u64,
+    realm: &str,
+) -> Vec<(u32, LocalReply, Option<String>)> {
+    let config = std::rc::Rc::clone(&worker.config);
+    let Some(oauth2) = config.oauth2.as_ref() else {
+        return Vec::new();
+    };
+    let mut decided = Vec::new();
+    for (context_id, parked, until_ms) in worker.take_parked_logins() {
+        match verify_parked(worker, parked, now_ms, realm) {
+            Ok((reply, sub)) => decided.push((context_id, reply, sub)),
+            Err(parked) if now_ms < until_ms => worker.park_login(context_id, parked, until_ms),
+            Err(_) => decided.push((context_id, keys_unavailable(oauth2, 1, realm), None)),
+        }
+    }
+    decided
+}
+
+fn start_session(
+    worker: &mut Worker,
+    parked: &ParkedLogin,
+    verdict: Verdict,
     now_ms: u64,
     realm: &str,
 ) -> Result<(LocalReply, String), LocalReply> {
@@ -245,19 +363,8 @@ fn finish(
     let Some(oauth2) = config.oauth2.as_ref() else {
         return Err(GatewayError::Internal("login is not configured").to_reply(realm));
     };
-    let Some(status) = response.status else {
-        return Err(failed(
-            oauth2,
-            504,
-            "the token endpoint did not answer in time".into(),
-            realm,
-        ));
-    };
-    let tokens = match parse_token_response(status, response.body.as_deref().unwrap_or_default()) {
-        Ok(tokens) => tokens,
-        Err(e) => return Err(failed(oauth2, 502, e, realm)),
-    };
-    let identity = match worker.verify_id_token(&tokens.id_token, now_ms) {
+    let (flow, tokens) = (&parked.flow, &parked.tokens);
+    let identity = match verdict {
         Verdict::Verified(identity) => identity,
         Verdict::Refused(e) => {
             return Err(failed(
@@ -267,9 +374,7 @@ fn finish(
                 realm,
             ))
         }
-        Verdict::NeedKeys { .. } => {
-            return Err(GatewayError::LoginUnavailable { retry_after_s: 1 }.to_reply(realm))
-        }
+        Verdict::NeedKeys { .. } => return Err(keys_unavailable(oauth2, 1, realm)),
     };
     let claim = |name: &str| {
         identity
@@ -281,7 +386,13 @@ fn finish(
     if let Err(e) = check_nonce(claim("nonce"), &flow.nonce) {
         return Err(failed(oauth2, 401, e, realm));
     }
-    let scopes = session_scopes(&config, tokens.scope.as_deref(), &oauth2.session_scopes);
+    // 128 random bits naming this session (the upstream's `session_id`).
+    let Some(sid_bytes) = random::<16>() else {
+        return Err(GatewayError::Internal("no random source").to_reply(realm));
+    };
+    let session_id = random_token(&sid_bytes);
+    let ours = |scope: &str| rules_can_require(&config, scope);
+    let scopes = session_scopes(tokens.scope.as_deref(), &ours, &oauth2.session_scopes);
     let session = mint_session(
         &oauth2.session_secret,
         &SessionClaims {
@@ -291,6 +402,7 @@ fn finish(
             email: claim("email"),
             name: claim("name"),
             scopes: &scopes,
+            session_id: &session_id,
             id_token: Some(&tokens.id_token),
         },
         now_ms / 1000,
@@ -313,37 +425,6 @@ fn finish(
         ],
     );
     Ok((reply, identity.sub))
-}
-
-/// The IdP-granted scopes the gateway's rules can require; none of ours: the session default.
-fn session_scopes(
-    config: &GatewayConfig,
-    granted: Option<&str>,
-    default: &[String],
-) -> Vec<String> {
-    let ours = |scope: &str| {
-        config.default_rule.scopes.iter().any(|s| s == scope)
-            || config
-                .rules
-                .iter()
-                .flat_map(|r| r.scopes.iter())
-                .any(|pattern| pattern.could_require(scope))
-    };
-    let mut scopes: Vec<String> = Vec::new();
-    for scope in granted
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty() && ours(s))
-    {
-        if !scopes.iter().any(|s| s == scope) {
-            scopes.push(scope.to_string());
-        }
-    }
-    if scopes.is_empty() {
-        default.to_vec()
-    } else {
-        scopes
-    }
 }
 
 fn logout(

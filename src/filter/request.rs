@@ -66,6 +66,8 @@ pub struct GatewayRequest {
     caller_headers: Option<Vec<(String, String)>>,
     /// A login callback's token exchange in flight: (call token, the flow's state).
     login_call: Option<(u32, crate::oauth2::FlowState)>,
+    /// A login callback's refetch of the ID-token keys: (call token, provider, the login).
+    login_keys: Option<(u32, usize, login::ParkedLogin)>,
 }
 
 /// Finishes a request on the current effective context: forward it with its edits, or refuse.
@@ -100,6 +102,7 @@ impl GatewayRequest {
             upstream_call: None,
             answered_locally: false,
             login_call: None,
+            login_keys: None,
             audit: crate::observe::AuditRecord::default(),
             sampled: false,
             published_audit: None,
@@ -286,6 +289,8 @@ impl GatewayRequest {
         self.audit.sub = admitted.admission.subject.clone();
         self.audit.provider = admitted.admission.provider.clone();
         self.audit.rule = admitted.forwarding.rule;
+        // As verified: a session caller's session_id is its session's `sid`.
+        self.translation = admitted.forwarding.translation.clone();
         if admitted.forwarding.translation.is_some() {
             // Only translated requests lead to calls the gateway makes itself.
             self.caller_headers = Some(translation::caller_headers(&admitted.forwarding));
@@ -532,43 +537,27 @@ impl Context for GatewayRequest {
         body_size: usize,
         _num_trailers: usize,
     ) {
-        if let Some((token, _)) = &self.login_call {
-            if *token == token_id {
-                if let (Some((_, flow)), Some(worker)) =
-                    (self.login_call.take(), self.worker.clone())
-                {
-                    let response = host::call_response(body_size, MAX_JWKS_BYTES);
-                    let realm = self.realm();
-                    let (reply, sub) = login::finish_with_subject(
-                        &mut worker.borrow_mut(),
-                        &flow,
-                        &response,
-                        host::now_ms(),
-                        &realm,
-                    );
-                    let succeeded = sub.is_some();
-                    self.count(
-                        if succeeded {
-                            "oauth2_logins_succeeded"
-                        } else {
-                            "oauth2_logins_failed"
-                        },
-                        1,
-                    );
-                    self.audit.event = Some("login");
-                    self.audit.decision = if succeeded {
-                        "login_succeeded"
-                    } else {
-                        "login_failed"
-                    };
-                    if !succeeded {
-                        self.audit.code = Some("LOGIN_FAILED");
-                    }
-                    self.audit.sub = sub;
-                    self.reply(&reply);
-                }
-                return;
+        if self
+            .login_call
+            .as_ref()
+            .is_some_and(|(t, _)| *t == token_id)
+        {
+            if let (Some((_, flow)), Some(worker)) = (self.login_call.take(), self.worker.clone()) {
+                self.on_token_response(&worker, flow, body_size);
             }
+            return;
+        }
+        if self
+            .login_keys
+            .as_ref()
+            .is_some_and(|(t, _, _)| *t == token_id)
+        {
+            if let (Some((_, provider, parked)), Some(worker)) =
+                (self.login_keys.take(), self.worker.clone())
+            {
+                self.on_login_keys(&worker, provider, parked, body_size);
+            }
+            return;
         }
         if let Some((token, _)) = &self.upstream_call {
             if *token == token_id {
@@ -727,6 +716,102 @@ impl HttpContext for GatewayRequest {
 }
 
 impl GatewayRequest {
+    /// The callback's token exchange answered: finish the login, or fetch the ID token's keys.
+    fn on_token_response(
+        &mut self,
+        worker: &Rc<RefCell<Worker>>,
+        flow: crate::oauth2::FlowState,
+        body_size: usize,
+    ) {
+        let response = host::call_response(body_size, MAX_JWKS_BYTES);
+        let realm = self.realm();
+        let now = host::now_ms();
+        let finish = login::finish(&mut worker.borrow_mut(), flow, &response, now, &realm);
+        match finish {
+            login::Finish::Reply(reply, sub) => self.reply_login(&reply, sub),
+            login::Finish::FetchKeys {
+                provider,
+                path,
+                parked,
+            } => {
+                let config = Rc::clone(&worker.borrow().config);
+                let remote = config.providers.get(provider).and_then(|p| p.remote());
+                match remote.and_then(|r| host::dispatch_get(r, &path)) {
+                    Some(token) => self.login_keys = Some((token, provider, parked)),
+                    None => {
+                        let failed = FetchResponse {
+                            status: None,
+                            body: None,
+                        };
+                        worker.borrow_mut().fetch_done(provider, &failed, now);
+                        self.login_keys_unavailable(worker);
+                    }
+                }
+            }
+            login::Finish::Wait { until_ms, parked } => {
+                worker
+                    .borrow_mut()
+                    .park_login(self.context_id, parked, until_ms);
+            }
+        }
+    }
+
+    /// The ID-token keys this callback fetched arrived: verify its ID token again.
+    fn on_login_keys(
+        &mut self,
+        worker: &Rc<RefCell<Worker>>,
+        provider: usize,
+        parked: login::ParkedLogin,
+        body_size: usize,
+    ) {
+        let response = host::call_response(body_size, MAX_JWKS_BYTES);
+        let now = host::now_ms();
+        worker.borrow_mut().fetch_done(provider, &response, now);
+        let realm = self.realm();
+        let verified = login::verify_parked(&mut worker.borrow_mut(), parked, now, &realm);
+        match verified {
+            Ok((reply, sub)) => self.reply_login(&reply, sub),
+            // Fresh keys and still no key for this token.
+            Err(_) => self.login_keys_unavailable(worker),
+        }
+    }
+
+    fn login_keys_unavailable(&mut self, worker: &Rc<RefCell<Worker>>) {
+        let config = Rc::clone(&worker.borrow().config);
+        let realm = self.realm();
+        if let Some(oauth2) = config.oauth2.as_ref() {
+            self.reply_login(&login::keys_unavailable(oauth2, 1, &realm), None);
+        }
+    }
+
+    /// Answers a callback after its token exchange; `sub` when the login succeeded.
+    fn reply_login(&mut self, reply: &crate::error::LocalReply, sub: Option<String>) {
+        let succeeded = sub.is_some();
+        self.count(
+            if succeeded {
+                "oauth2_logins_succeeded"
+            } else {
+                "oauth2_logins_failed"
+            },
+            1,
+        );
+        self.audit.event = Some("login");
+        self.audit.decision = if succeeded {
+            "login_succeeded"
+        } else {
+            "login_failed"
+        };
+        if !succeeded {
+            self.audit.code = Some(if reply.status == 503 {
+                "LOGIN_UNAVAILABLE"
+            } else {
+                "LOGIN_FAILED"
+            });
+        }
+        self.audit.sub = sub;
+        self.reply(reply);
+    }
+
     fn response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if self.sampled && self.stream.is_none() && self.error_status.is_none() {
             if let Some(chunk) = host::response_body_chunk(body_size) {

@@ -103,6 +103,23 @@ impl GatewayRoot {
             }
         }
     }
+
+    /// Answers the login callbacks whose ID-token keys arrived (or whose wait ended).
+    fn resolve_parked_logins(&mut self, worker: &Rc<RefCell<Worker>>) {
+        let realm = worker.borrow().config.token.realm.clone();
+        let decided =
+            super::login::resolve_parked(&mut worker.borrow_mut(), host::now_ms(), &realm);
+        for (context_id, reply, sub) in decided {
+            worker.borrow().metrics.inc(if sub.is_some() {
+                "oauth2_logins_succeeded"
+            } else {
+                "oauth2_logins_failed"
+            });
+            if host::set_effective_context(context_id) {
+                host::send_reply(&reply);
+            }
+        }
+    }
 }
 
 impl Context for GatewayRoot {
@@ -208,6 +225,7 @@ impl RootContext for GatewayRoot {
             }
         }
         self.resolve_waiting(&worker);
+        self.resolve_parked_logins(&worker);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -16,7 +16,7 @@ use crate::error::{GatewayError, LocalReply};
 use crate::jwks::fetch::{self, claim_fetch, finish_fetch, on_need_keys, FetchResponse, KeysWait};
 use crate::jwt::cache::DEFAULT_CAPACITY;
 use crate::jwt::{Identity, Verdict};
-use crate::oauth2::{parse_discovery, url_path, ClientAuth, Endpoints};
+use crate::oauth2::{parse_discovery, url_path, Endpoints};
 use crate::pipeline::{complete_auth, userinfo_reply, Forwarding, PendingAuth};
 use crate::ratelimit::{self, counter, Admission};
 use crate::store::SharedStore;
@@ -68,6 +68,16 @@ pub struct Resolved {
     pub to_fetch: Vec<usize>,
 }
 
+/// Whether the ID-token keys can be refetched now (a callback's ID token names an unknown key).
+pub enum IdTokenKeys {
+    /// The fetch slot is ours: dispatch the fetch of `path` for `provider`.
+    Fetch { provider: usize, path: String },
+    /// Another worker's fetch is in flight; it ends by `until_ms`.
+    Wait { until_ms: u64 },
+    /// Not allowed now (`min_refresh_interval_s`) or nowhere to fetch from.
+    NotNow { retry_after_s: u64 },
+}
+
 struct Waiting {
     pending: PendingAuth,
     until_ms: u64,
@@ -86,6 +96,9 @@ pub struct Worker {
     /// With `admissions`: the identity headers a decided request got (for the calls the
     /// gateway makes on its behalf, see `translation::caller_headers`).
     caller_headers: HashMap<u32, Vec<(String, String)>>,
+    /// Login callbacks waiting for the ID-token keys another worker fetches, by context id,
+    /// with the end of their wait.
+    parked_logins: HashMap<u32, (super::login::ParkedLogin, u64)>,
     /// The OIDC discovery document, once fetched (by any worker).
     discovery: Option<Endpoints>,
     discovery_version: Option<u32>,
@@ -114,6 +127,7 @@ impl Worker {
             waiting: HashMap::new(),
             admissions: HashMap::new(),
             caller_headers: HashMap::new(),
+            parked_logins: HashMap::new(),
             discovery: None,
             discovery_version: None,
         }
@@ -261,6 +275,64 @@ impl Worker {
         self.waiting.remove(&context_id);
         self.admissions.remove(&context_id);
         self.caller_headers.remove(&context_id);
+        self.parked_logins.remove(&context_id);
+    }
+
+    /// Parks a login callback until the ID-token keys arrive (or `until_ms`).
+    pub fn park_login(
+        &mut self,
+        context_id: u32,
+        parked: super::login::ParkedLogin,
+        until_ms: u64,
+    ) {
+        self.parked_logins.insert(context_id, (parked, until_ms));
+    }
+
+    /// Every parked login callback (the caller parks again those still waiting).
+    pub fn take_parked_logins(&mut self) -> Vec<(u32, super::login::ParkedLogin, u64)> {
+        self.parked_logins
+            .drain()
+            .map(|(id, (parked, until_ms))| (id, parked, until_ms))
+            .collect()
+    }
+
+    /// A callback's ID token names a key not fetched yet: claims a refetch of the ID-token
+    /// provider's keys through the same shared slot as every other fetch, so the provider's
+    /// `min_refresh_interval_s` holds for all workers together.
+    pub fn claim_id_token_keys(&self, now_ms: u64) -> IdTokenKeys {
+        let not_now = IdTokenKeys::NotNow { retry_after_s: 1 };
+        let Some(index) = self.config.oauth2.as_ref().map(|o| o.id_token_provider) else {
+            return not_now;
+        };
+        let Some((provider, remote)) = self
+            .config
+            .providers
+            .get(index)
+            .and_then(|p| Some((p, p.remote()?)))
+        else {
+            return not_now;
+        };
+        let Some(path) = self.jwks_path(remote) else {
+            return not_now;
+        };
+        let have_keys = self.auth.have_keys(index);
+        match claim_fetch(
+            &HostStore,
+            &provider.name,
+            remote,
+            now_ms,
+            have_keys,
+            self.owner,
+        ) {
+            fetch::FetchDecision::Start => IdTokenKeys::Fetch {
+                provider: index,
+                path,
+            },
+            fetch::FetchDecision::InFlight { until_ms } => IdTokenKeys::Wait { until_ms },
+            fetch::FetchDecision::NotBefore { at_ms } => IdTokenKeys::NotNow {
+                retry_after_s: at_ms.saturating_sub(now_ms).div_ceil(1000).max(1),
+            },
+        }
     }
 
     /// Records the answer to a fetch this worker dispatched.
@@ -314,8 +386,10 @@ impl Worker {
                 }
             }
         }
+        // Fetched until it arrives, even when both endpoints are explicit: the ID-token keys'
+        // location, end_session_endpoint and the client authentication method come from it.
         if let Some(remote) = self.discovery_fetch() {
-            if self.endpoints().is_none()
+            if self.discovery.is_none()
                 && claim_fetch(
                     &HostStore,
                     DISCOVERY_SLOT,
@@ -402,31 +476,13 @@ impl Worker {
         self.sync_discovery();
     }
 
-    /// The IdP's endpoints: explicit ones from the config, the rest from discovery. `None`
-    /// until every one the flow needs is known (login then answers 503).
+    /// The IdP's endpoints (see [`crate::config::OAuth2Config::endpoints`]). `None` until
+    /// every one the flow needs is known (login then answers 503).
     pub fn endpoints(&self) -> Option<Endpoints> {
-        let oauth2 = self.config.oauth2.as_ref()?;
-        let discovered = self.discovery.as_ref();
-        let pick = |explicit: &Option<String>, found: Option<&String>| {
-            explicit.clone().or_else(|| found.cloned())
-        };
-        Some(Endpoints {
-            issuer: oauth2.issuer.clone(),
-            authorization_endpoint: pick(
-                &oauth2.authorization_endpoint,
-                discovered.map(|d| &d.authorization_endpoint),
-            )?,
-            token_endpoint: pick(
-                &oauth2.token_endpoint,
-                discovered.map(|d| &d.token_endpoint),
-            )?,
-            jwks_uri: discovered.map(|d| d.jwks_uri.clone()).unwrap_or_default(),
-            end_session_endpoint: oauth2
-                .end_session_endpoint
-                .clone()
-                .or_else(|| discovered.and_then(|d| d.end_session_endpoint.clone())),
-            token_auth: discovered.map_or(ClientAuth::Basic, |d| d.token_auth),
-        })
+        self.config
+            .oauth2
+            .as_ref()?
+            .endpoints(self.discovery.as_ref())
     }
 
     /// Adopts what other workers fetched (discovery, keys) without waiting for the tick: a

@@ -33,5 +33,5 @@ pub use query::{form_encode, parse_query, query_value, raw_query_value};
 pub use redirect::sanitize_rd;
 pub use session::{check_nonce, mint_session, session_scopes, SessionClaims};
 pub use signed::{sign_value, verify_value};
-pub use token::{parse_token_response, token_request, TokenResponse};
+pub use token::{parse_token_response, token_request, TokenExchangeError, TokenResponse};
 pub use url::{url_origin, url_path};

@@ -27,14 +27,19 @@ pub fn check_nonce(claims_nonce: Option<&str>, expected: &str) -> Result<(), Str
 }
 
 /// Scopes for the session: the IdP-granted scopes (space-separated `granted`) that are ours
-/// (appear in `ours`), in granted order without duplicates; `default` when nothing granted is
-/// ours or `granted` is absent. Scopes the IdP granted for its own purposes (`openid`,
-/// `email`, ...) never reach the session, and the session never holds a scope of ours that the
-/// IdP did not grant, except through the configured `default`.
-pub fn session_scopes(granted: Option<&str>, ours: &[String], default: &[String]) -> Vec<String> {
+/// (`ours` says which: the gateway's rules can require them), in granted order without
+/// duplicates; `default` when nothing granted is ours or `granted` is absent. Scopes the IdP
+/// granted for its own purposes (`openid`, `email`, ...) never reach the session, and the
+/// session never holds a scope of ours that the IdP did not grant, except through the
+/// configured `default`.
+pub fn session_scopes(
+    granted: Option<&str>,
+    ours: &dyn Fn(&str) -> bool,
+    default: &[String],
+) -> Vec<String> {
     let mut scopes: Vec<String> = Vec::new();
     for scope in granted.unwrap_or("").split_ascii_whitespace() {
-        if ours.iter().any(|o| o == scope) && !scopes.iter().any(|s| s == scope) {
+        if ours(scope) && !scopes.iter().any(|s| s == scope) {
             scopes.push(scope.to_string());
         }
     }
@@ -53,6 +58,9 @@ pub struct SessionClaims<'a> {
     pub email: Option<&'a str>,
     pub name: Option<&'a str>,
     pub scopes: &'a [String],
+    /// The session's id (`sid`): random, minted at login; the upstream's `session_id` for
+    /// callers authenticated by this session.
+    pub session_id: &'a str,
     /// The ID token, kept for logout's `id_token_hint`.
     pub id_token: Option<&'a str>,
 }
@@ -65,15 +73,16 @@ struct SessionExtra<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
     scope: String,
+    sid: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     idt: Option<&'a str>,
 }
 
-/// The gateway's session token: an HS256 JWT `{iss, aud, sub, email?, name?, scope, iat,
+/// The gateway's session token: an HS256 JWT `{iss, aud, sub, email?, name?, scope, sid, iat,
 /// exp = now + ttl_s, idt?}` signed with `secret`.
 ///
-/// Refused: a secret under 32 bytes, an empty issuer, audience or subject (a session must name
-/// who it is for and who may accept it), a zero TTL, and an expiry beyond what the JWT library
+/// Refused: a secret under 32 bytes, an empty issuer, audience, subject or session id (a
+/// session must name who it is for, who may accept it and which session it is), a zero TTL, and an expiry beyond what the JWT library
 /// represents exactly.
 pub fn mint_session(
     secret: &[u8],
@@ -87,8 +96,12 @@ pub fn mint_session(
             secret.len()
         ));
     }
-    if claims.issuer.is_empty() || claims.audience.is_empty() || claims.sub.is_empty() {
-        return Err("session needs an issuer, an audience and a subject".to_string());
+    if claims.issuer.is_empty()
+        || claims.audience.is_empty()
+        || claims.sub.is_empty()
+        || claims.session_id.is_empty()
+    {
+        return Err("session needs an issuer, an audience, a subject and an id".to_string());
     }
     if ttl_s == 0 {
         return Err("session lifetime is zero".to_string());
@@ -110,6 +123,7 @@ pub fn mint_session(
             email: claims.email,
             name: claims.name,
             scope: claims.scopes.join(" "),
+            sid: claims.session_id,
             idt: claims.id_token,
         },
     };
@@ -151,7 +165,8 @@ mod tests {
 
     #[test]
     fn scopes() {
-        let ours = strings(&["chat", "models:read", "admin"]);
+        let list = strings(&["chat", "models:read", "admin"]);
+        let ours = |scope: &str| list.iter().any(|o| o == scope);
         let default = strings(&["chat"]);
         assert_eq!(
             session_scopes(
@@ -185,6 +200,7 @@ mod tests {
             email: Some("u@example.com"),
             name: Some("Ada \"L\" Lovelace"),
             scopes,
+            session_id: "c2Vzc2lvbi0xMjg",
             id_token: Some("h.p.s"),
         }
     }
@@ -224,6 +240,7 @@ mod tests {
                 "email": "u@example.com",
                 "name": "Ada \"L\" Lovelace",
                 "scope": "chat models:read",
+                "sid": "c2Vzc2lvbi0xMjg",
                 "iat": now,
                 "exp": now + 3600,
                 "idt": "h.p.s"
@@ -268,6 +285,7 @@ mod tests {
                 "aud": "ai-gateway",
                 "sub": "user-123",
                 "scope": "",
+                "sid": "c2Vzc2lvbi0xMjg",
                 "iat": 100,
                 "exp": 150
             })
@@ -302,6 +320,16 @@ mod tests {
             SECRET,
             &SessionClaims {
                 audience: "",
+                ..claims(&scopes)
+            },
+            0,
+            60
+        )
+        .is_err());
+        assert!(mint_session(
+            SECRET,
+            &SessionClaims {
+                session_id: "",
                 ..claims(&scopes)
             },
             0,

@@ -65,14 +65,42 @@ pub struct TokenResponse {
     pub scope: Option<String>,
 }
 
+/// Why the token endpoint's answer brought no ID token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenExchangeError {
+    /// The OAuth error `invalid_grant` (RFC 6749 5.2): the code is invalid, expired, already
+    /// used (a replayed callback), or was issued for another client or redirect URI. The
+    /// browser's fault, not the IdP's: the login failed, nothing is down.
+    InvalidGrant,
+    /// HTTP 504: no answer in time. Envoy answers a dispatched call that exceeds its timeout
+    /// with its own 504, as does any gateway in front of a token endpoint that is too slow.
+    Timeout,
+    /// Any other refusal or an unusable answer, described in our own words.
+    Failed(String),
+}
+
+impl std::fmt::Display for TokenExchangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::InvalidGrant => {
+                f.write_str("the authorization code is invalid, expired or already used")
+            }
+            Self::Timeout => f.write_str("the token endpoint did not answer in time"),
+            Self::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
 /// Reads the token endpoint's answer: HTTP 200 with a JSON object holding a string `id_token`.
 ///
 /// An OAuth error object (any status, since some servers send errors with 200) becomes
-/// `token endpoint refused: <error>`, repeating the error code only when it is a plain
-/// `[A-Za-z0-9_]+` word, and never `error_description` or `error_uri`: those are free text
-/// from a remote party and would end up in logs and possibly in a page shown to the user.
-/// Anything else is described in our own words.
-pub fn parse_token_response(status: u32, body: &[u8]) -> Result<TokenResponse, String> {
+/// [`TokenExchangeError::InvalidGrant`] for `invalid_grant`, else `token endpoint refused:
+/// <error>`, repeating the error code only when it is a plain `[A-Za-z0-9_]+` word, and never
+/// `error_description` or `error_uri`: those are free text from a remote party and would end up
+/// in logs and possibly in a page shown to the user. Anything else is described in our own
+/// words.
+pub fn parse_token_response(status: u32, body: &[u8]) -> Result<TokenResponse, TokenExchangeError> {
+    let failed = |message: String| Err(TokenExchangeError::Failed(message));
     let object: Option<Map<String, Value>> = match serde_json::from_slice(body) {
         Ok(Value::Object(map)) => Some(map),
         _ => None,
@@ -82,20 +110,24 @@ pub fn parse_token_response(status: u32, body: &[u8]) -> Result<TokenResponse, S
         .and_then(|o| o.get("error"))
         .filter(|e| !e.is_null());
     if let Some(error) = error {
-        return Err(match error.as_str().filter(|code| is_plain_code(code)) {
-            Some(code) => format!("token endpoint refused: {code}"),
-            None => "token endpoint refused the request".to_string(),
-        });
+        return match error.as_str().filter(|code| is_plain_code(code)) {
+            Some("invalid_grant") => Err(TokenExchangeError::InvalidGrant),
+            Some(code) => failed(format!("token endpoint refused: {code}")),
+            None => failed("token endpoint refused the request".to_string()),
+        };
+    }
+    if status == 504 {
+        return Err(TokenExchangeError::Timeout);
     }
     if status != 200 {
-        return Err(format!("token endpoint answered HTTP {status}"));
+        return failed(format!("token endpoint answered HTTP {status}"));
     }
     let Some(object) = object else {
-        return Err("token response is not a JSON object".to_string());
+        return failed("token response is not a JSON object".to_string());
     };
     let id_token = match object.get("id_token") {
         Some(Value::String(token)) if !token.is_empty() => token.clone(),
-        _ => return Err("token response has no id_token".to_string()),
+        _ => return failed("token response has no id_token".to_string()),
     };
     let text = |name: &str| object.get(name).and_then(Value::as_str).map(str::to_string);
     Ok(TokenResponse {
@@ -214,17 +246,22 @@ mod tests {
         ] {
             assert_eq!(
                 parse_token_response(200, body),
-                Err("token response has no id_token".into())
+                Err(TokenExchangeError::Failed(
+                    "token response has no id_token".into()
+                ))
             );
         }
     }
 
     #[test]
     fn error_json_does_not_echo_the_description() {
-        let body = br#"{"error":"invalid_grant","error_description":"<script>alert(1)</script>\r\nSet-Cookie: x","error_uri":"https://evil.test"}"#;
+        let body = br#"{"error":"invalid_client","error_description":"<script>alert(1)</script>\r\nSet-Cookie: x","error_uri":"https://evil.test"}"#;
         for status in [400, 401, 200, 500] {
             let message = parse_token_response(status, body).unwrap_err();
-            assert_eq!(message, "token endpoint refused: invalid_grant");
+            assert_eq!(
+                message.to_string(),
+                "token endpoint refused: invalid_client"
+            );
         }
         for hostile in [
             json_error("invalid grant <b>"),
@@ -235,9 +272,49 @@ mod tests {
         ] {
             assert_eq!(
                 parse_token_response(400, &hostile),
-                Err("token endpoint refused the request".into())
+                Err(TokenExchangeError::Failed(
+                    "token endpoint refused the request".into()
+                ))
             );
         }
+    }
+
+    #[test]
+    fn a_504_is_a_timeout() {
+        for body in [
+            &b"upstream request timeout"[..],
+            b"",
+            br#"{"id_token":"h.p.s"}"#,
+        ] {
+            assert_eq!(
+                parse_token_response(504, body),
+                Err(TokenExchangeError::Timeout)
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_grant_is_its_own_error() {
+        // A spent, expired or foreign code: whatever the status, and the description unechoed.
+        for status in [400, 200, 401] {
+            let error = parse_token_response(
+                status,
+                br#"{"error":"invalid_grant","error_description":"grant request is invalid"}"#,
+            )
+            .unwrap_err();
+            assert_eq!(error, TokenExchangeError::InvalidGrant);
+            assert_eq!(
+                error.to_string(),
+                "the authorization code is invalid, expired or already used"
+            );
+        }
+        // Only the exact code.
+        assert_eq!(
+            parse_token_response(400, br#"{"error":"invalid_grant_x"}"#),
+            Err(TokenExchangeError::Failed(
+                "token endpoint refused: invalid_grant_x".into()
+            ))
+        );
     }
 
     fn json_error(code: &str) -> Vec<u8> {
@@ -250,35 +327,51 @@ mod tests {
     fn not_json_and_server_errors() {
         assert_eq!(
             parse_token_response(200, b"<html>hello</html>"),
-            Err("token response is not a JSON object".into())
+            Err(TokenExchangeError::Failed(
+                "token response is not a JSON object".into()
+            ))
         );
         assert_eq!(
             parse_token_response(200, b"[\"id_token\"]"),
-            Err("token response is not a JSON object".into())
+            Err(TokenExchangeError::Failed(
+                "token response is not a JSON object".into()
+            ))
         );
         assert_eq!(
             parse_token_response(200, b""),
-            Err("token response is not a JSON object".into())
+            Err(TokenExchangeError::Failed(
+                "token response is not a JSON object".into()
+            ))
         );
         assert_eq!(
             parse_token_response(500, b"Internal Server Error: stack trace here"),
-            Err("token endpoint answered HTTP 500".into())
+            Err(TokenExchangeError::Failed(
+                "token endpoint answered HTTP 500".into()
+            ))
         );
         assert_eq!(
             parse_token_response(500, br#"{"id_token":"h.p.s"}"#),
-            Err("token endpoint answered HTTP 500".into())
+            Err(TokenExchangeError::Failed(
+                "token endpoint answered HTTP 500".into()
+            ))
         );
         assert_eq!(
             parse_token_response(201, br#"{"id_token":"h.p.s"}"#),
-            Err("token endpoint answered HTTP 201".into())
+            Err(TokenExchangeError::Failed(
+                "token endpoint answered HTTP 201".into()
+            ))
         );
         assert_eq!(
             parse_token_response(302, &[0xff, 0x00]),
-            Err("token endpoint answered HTTP 302".into())
+            Err(TokenExchangeError::Failed(
+                "token endpoint answered HTTP 302".into()
+            ))
         );
         assert_eq!(
             parse_token_response(400, br#"{"error":null,"error_description":"boom"}"#),
-            Err("token endpoint answered HTTP 400".into())
+            Err(TokenExchangeError::Failed(
+                "token endpoint answered HTTP 400".into()
+            ))
         );
     }
 }

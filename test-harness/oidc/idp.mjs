@@ -17,6 +17,15 @@
 // Unknown users get the form again with status 401. GET /interaction/:uid/abort denies
 // (`error=access_denied` back to the client).
 //
+// Test hooks (for the gateway's failure tests), changed at run time:
+//   POST /__test/settings {"decoy_jwks": bool, "hide_end_session": bool}
+//     decoy_jwks: GET /jwks serves only a decoy key (not the signing key), as an IdP's cached
+//       JWKS does just before a key rotation reaches it; hide_end_session: discovery without
+//       end_session_endpoint.
+//   POST /__test/slow-token: a token endpoint that answers only after 5 s.
+//   POST /__test/bad-id-token: a token endpoint whose id_token has valid claims and the signing
+//     key's kid, but a signature that does not verify.
+//
 // Redirect URIs: a client configured with none accepts any loopback http redirect URI
 // (127.0.0.1, localhost, [::1]; any port and path), since the gateway's port is only known once
 // Envoy runs; the same for post-logout redirect URIs. More can be registered at run time:
@@ -96,6 +105,37 @@ const signingKey = {
   alg: 'RS256',
   use: 'sig',
 };
+
+// Run-time switches of the test hooks (see the header).
+const testSettings = { decoy_jwks: false, hide_end_session: false };
+let decoyJwk;
+function decoyJwks() {
+  if (!decoyJwk) {
+    const { publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    decoyJwk = {
+      ...publicKey.export({ format: 'jwk' }),
+      kid: crypto.randomBytes(8).toString('hex'),
+      alg: 'RS256',
+      use: 'sig',
+    };
+  }
+  return { keys: [decoyJwk] };
+}
+
+function base64url(value) {
+  return Buffer.from(value).toString('base64url');
+}
+
+// An ID token that passes every claim check but whose signature does not verify.
+function badIdToken(clientId) {
+  const now = Math.floor(Date.now() / 1000);
+  const header = { alg: 'RS256', kid: signingKey.kid, typ: 'JWT' };
+  const payload = {
+    iss: issuer, aud: clientId, sub: 'alice', iat: now, exp: now + 300, nonce: 'unknown',
+  };
+  return `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(payload))}.${
+    crypto.randomBytes(256).toString('base64url')}`;
+}
 
 const ttl = (seconds) => () => seconds;
 
@@ -424,8 +464,50 @@ async function checkClientAuthMethod(req, res) {
 
 const callback = provider.callback();
 
+// The test hooks of the header; true when the request was one of them.
+function testHook(req, res, path) {
+  if (req.method === 'POST' && path === '/__test/settings') {
+    readBody(req).then((body) => {
+      Object.assign(testSettings, JSON.parse(body || '{}'));
+      send(res, 204, 'text/plain', '');
+    }, () => send(res, 400, 'text/plain', 'bad settings\n'));
+    return true;
+  }
+  if (req.method === 'POST' && path === '/__test/slow-token') {
+    setTimeout(() => send(res, 503, 'application/json', '{"error":"temporarily_unavailable"}'), 5000);
+    return true;
+  }
+  if (req.method === 'POST' && path === '/__test/bad-id-token') {
+    readBody(req).then(() => {
+      const clientId = basicClientId(req.headers.authorization) || 'qwen-web-chat';
+      send(res, 200, 'application/json', JSON.stringify({
+        access_token: 'at', token_type: 'Bearer', expires_in: 300, id_token: badIdToken(clientId),
+      }));
+    });
+    return true;
+  }
+  if (req.method === 'GET' && path === '/jwks' && testSettings.decoy_jwks) {
+    send(res, 200, 'application/json', JSON.stringify(decoyJwks()));
+    return true;
+  }
+  if (req.method === 'GET' && path === '/.well-known/openid-configuration'
+      && testSettings.hide_end_session && !req.headers['x-test-internal']) {
+    fetch(`${issuer}${path}`, { headers: { 'x-test-internal': '1' } })
+      .then((r) => r.json())
+      .then((doc) => {
+        delete doc.end_session_endpoint;
+        send(res, 200, 'application/json', JSON.stringify(doc));
+      }, (err) => send(res, 500, 'text/plain', `${err.message}\n`));
+    return true;
+  }
+  return false;
+}
+
 server.on('request', (req, res) => {
   const path = (req.url || '/').split('?')[0];
+  if (testHook(req, res, path)) {
+    return;
+  }
   let match = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login|confirm|abort))?$/.exec(path);
   if (match) {
     interaction(req, res, match[1], match[2]).catch((err) => {

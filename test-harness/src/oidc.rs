@@ -330,6 +330,18 @@ impl OidcProvider {
         );
     }
 
+    /// Switches the provider's test hooks (`idp.mjs` header): `decoy_jwks` (the JWKS endpoint
+    /// serves a key that is not the signing key), `hide_end_session` (discovery without
+    /// `end_session_endpoint`).
+    pub fn test_settings(&self, settings: Value) {
+        let response = Request::post("/__test/settings")
+            .header("host", self.host_port())
+            .json(&settings)
+            .send(self.addr)
+            .expect("idp answers");
+        assert_eq!(response.status, 204, "test settings: {}", response.text());
+    }
+
     /// The discovery document.
     pub fn discovery(&self) -> Value {
         let response = Request::get("/.well-known/openid-configuration")

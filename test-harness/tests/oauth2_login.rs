@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use test_harness::contract::assert_contract_error;
 use test_harness::idp::reserve_port;
-use test_harness::oidc::{login, Browser, OidcClient, OidcOptions, OidcProvider};
+use test_harness::oidc::{
+    jwt_payload, login, logout as oidc_logout, query_param, Browser, OidcClient, OidcOptions,
+    OidcProvider,
+};
+use test_harness::ollama::{self, OllamaConfig};
 use test_harness::{Envoy, Request, Response, Upstream};
 
 const CLIENT_ID: &str = "qwen-web-chat";
@@ -114,6 +118,48 @@ fn host(gateway: SocketAddr) -> String {
     gateway.to_string()
 }
 
+/// The response deletes the flow cookie (empty value, `Max-Age=0`).
+fn assert_flow_cookie_cleared(response: &Response) {
+    assert!(
+        response.headers.iter().any(|(n, v)| n == "set-cookie"
+            && v.starts_with("gw_oauth2_flow=;")
+            && v.contains("Max-Age=0")),
+        "flow cookie not cleared: {:?}",
+        response.headers
+    );
+}
+
+/// The response sets no session cookie.
+fn assert_no_session_set(response: &Response) {
+    assert!(
+        !response
+            .headers
+            .iter()
+            .any(|(n, v)| n == "set-cookie" && v.starts_with("gw_session=")),
+        "{:?}",
+        response.headers
+    );
+}
+
+/// Both Envoy workers took connections (per-worker listener stats).
+fn assert_both_workers_served(envoy: &Envoy) {
+    let stats = envoy.admin_get("/stats?filter=downstream_cx_total").text();
+    let per_worker: Vec<u64> = stats
+        .lines()
+        .filter(|l| {
+            l.contains(".worker_")
+                && l.contains("downstream_cx_total")
+                && l.starts_with("listener.127")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(per_worker.len(), 2, "{stats}");
+    assert!(
+        per_worker.iter().all(|n| *n > 0),
+        "both workers took connections: {stats}"
+    );
+}
+
 fn api_with_session(s: &Setup, session: &str, path: &str) -> Response {
     s.envoy.send(
         Request::post(path)
@@ -159,9 +205,13 @@ fn full_flow_session_on_protected_routes_then_logout() {
         &format!("{}/oauth2/callback", base(s.gateway)),
         "alice",
     );
+    let saved_flow_cookie = browser
+        .cookie(&host(s.gateway), "gw_oauth2_flow")
+        .expect("flow cookie stored");
     let landed = browser.get(&callback);
     assert_eq!(landed.status, 302, "{}", landed.text());
     assert_eq!(landed.header("location"), Some("/v1/history/team-a/x"));
+    assert_flow_cookie_cleared(&landed);
     let session_cookie = landed
         .headers
         .iter()
@@ -187,7 +237,7 @@ fn full_flow_session_on_protected_routes_then_logout() {
         .header("x-user-id")
         .expect("identity forwarded")
         .to_string();
-    assert!(!sub.is_empty());
+    assert_eq!(sub, "alice", "the IdP user's sub reaches the upstream");
     assert_eq!(
         s.envoy
             .send(
@@ -238,13 +288,14 @@ fn full_flow_session_on_protected_routes_then_logout() {
         "the upstream never sees userinfo"
     );
 
-    // Both workers accept it.
-    for _ in 0..20 {
+    // Both workers accept it: separate connections until each worker has served some.
+    for _ in 0..60 {
         assert_eq!(
             api_with_session(&s, &session, "/v1/chat/completions").status,
             200
         );
     }
+    assert_both_workers_served(&s.envoy);
 
     // Logins are counted in Envoy's stats.
     let stats = s.envoy.admin_get("/stats?filter=ai_gateway.oauth2").text();
@@ -258,19 +309,64 @@ fn full_flow_session_on_protected_routes_then_logout() {
     // A replayed callback URL fails: the flow cookie is gone and the code is spent.
     let replay = browser.get(&callback);
     assert_contract_error(&replay, 401, "LOGIN_FAILED");
+    assert_flow_cookie_cleared(&replay);
+    // Replayed with the saved flow cookie, the state checks pass; the IdP refuses the spent
+    // code (invalid_grant): still the browser's failure, 401, not a gateway error.
+    let mut replayer = Browser::new();
+    replayer.set_cookie(&host(s.gateway), "gw_oauth2_flow", &saved_flow_cookie);
+    let replay = replayer.get(&callback);
+    assert_contract_error(&replay, 401, "LOGIN_FAILED");
+    let details = replay.json()["error"]["details"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(details.contains("already used"), "{details}");
+    assert_flow_cookie_cleared(&replay);
+    assert_no_session_set(&replay);
 
     // Logout: the session cookie is cleared and the browser goes to the IdP's end_session.
     let logout = browser.get(&format!("{}/oauth2/logout", base(s.gateway)));
     assert_eq!(logout.status, 302);
-    let to_idp = logout.header("location").unwrap();
-    assert!(to_idp.contains("id_token_hint="), "{to_idp}");
+    let to_idp = logout.header("location").unwrap().to_string();
+    let idp = s.idp.as_ref().unwrap();
+    let end_session = idp.discovery()["end_session_endpoint"]
+        .as_str()
+        .expect("the IdP advertises end_session_endpoint")
+        .to_string();
+    assert!(to_idp.starts_with(&format!("{end_session}?")), "{to_idp}");
+    assert!(query_param(&to_idp, "id_token_hint").is_some_and(|h| h.split('.').count() == 3));
+    assert_eq!(
+        query_param(&to_idp, "client_id").as_deref(),
+        Some(CLIENT_ID)
+    );
+    assert_eq!(
+        query_param(&to_idp, "post_logout_redirect_uri"),
+        Some(format!("{}/", base(s.gateway)))
+    );
     assert!(logout.headers.iter().any(|(n, v)| n == "set-cookie"
         && v.starts_with("gw_session=;")
         && v.contains("Max-Age=0")));
-    let after = s
-        .envoy
-        .send(Request::post("/v1/chat/completions").json(&json!({})));
+    // The IdP accepts it and sends the browser back to the post-logout URI.
+    let (_, back) = oidc_logout(&mut browser, &to_idp, &format!("{}/", base(s.gateway)));
+    assert!(back.starts_with(&format!("{}/", base(s.gateway))), "{back}");
+    // The same browser (its cookie jar) is logged out: API 401, navigation to the login.
+    assert!(browser.cookie(&host(s.gateway), "gw_session").is_none());
+    let after = browser.send(
+        &format!("{}/v1/chat/completions", base(s.gateway)),
+        Request::post("/")
+            .header("origin", base(s.gateway))
+            .json(&json!({"model": "m", "messages": []})),
+    );
     assert_contract_error(&after, 401, "AUTH_MISSING_TOKEN");
+    let navigation = browser.send(
+        &format!("{}/v1/history/team-a/1", base(s.gateway)),
+        Request::get("/").header("accept", "text/html"),
+    );
+    assert_eq!(navigation.status, 302);
+    assert_eq!(
+        navigation.header("location"),
+        Some("/oauth2/login?rd=%2Fv1%2Fhistory%2Fteam-a%2F1")
+    );
     drop(s.idp);
 }
 
@@ -294,8 +390,11 @@ fn state_problems_and_tampered_sessions_are_refused() {
         .as_str()
         .unwrap()
         .contains("state"));
+    assert_flow_cookie_cleared(&response);
     // Missing state cookie (another browser).
-    assert_contract_error(&Browser::new().get(&callback), 401, "LOGIN_FAILED");
+    let response = Browser::new().get(&callback);
+    assert_contract_error(&response, 401, "LOGIN_FAILED");
+    assert_flow_cookie_cleared(&response);
 
     // A good login, then a tampered session cookie: treated as no session.
     let landed = log_in(&s, &mut browser, "bob", "/");
@@ -372,14 +471,26 @@ fn idp_down_at_start_gives_503_then_login_works_without_restart() {
     assert!(browser.cookie(&host(s.gateway), "gw_session").is_some());
 }
 
-#[test]
-fn a_token_endpoint_answering_garbage_is_a_clear_502() {
-    // The explicit token_endpoint overrides discovery: here a path the IdP answers with 404.
+/// Gateway and IdP (`idp_options` edits the IdP's options), with `edit` applied to the
+/// gateway's config (it sees the IdP, for its URLs).
+fn start_with(idp_settings: Option<Value>, edit: impl FnOnce(&mut Value, &OidcProvider)) -> Setup {
+    start_with_upstream(idp_settings, edit, Upstream::start())
+}
+
+/// [`start_with`], forwarding to `upstream`; `idp_settings` go to the IdP's test hooks before
+/// the gateway starts.
+fn start_with_upstream(
+    idp_settings: Option<Value>,
+    edit: impl FnOnce(&mut Value, &OidcProvider),
+    upstream: Upstream,
+) -> Setup {
     let gateway = reserve_port();
     let idp = OidcProvider::start(options(gateway, 0));
+    if let Some(settings) = idp_settings {
+        idp.test_settings(settings);
+    }
     let mut config: Value = serde_json::from_str(&config(gateway, idp.addr)).unwrap();
-    config["oauth2"]["token_endpoint"] = json!(format!("{}/no-such-token-endpoint", idp.issuer));
-    let upstream = Upstream::start();
+    edit(&mut config, &idp);
     let envoy = Envoy::builder(&config.to_string())
         .upstream(upstream.addr())
         .idp(idp.addr)
@@ -388,14 +499,233 @@ fn a_token_endpoint_answering_garbage_is_a_clear_502() {
         .env("SESSION_SECRET", SESSION_SECRET)
         .start()
         .unwrap_or_else(|e| panic!("envoy did not start: {}", e.log));
-    let s = Setup {
+    Setup {
         gateway,
         upstream,
         envoy,
         idp: Some(idp),
-    };
+    }
+}
+
+#[test]
+fn a_token_endpoint_answering_garbage_is_a_clear_502() {
+    // The explicit token_endpoint overrides discovery: here a path the IdP answers with 404.
+    let s = start_with(None, |config, idp| {
+        config["oauth2"]["token_endpoint"] = json!(idp.url("/no-such-token-endpoint"));
+    });
     let mut browser = Browser::new();
     let response = log_in(&s, &mut browser, "alice", "/");
     assert_contract_error(&response, 502, "LOGIN_FAILED");
+    assert_flow_cookie_cleared(&response);
+    assert_no_session_set(&response);
     assert!(browser.cookie(&host(s.gateway), "gw_session").is_none());
+}
+
+#[test]
+fn explicit_authorization_and_token_endpoints_still_discover_the_keys() {
+    // Both endpoints explicit, no jwks_uri: the ID-token keys (and end_session_endpoint) still
+    // come from discovery, so the login completes.
+    let s = start_with(None, |config, idp| {
+        let discovery = idp.discovery();
+        config["oauth2"]["authorization_endpoint"] = discovery["authorization_endpoint"].clone();
+        config["oauth2"]["token_endpoint"] = discovery["token_endpoint"].clone();
+    });
+    let mut browser = Browser::new();
+    let landed = log_in(&s, &mut browser, "alice", "/");
+    assert_eq!(landed.status, 302, "{}", landed.text());
+    let session = browser
+        .cookie(&host(s.gateway), "gw_session")
+        .expect("session set");
+    let chat = api_with_session(&s, &session, "/v1/chat/completions");
+    assert_eq!(chat.status, 200, "{}", chat.text());
+    let logout = browser.get(&format!("{}/oauth2/logout", base(s.gateway)));
+    let end_session = s.idp.as_ref().unwrap().discovery()["end_session_endpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        logout.header("location").unwrap().starts_with(&end_session),
+        "{:?}",
+        logout.header("location")
+    );
+}
+
+/// The IdP's authorize URL for a fresh login (the browser now holds the flow cookie).
+fn authorize_url(s: &Setup, browser: &mut Browser) -> String {
+    let redirect = login_redirect(browser, s.gateway, "/");
+    assert_eq!(redirect.status, 302, "{}", redirect.text());
+    redirect.header("location").unwrap().to_string()
+}
+
+#[test]
+fn an_idp_error_or_a_missing_state_on_the_callback_is_401() {
+    let s = start(false);
+    let callback = format!("{}/oauth2/callback", base(s.gateway));
+    // The IdP sends the user back with an error (the user cancelled).
+    let mut browser = Browser::new();
+    let state = query_param(&authorize_url(&s, &mut browser), "state").unwrap();
+    let response = browser.get(&format!("{callback}?error=access_denied&state={state}"));
+    assert_contract_error(&response, 401, "LOGIN_FAILED");
+    assert_flow_cookie_cleared(&response);
+    assert_no_session_set(&response);
+    // A callback without a state parameter, the flow cookie present.
+    let mut browser = Browser::new();
+    authorize_url(&s, &mut browser);
+    assert!(browser.cookie(&host(s.gateway), "gw_oauth2_flow").is_some());
+    let response = browser.get(&format!("{callback}?code=some-code"));
+    assert_contract_error(&response, 401, "LOGIN_FAILED");
+    assert_flow_cookie_cleared(&response);
+    assert_no_session_set(&response);
+}
+
+#[test]
+fn without_an_end_session_endpoint_logout_goes_to_the_root() {
+    let s = start_with(Some(json!({"hide_end_session": true})), |_, _| {});
+    let mut browser = Browser::new();
+    let landed = log_in(&s, &mut browser, "alice", "/");
+    assert_eq!(landed.status, 302, "{}", landed.text());
+    let logout = browser.get(&format!("{}/oauth2/logout", base(s.gateway)));
+    assert_eq!(logout.status, 302);
+    assert_eq!(logout.header("location"), Some("/"));
+    assert!(browser.cookie(&host(s.gateway), "gw_session").is_none());
+}
+
+#[test]
+fn a_token_endpoint_that_is_down_is_502() {
+    let s = start(false);
+    let mut browser = Browser::new();
+    let authorize = authorize_url(&s, &mut browser);
+    let callback = login(
+        &mut browser,
+        &authorize,
+        &format!("{}/oauth2/callback", base(s.gateway)),
+        "alice",
+    );
+    // The IdP goes away between its login form and the token exchange.
+    let mut s = s;
+    s.idp.as_mut().unwrap().stop();
+    let response = browser.get(&callback);
+    assert_contract_error(&response, 502, "LOGIN_FAILED");
+    assert_flow_cookie_cleared(&response);
+    assert_no_session_set(&response);
+}
+
+#[test]
+fn a_slow_token_endpoint_is_504_within_the_timeout() {
+    let s = start_with(None, |config, idp| {
+        config["oauth2"]["token_endpoint"] = json!(idp.url("/__test/slow-token"));
+        config["oauth2"]["timeout_ms"] = json!(1000);
+    });
+    let mut browser = Browser::new();
+    let authorize = authorize_url(&s, &mut browser);
+    let callback = login(
+        &mut browser,
+        &authorize,
+        &format!("{}/oauth2/callback", base(s.gateway)),
+        "alice",
+    );
+    let started = Instant::now();
+    let response = browser.get(&callback);
+    let took = started.elapsed();
+    assert_contract_error(&response, 504, "LOGIN_FAILED");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(3000),
+        "answered after {took:?} (timeout_ms 1000, the endpoint takes 5 s)"
+    );
+    assert_flow_cookie_cleared(&response);
+    assert_no_session_set(&response);
+}
+
+#[test]
+fn an_id_token_whose_signature_does_not_verify_starts_no_session() {
+    let s = start_with(None, |config, idp| {
+        config["oauth2"]["token_endpoint"] = json!(idp.url("/__test/bad-id-token"));
+    });
+    let mut browser = Browser::new();
+    let response = log_in(&s, &mut browser, "alice", "/");
+    assert_contract_error(&response, 502, "LOGIN_FAILED");
+    let details = response.json()["error"]["details"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(details.contains("ID token rejected"), "{details}");
+    assert_flow_cookie_cleared(&response);
+    assert_no_session_set(&response);
+    assert!(browser.cookie(&host(s.gateway), "gw_session").is_none());
+}
+
+#[test]
+fn the_upstream_session_id_is_the_sessions_sid_not_the_clients_header() {
+    let s = start_with_upstream(
+        None,
+        |config, _| {
+            config["translate"] = json!({"to": "ollama", "default_model": "qwen3:32b",
+                "inject_user": true, "cluster": "upstream", "authority": "ollama"});
+        },
+        ollama::start(OllamaConfig::default()),
+    );
+    let mut browser = Browser::new();
+    let landed = log_in(&s, &mut browser, "alice", "/");
+    assert_eq!(landed.status, 302, "{}", landed.text());
+    let session = browser.cookie(&host(s.gateway), "gw_session").unwrap();
+    let sid = jwt_payload(&session)["sid"]
+        .as_str()
+        .expect("the session has a sid")
+        .to_string();
+    assert_eq!(sid.len(), 22, "128 random bits, base64url: {sid}");
+    let response = s.envoy.send(
+        Request::post("/v1/chat/completions")
+            .header("cookie", format!("gw_session={session}"))
+            .header("origin", base(s.gateway))
+            .header("x-session-id", "forged-by-the-client")
+            .json(
+                &json!({"model": "qwen3:32b", "session_id": "forged-in-the-body",
+                          "messages": [{"role": "user", "content": "hi"}]}),
+            ),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let sent: Value = serde_json::from_slice(&s.upstream.requests().last().unwrap().body).unwrap();
+    assert_eq!(sent["session_id"], sid.as_str(), "{sent}");
+    assert_eq!(sent["user_id"], "alice", "{sent}");
+    // Another login is another session.
+    let mut other = Browser::new();
+    log_in(&s, &mut other, "alice", "/");
+    let other_session = other.cookie(&host(s.gateway), "gw_session").unwrap();
+    assert_ne!(jwt_payload(&other_session)["sid"], json!(sid));
+}
+
+#[test]
+fn an_id_token_signed_with_a_key_not_yet_fetched_waits_for_the_refetch() {
+    // The IdP's JWKS endpoint first serves only a decoy key (a rotation the gateway has not
+    // seen): the gateway's keys do not include the ID token's signing key.
+    let s = start_with(Some(json!({"decoy_jwks": true})), |_, _| {});
+    let idp = s.idp.as_ref().unwrap();
+    let callback_prefix = format!("{}/oauth2/callback", base(s.gateway));
+    let mut browser = Browser::new();
+    let authorize = authorize_url(&s, &mut browser);
+    // The keys were fetched at the latest now (login waits for them).
+    let keys_fetched_by = Instant::now();
+    let callback = login(&mut browser, &authorize, &callback_prefix, "alice");
+    // Within min_refresh_interval_s (30 s) of that fetch no refetch is allowed: 503 with
+    // Retry-After, flow cookie cleared, no session.
+    let response = browser.get(&callback);
+    assert_contract_error(&response, 503, "LOGIN_UNAVAILABLE");
+    let retry_after: u64 = response.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    assert_flow_cookie_cleared(&response);
+    assert_no_session_set(&response);
+
+    // The rotation reaches the JWKS endpoint. A login whose callback comes once a refetch is
+    // allowed waits for it and succeeds: the one-time code is not wasted.
+    idp.test_settings(json!({"decoy_jwks": false}));
+    let mut browser = Browser::new();
+    let authorize = authorize_url(&s, &mut browser);
+    let callback = login(&mut browser, &authorize, &callback_prefix, "alice");
+    let allowed_at = keys_fetched_by + Duration::from_secs(31);
+    std::thread::sleep(allowed_at.saturating_duration_since(Instant::now()));
+    let landed = browser.get(&callback);
+    assert_eq!(landed.status, 302, "{}", landed.text());
+    assert!(browser.cookie(&host(s.gateway), "gw_session").is_some());
+    let stats = s.envoy.admin_get("/stats?filter=ai_gateway").text();
+    assert!(stats.contains("jwks_fetches_ok: 2"), "{stats}");
 }

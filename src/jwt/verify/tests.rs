@@ -732,3 +732,118 @@ fn random_bytes_never_panic() {
         let _ = check(&token);
     }
 }
+
+const IDP_ISS: &str = "https://login.test";
+const CLIENT_ID: &str = "web-client";
+
+/// The providers of a config with browser login: `pk` (an API provider), then the session and
+/// ID-token providers; and the ID-token provider's index.
+fn login_providers() -> (Vec<Provider>, usize) {
+    let text = json!({
+        "providers": [{"name": "pk", "issuer": PK_ISS, "audiences": ["gw", CLIENT_ID],
+                       "jwks": {"inline": keys().jwks}}],
+        "oauth2": {"cluster": "idp", "authority": "idp", "issuer": IDP_ISS,
+                   "client_id": CLIENT_ID, "client_secret": {"inline": "s"},
+                   "redirect_uri": "https://chat.test/oauth2/callback",
+                   "session": {"secret": {"inline": SECRET}}},
+        "default_rule": {"auth": "required"}
+    });
+    let config = load(text.to_string().as_bytes()).unwrap();
+    let index = config.oauth2.as_ref().unwrap().id_token_provider;
+    (config.providers, index)
+}
+
+fn id_claims() -> Value {
+    json!({"iss": IDP_ISS, "aud": CLIENT_ID, "sub": "alice", "iat": NOW - 10,
+           "exp": NOW + 300, "nonce": "n-123", "email": "alice@example.test"})
+}
+
+fn check_id_token(token: &str) -> Verdict {
+    let (providers, index) = login_providers();
+    let set = remote_set();
+    let keep = ["nonce".to_string(), "email".to_string()];
+    verify_id_token(
+        token,
+        &providers,
+        index,
+        &|p| (p == index).then(|| set.clone()),
+        NOW,
+        &keep,
+    )
+}
+
+fn id_token_refused(token: &str) -> TokenError {
+    match check_id_token(token) {
+        Verdict::Refused(e) => e,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn id_tokens_verify_against_the_id_token_provider_only() {
+    let good = signed("RS256", "k-rsa", &id_claims());
+    let Verdict::Verified(identity) = check_id_token(&good) else {
+        panic!("a good ID token verifies")
+    };
+    assert_eq!(identity.sub, "alice");
+    assert_eq!(
+        identity.claims,
+        vec![
+            ("nonce".to_string(), "n-123".to_string()),
+            ("email".to_string(), "alice@example.test".to_string())
+        ]
+    );
+    // Never accepted as a bearer token.
+    let (providers, index) = login_providers();
+    let set = remote_set();
+    assert_eq!(
+        verify(
+            &good,
+            &providers,
+            &|p| (p == index).then(|| set.clone()),
+            NOW
+        ),
+        Verdict::Refused(TokenError::UnknownIssuer)
+    );
+
+    let wrong_aud = with(id_claims(), "aud", json!("another-client"));
+    assert_eq!(
+        id_token_refused(&signed("RS256", "k-rsa", &wrong_aud)),
+        TokenError::AudienceMismatch
+    );
+    let wrong_iss = with(id_claims(), "iss", json!("https://evil.test"));
+    assert_eq!(
+        id_token_refused(&signed("RS256", "k-rsa", &wrong_iss)),
+        TokenError::UnknownIssuer
+    );
+    // Past exp plus the 60 s skew.
+    let expired = with(id_claims(), "exp", json!(NOW - 61));
+    assert_eq!(
+        id_token_refused(&signed("RS256", "k-rsa", &expired)),
+        TokenError::Expired
+    );
+    // A token of an API provider (its issuer, even with the client as audience) is no ID token.
+    let api = with(id_claims(), "iss", json!(PK_ISS));
+    assert_eq!(
+        id_token_refused(&signed("RS256", "k-rsa", &api)),
+        TokenError::UnknownIssuer
+    );
+    // Signed by another key under the known kid.
+    assert_eq!(
+        id_token_refused(&signed("RS256-other", "k-rsa", &id_claims())),
+        TokenError::BadSignature
+    );
+    // HS256 (e.g. signed with the session secret) is not an algorithm of the IdP.
+    assert!(matches!(
+        id_token_refused(&hs(&id_claims())),
+        TokenError::AlgorithmNotAllowed(_)
+    ));
+    // A key the gateway has not fetched yet: the keys must be refetched (IdP key rotation).
+    assert_eq!(
+        check_id_token(&signed("RS256", "k-rotated", &id_claims())),
+        Verdict::NeedKeys {
+            provider: index,
+            otherwise: TokenError::UnknownKid
+        }
+    );
+}
