@@ -238,6 +238,9 @@ fn full_flow_session_on_protected_routes_then_logout() {
         .expect("identity forwarded")
         .to_string();
     assert_eq!(sub, "alice", "the IdP user's sub reaches the upstream");
+    // The session is the gateway's credential: the upstream never sees it.
+    let cookie = received[0].header("cookie").unwrap_or_default();
+    assert!(!cookie.contains(&session), "session forwarded: {cookie}");
     assert_eq!(
         s.envoy
             .send(
