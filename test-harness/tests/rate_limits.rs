@@ -66,6 +66,20 @@ fn count(responses: &[Response], status: u16) -> usize {
     responses.iter().filter(|r| r.status == status).count()
 }
 
+/// Connections each worker took (`listener.<address>.worker_N.downstream_cx_total`).
+fn connections_per_worker(envoy: &Envoy) -> Vec<u64> {
+    let stats = envoy.admin_get("/stats?filter=downstream_cx_total").text();
+    stats
+        .lines()
+        .filter(|l| {
+            l.starts_with("listener.127")
+                && l.contains(".worker_")
+                && l.contains("downstream_cx_total")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect()
+}
+
 #[test]
 fn exactly_the_limit_passes_under_concurrency_every_time() {
     let (upstream, envoy) = gateway(&config(
@@ -80,6 +94,17 @@ fn exactly_the_limit_passes_under_concurrency_every_time() {
         assert_eq!(count(&responses, 429), 300, "round {round}");
     }
     assert_eq!(upstream.requests().len(), 300);
+    // Both workers took connections, so the count really was shared across workers.
+    let per_worker = connections_per_worker(&envoy);
+    assert_eq!(per_worker.len(), 2, "two workers: {per_worker:?}");
+    assert!(
+        per_worker.iter().all(|&n| n > 0),
+        "both workers took connections: {per_worker:?}"
+    );
+    assert!(
+        per_worker.iter().sum::<u64>() >= 1200,
+        "a connection per request"
+    );
 }
 
 #[test]
