@@ -8,7 +8,8 @@ use super::validate;
 use super::ConfigError;
 use crate::ratelimit::{LimitKey, LimitKind, RateLimit};
 
-/// Slots per limit when not given: about 1.5 MiB of shared data per limit.
+/// Slots per limit when not given: at most 0.75 MiB of Envoy heap per limit (96 bytes a slot;
+/// see `ratelimit::counter`).
 pub const DEFAULT_SLOTS: u64 = 8192;
 pub const MAX_SLOTS: u64 = 1 << 20;
 

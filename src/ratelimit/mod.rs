@@ -5,7 +5,7 @@ pub mod counter;
 pub mod usage;
 pub mod window;
 
-use counter::{caller_hash, consume, CountError};
+use counter::{caller_hash, consume, Charged, CountError};
 use window::Window;
 
 use crate::authz::RouteMatch;
@@ -77,10 +77,11 @@ pub struct LimitFacts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenCharge {
     pub limit: usize,
-    pub slot: u64,
     pub caller: u64,
     /// Tokens reserved at admission (charged already).
     pub reserved: u64,
+    /// Where the reservation was counted, to give back what the usage did not take.
+    pub reservation: Option<Charged>,
 }
 
 /// The result of admission: headers for the response, and token budgets to settle.
@@ -172,7 +173,7 @@ pub fn admit(
     store: &dyn SharedStore,
     now_ms: u64,
 ) -> Result<Admission, GatewayError> {
-    let mut counted: Vec<(usize, u64, u64, u64)> = Vec::new(); // (limit, slot, caller, cost)
+    let mut counted: Vec<Counted> = Vec::new();
     let mut admission = Admission::default();
     let mut tightest: Option<RateLimitState> = None;
     for &index in &facts.applicable {
@@ -197,13 +198,18 @@ pub fn admit(
             now_ms,
         ) {
             Ok(c) => {
-                counted.push((index, c.slot, caller, cost));
+                counted.push(Counted {
+                    limit: index,
+                    caller,
+                    cost,
+                    charged: c.charged,
+                });
                 if let LimitKind::Tokens(_) = limit.kind {
                     admission.token_charges.push(TokenCharge {
                         limit: index,
-                        slot: c.slot,
                         caller,
                         reserved: 0,
+                        reservation: None,
                     });
                 }
                 let state = RateLimitState {
@@ -253,23 +259,35 @@ fn refusal(limit: &RateLimit, error: CountError) -> GatewayError {
     }
 }
 
-fn refund(
-    limits: &[RateLimit],
-    counted: &[(usize, u64, u64, u64)],
-    store: &dyn SharedStore,
-    now_ms: u64,
-) {
-    for &(index, slot, caller, cost) in counted {
-        if let (Some(limit), true) = (limits.get(index), cost > 0) {
-            let delta = i64::try_from(cost).unwrap_or(i64::MAX);
-            counter::adjust(
+/// What one limit counted for a request, to give back if the request is refused after all.
+struct Counted {
+    limit: usize,
+    caller: u64,
+    cost: u64,
+    charged: Charged,
+}
+
+fn refund(limits: &[RateLimit], counted: &[Counted], store: &dyn SharedStore, now_ms: u64) {
+    for c in counted {
+        let Some(limit) = limits.get(c.limit) else {
+            continue;
+        };
+        if c.cost > 0
+            && !counter::refund(
                 store,
                 &limit.name,
-                slot,
                 limit.window().window_ms,
-                caller,
-                -delta,
+                c.caller,
+                c.charged,
+                c.cost,
                 now_ms,
+            )
+        {
+            // Failing to give back only refuses this caller early.
+            log::warn!(
+                "ai-gateway: rate limit {}: shared data busy; {} stays counted",
+                limit.name,
+                c.cost
             );
         }
     }
@@ -313,19 +331,33 @@ pub fn reserve(
         ) {
             Ok(counted) => {
                 if let Some(c) = charges.get_mut(i) {
-                    c.slot = counted.slot;
                     c.reserved = tokens;
+                    c.reservation = Some(counted.charged);
                 }
             }
             Err(error) => {
-                let reserved: Vec<(usize, u64, u64, u64)> = charges
+                let reserved: Vec<Counted> = charges
                     .iter()
                     .take(i)
-                    .map(|c| (c.limit, c.slot, c.caller, c.reserved))
+                    .filter_map(|c| {
+                        Some(Counted {
+                            limit: c.limit,
+                            caller: c.caller,
+                            cost: c.reserved,
+                            charged: c.reservation?,
+                        })
+                    })
                     .collect();
                 refund(limits, &reserved, store, now_ms);
                 for c in charges.iter_mut() {
                     c.reserved = 0;
+                    c.reservation = None;
+                }
+                if error == CountError::Store {
+                    log::warn!(
+                        "ai-gateway: rate limit {}: shared data busy; refusing",
+                        limit.name
+                    );
                 }
                 return Err(refusal(limit, error));
             }
@@ -334,7 +366,10 @@ pub fn reserve(
     Ok(())
 }
 
-/// Charges the tokens the upstream reported to every token budget of the request.
+/// Charges the tokens the upstream reported to every token budget of the request: what goes
+/// beyond the reservation is charged where the caller is counted now (never lost because
+/// another caller took a slot meanwhile); what the reservation held beyond the usage is given
+/// back from where it was counted.
 pub fn settle(
     limits: &[RateLimit],
     charges: &[TokenCharge],
@@ -346,21 +381,32 @@ pub fn settle(
         let Some(limit) = limits.get(charge.limit) else {
             continue;
         };
-        let delta =
-            i64::try_from(used).unwrap_or(i64::MAX) - i64::try_from(charge.reserved).unwrap_or(0);
-        if delta != 0
-            && !counter::adjust(
+        let window_ms = limit.window().window_ms;
+        let recorded = match (used.checked_sub(charge.reserved), charge.reservation) {
+            (Some(0), _) => true,
+            (Some(extra), _) => counter::charge(
                 store,
                 &limit.name,
-                charge.slot,
-                limit.window().window_ms,
+                limit.slots,
+                window_ms,
                 charge.caller,
-                delta,
+                extra,
                 now_ms,
-            )
-        {
+            ),
+            (None, Some(reservation)) => counter::refund(
+                store,
+                &limit.name,
+                window_ms,
+                charge.caller,
+                reservation,
+                charge.reserved - used,
+                now_ms,
+            ),
+            (None, None) => true,
+        };
+        if !recorded {
             log::warn!(
-                "ai-gateway: rate limit {}: could not record {used} tokens",
+                "ai-gateway: rate limit {}: shared data busy; could not record {used} tokens",
                 limit.name
             );
         }

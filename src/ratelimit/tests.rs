@@ -331,3 +331,50 @@ fn a_reservation_that_does_not_fit_is_refused_and_given_back() {
     )
     .unwrap();
 }
+
+#[test]
+fn header_and_claim_limits_skip_requests_without_them() {
+    // Like Envoy's `request_headers` descriptor: no value, no count (README says to pair such
+    // a limit with a rule or an `ip`/`sub` limit).
+    let cfg = config(
+        r#"[{"name": "key", "key": "header:x-api-key", "requests": 1, "window_s": 60},
+            {"name": "team", "key": "claim:team", "requests": 1, "window_s": 60},
+            {"name": "ip", "key": "ip", "requests": 3, "window_s": 60}]"#,
+    );
+    let store = prepared(&cfg);
+    let now = 600_000;
+    let without_header = LimitFacts {
+        headers: vec![],
+        ..facts(vec![0, 1], "1.1.1.1")
+    };
+    // `identity` has a `tenant` claim, no `team`.
+    for i in 0..5 {
+        let admission = admit(
+            &cfg.rate_limits,
+            &without_header,
+            Some(&identity("alice")),
+            &store,
+            now + i,
+        )
+        .unwrap();
+        assert!(admission.headers.is_empty(), "no limit counted it");
+    }
+    // The same limits count requests that carry the header (or the claim).
+    let with_header = facts(vec![0], "1.1.1.1");
+    assert!(admit(&cfg.rate_limits, &with_header, None, &store, now).is_ok());
+    assert!(admit(&cfg.rate_limits, &with_header, None, &store, now).is_err());
+    let mut teamed = identity("bob");
+    teamed.claims.push(("team".into(), "red".into()));
+    let team_only = facts(vec![1], "1.1.1.1");
+    assert!(admit(&cfg.rate_limits, &team_only, Some(&teamed), &store, now).is_ok());
+    assert!(admit(&cfg.rate_limits, &team_only, Some(&teamed), &store, now).is_err());
+    // Paired with an `ip` limit, leaving the header out escapes nothing.
+    let paired = LimitFacts {
+        headers: vec![],
+        ..facts(vec![0, 2], "2.2.2.2")
+    };
+    let admitted = (0..5)
+        .filter(|_| admit(&cfg.rate_limits, &paired, None, &store, now).is_ok())
+        .count();
+    assert_eq!(admitted, 3);
+}

@@ -1,13 +1,13 @@
-//! One rate-limit slot and its sliding-window arithmetic.
+//! One caller's count and its sliding-window arithmetic.
 //!
-//! A slot holds one caller's counts for the current fixed window and the one before. The
+//! A caller's count is kept for the current fixed window and the one before. The
 //! sliding estimate weights the previous window by the part of it that still overlaps the last
 //! `window` milliseconds: `prev * (window - elapsed) / window + curr`. Inside one window the
 //! count is exact; across a boundary there is no 2x burst (which a plain fixed window allows).
 //! Everything is integer arithmetic (scaled by the window length), so every worker computes
 //! the same decision from the same slot.
 
-/// The stored state of a slot.
+/// A caller's count (the counter stores it more compactly, in buckets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SlotState {
     /// Hash of the caller owning the slot (0: free).
@@ -18,39 +18,7 @@ pub struct SlotState {
     pub prev: u64,
 }
 
-pub const ENCODED_LEN: usize = 32;
-
 impl SlotState {
-    pub fn encode(&self) -> [u8; ENCODED_LEN] {
-        let mut out = [0u8; ENCODED_LEN];
-        for (chunk, value) in
-            out.chunks_exact_mut(8)
-                .zip([self.owner, self.window, self.curr, self.prev])
-        {
-            chunk.copy_from_slice(&value.to_le_bytes());
-        }
-        out
-    }
-
-    /// A slot that is not exactly `ENCODED_LEN` bytes reads as free (never trusted, never a
-    /// panic).
-    pub fn decode(bytes: &[u8]) -> SlotState {
-        let mut values = [0u64; 4];
-        if bytes.len() == ENCODED_LEN {
-            for (value, chunk) in values.iter_mut().zip(bytes.chunks_exact(8)) {
-                let mut raw = [0u8; 8];
-                raw.copy_from_slice(chunk);
-                *value = u64::from_le_bytes(raw);
-            }
-        }
-        SlotState {
-            owner: values[0],
-            window: values[1],
-            curr: values[2],
-            prev: values[3],
-        }
-    }
-
     /// The state rolled forward to the window containing `now_ms`.
     pub fn at(&self, now_ms: u64, window_ms: u64) -> SlotState {
         let window = now_ms / window_ms.max(1);
@@ -151,19 +119,6 @@ mod tests {
             limit,
             window_ms: W,
         }
-    }
-
-    #[test]
-    fn encoding_round_trips_and_garbage_reads_as_free() {
-        let s = SlotState {
-            owner: 7,
-            window: 9,
-            curr: 3,
-            prev: u64::MAX,
-        };
-        assert_eq!(SlotState::decode(&s.encode()), s);
-        assert_eq!(SlotState::decode(b"short"), SlotState::default());
-        assert_eq!(SlotState::decode(&[0xff; 33]), SlotState::default());
     }
 
     #[test]

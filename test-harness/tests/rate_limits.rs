@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use test_harness::contract::assert_contract_error;
-use test_harness::tokens::{claims, Hs256Key};
+use test_harness::tokens::{claims, now, Hs256Key};
 use test_harness::upstream::Reply;
 use test_harness::{Envoy, Request, Response, Upstream};
 
@@ -66,6 +66,20 @@ fn count(responses: &[Response], status: u16) -> usize {
     responses.iter().filter(|r| r.status == status).count()
 }
 
+/// Connections each worker took (`listener.<address>.worker_N.downstream_cx_total`).
+fn connections_per_worker(envoy: &Envoy) -> Vec<u64> {
+    let stats = envoy.admin_get("/stats?filter=downstream_cx_total").text();
+    stats
+        .lines()
+        .filter(|l| {
+            l.starts_with("listener.127")
+                && l.contains(".worker_")
+                && l.contains("downstream_cx_total")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect()
+}
+
 #[test]
 fn exactly_the_limit_passes_under_concurrency_every_time() {
     let (upstream, envoy) = gateway(&config(
@@ -80,6 +94,77 @@ fn exactly_the_limit_passes_under_concurrency_every_time() {
         assert_eq!(count(&responses, 429), 300, "round {round}");
     }
     assert_eq!(upstream.requests().len(), 300);
+    // Both workers took connections, so the count really was shared across workers.
+    let per_worker = connections_per_worker(&envoy);
+    assert_eq!(per_worker.len(), 2, "two workers: {per_worker:?}");
+    assert!(
+        per_worker.iter().all(|&n| n > 0),
+        "both workers took connections: {per_worker:?}"
+    );
+    assert!(
+        per_worker.iter().sum::<u64>() >= 1200,
+        "a connection per request"
+    );
+}
+
+#[test]
+fn an_invalid_token_never_creates_a_count() {
+    // One slot (and its overflow): a forged token that counted anywhere would take from the
+    // real user's limit, whatever its subject.
+    let limit = 5;
+    let (upstream, envoy) = gateway(&config(
+        json!([{"name": "per-user", "key": "sub", "requests": limit, "window_s": 3600, "slots": 1}]),
+        "required",
+    ));
+    let forger = Hs256Key::new(b"not-the-gateway-secret-32-bytes!!");
+    let mut expired = claims("https://idp.test", "gw", "alice", "chat:read");
+    expired["exp"] = json!(now() - 3600);
+    let mut other_audience = claims("https://idp.test", "gw", "alice", "chat:read");
+    other_audience["aud"] = json!("someone-else");
+    let genuine = token("alice");
+    let (genuine_head, genuine_sig) = genuine.rsplit_once('.').expect("a JWT");
+    let tampered_sig = format!(
+        "{genuine_head}.{}{}",
+        if genuine_sig.starts_with('A') {
+            "B"
+        } else {
+            "A"
+        },
+        &genuine_sig[1..]
+    );
+    let mut forged = vec![
+        forger.mint(&claims("https://idp.test", "gw", "alice", "chat:read")),
+        Hs256Key::new(SECRET.as_bytes()).mint(&expired),
+        Hs256Key::new(SECRET.as_bytes()).mint(&other_audience),
+        tampered_sig,
+        "not-a-jwt".to_string(),
+    ];
+    forged.extend((0..10).map(|i| {
+        forger.mint(&claims(
+            "https://idp.test",
+            "gw",
+            &format!("mallory-{i}"),
+            "chat:read",
+        ))
+    }));
+    for _ in 0..3 {
+        for token in &forged {
+            let response = envoy.send(Request::get("/v1/models").bearer(token));
+            assert_eq!(response.status, 401, "{}", response.text());
+        }
+    }
+    assert!(upstream.requests().is_empty());
+    // The real alice still has her whole limit.
+    let responses: Vec<Response> = (0..limit + 3)
+        .map(|_| envoy.send(Request::get("/v1/models").bearer(&genuine)))
+        .collect();
+    assert_eq!(
+        responses[0].header("x-ratelimit-remaining"),
+        Some((limit - 1).to_string().as_str())
+    );
+    assert_eq!(count(&responses, 200), limit as usize);
+    assert_eq!(count(&responses, 429), 3);
+    assert_eq!(upstream.requests().len(), limit as usize);
 }
 
 #[test]
