@@ -245,6 +245,16 @@ impl Envoy {
             .collect()
     }
 
+    /// Asserts that every worker took connections, so what a test proved held across workers.
+    pub fn assert_every_worker_served(&self, workers: usize) {
+        let per_worker = self.connections_per_worker();
+        assert_eq!(per_worker.len(), workers, "workers: {per_worker:?}");
+        assert!(
+            per_worker.iter().all(|n| *n > 0),
+            "every worker took connections: {per_worker:?}"
+        );
+    }
+
     /// Envoy's access log so far.
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(self.log_path.with_file_name("access.log")).unwrap_or_default()

@@ -80,6 +80,16 @@ fn token_for(sub: &str) -> Value {
     claims(ISSUER, AUDIENCE, sub, "chat:read chat:write")
 }
 
+/// Waits for the keys fetched at start, then asserts `token` is let through.
+fn assert_verified_once_keys_are_in(envoy: &Envoy, token: &str) {
+    let response = send_until_ready(
+        envoy,
+        &Request::get("/").bearer(token),
+        Duration::from_secs(10),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+}
+
 /// Sends until the answer is not a 503 (keys still being fetched at start), for at most `limit`.
 fn send_until_ready(envoy: &Envoy, request: &Request, limit: Duration) -> Response {
     let deadline = Instant::now() + limit;
@@ -128,12 +138,7 @@ fn bad_tokens_get_401_with_the_contract_and_nothing_is_forwarded() {
     let s = start(vec![rsa().jwk()], 30);
     let good = rsa().mint(&token_for("alice"));
     // Wait for the keys, so each refusal below is for the token, not for missing keys.
-    let ready = send_until_ready(
-        &s.envoy,
-        &Request::get("/").bearer(&good),
-        Duration::from_secs(10),
-    );
-    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert_verified_once_keys_are_in(&s.envoy, &good);
     let forwarded_before = s.upstream.requests().len();
 
     let mut expired = token_for("alice");
@@ -212,12 +217,7 @@ fn bad_tokens_get_401_with_the_contract_and_nothing_is_forwarded() {
 fn one_fetch_serves_both_workers() {
     let s = start(vec![rsa().jwk()], 30);
     let token = rsa().mint(&token_for("alice"));
-    let first = send_until_ready(
-        &s.envoy,
-        &Request::get("/").bearer(&token),
-        Duration::from_secs(10),
-    );
-    assert_eq!(first.status, 200, "{}", first.text());
+    assert_verified_once_keys_are_in(&s.envoy, &token);
     for i in 0..60 {
         let response = s
             .envoy
@@ -225,19 +225,14 @@ fn one_fetch_serves_both_workers() {
         assert_eq!(response.status, 200, "{}", response.text());
     }
     assert_eq!(s.idp.fetches(), 1, "one fetch for the whole Envoy");
-    assert_both_workers_served(&s.envoy);
+    s.envoy.assert_every_worker_served(2);
 }
 
 #[test]
 fn a_rotated_key_is_accepted_after_one_refetch() {
     let s = start(vec![rsa().jwk()], 1);
     let old = rsa().mint(&token_for("alice"));
-    let ready = send_until_ready(
-        &s.envoy,
-        &Request::get("/").bearer(&old),
-        Duration::from_secs(10),
-    );
-    assert_eq!(ready.status, 200);
+    assert_verified_once_keys_are_in(&s.envoy, &old);
     assert_eq!(s.idp.fetches(), 1);
     // The IdP rotates: the new key joins the set. Past min_refresh_interval_s, an unknown kid
     // triggers exactly one refetch and the request waits for it.
@@ -259,12 +254,7 @@ fn a_storm_of_unknown_kids_causes_at_most_one_fetch_per_interval() {
     let interval_s = 2;
     let s = start(vec![rsa().jwk()], interval_s);
     let good = rsa().mint(&token_for("alice"));
-    let ready = send_until_ready(
-        &s.envoy,
-        &Request::get("/").bearer(&good),
-        Duration::from_secs(10),
-    );
-    assert_eq!(ready.status, 200);
+    assert_verified_once_keys_are_in(&s.envoy, &good);
     let started = Instant::now();
     let mut refused = 0;
     for i in 0..200 {
@@ -328,12 +318,7 @@ fn a_failing_refresh_keeps_the_old_keys() {
         &config(1, 1, 1000),
     );
     let token = rsa().mint(&token_for("alice"));
-    let ready = send_until_ready(
-        &s.envoy,
-        &Request::get("/").bearer(&token),
-        Duration::from_secs(10),
-    );
-    assert_eq!(ready.status, 200);
+    assert_verified_once_keys_are_in(&s.envoy, &token);
     for behaviour in [
         JwksBehaviour::Status(500),
         JwksBehaviour::Body(b"{not json".to_vec()),
@@ -363,7 +348,7 @@ fn a_failing_refresh_keeps_the_old_keys() {
     }
     assert_eq!(s.envoy.send(Request::get("/").bearer(&token)).status, 200);
     assert!(s.envoy.log().contains("keeping the last good keys"));
-    assert_both_workers_served(&s.envoy);
+    s.envoy.assert_every_worker_served(2);
 }
 
 /// A gateway counter, summed over the stats Envoy prints for it.
@@ -380,12 +365,7 @@ fn gateway_counter(envoy: &Envoy, name: &str) -> u64 {
 fn a_cached_token_is_refused_once_its_key_leaves_the_jwks() {
     let s = start(vec![rsa().jwk()], 1);
     let old = rsa().mint(&token_for("alice"));
-    let ready = send_until_ready(
-        &s.envoy,
-        &Request::get("/").bearer(&old),
-        Duration::from_secs(10),
-    );
-    assert_eq!(ready.status, 200);
+    assert_verified_once_keys_are_in(&s.envoy, &old);
     for _ in 0..20 {
         assert_eq!(s.envoy.send(Request::get("/").bearer(&old)).status, 200);
     }
@@ -404,7 +384,7 @@ fn a_cached_token_is_refused_once_its_key_leaves_the_jwks() {
         assert_invalid_token(&s.envoy.send(Request::get("/").bearer(&old)), "unknown kid");
     }
     assert_eq!(s.upstream.requests().len(), forwarded);
-    assert_both_workers_served(&s.envoy);
+    s.envoy.assert_every_worker_served(2);
 }
 
 #[test]
@@ -512,13 +492,4 @@ fn strip_authorization_keeps_the_token_from_the_upstream_from_either_source() {
     assert_eq!(seen[0].header("cookie"), Some("theme=dark"));
     assert_eq!(seen[1].header("cookie"), Some("theme=dark; lang=zh"));
     assert_eq!(seen[2].header("cookie"), None);
-}
-
-fn assert_both_workers_served(envoy: &Envoy) {
-    let per_worker = envoy.connections_per_worker();
-    assert_eq!(per_worker.len(), 2, "{per_worker:?}");
-    assert!(
-        per_worker.iter().all(|n| *n > 0),
-        "both workers took connections: {per_worker:?}"
-    );
 }

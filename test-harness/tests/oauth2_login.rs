@@ -141,25 +141,6 @@ fn assert_no_session_set(response: &Response) {
     );
 }
 
-/// Both Envoy workers took connections (per-worker listener stats).
-fn assert_both_workers_served(envoy: &Envoy) {
-    let stats = envoy.admin_get("/stats?filter=downstream_cx_total").text();
-    let per_worker: Vec<u64> = stats
-        .lines()
-        .filter(|l| {
-            l.contains(".worker_")
-                && l.contains("downstream_cx_total")
-                && l.starts_with("listener.127")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
-    assert_eq!(per_worker.len(), 2, "{stats}");
-    assert!(
-        per_worker.iter().all(|n| *n > 0),
-        "both workers took connections: {stats}"
-    );
-}
-
 fn api_with_session(s: &Setup, session: &str, path: &str) -> Response {
     s.envoy.send(
         Request::post(path)
@@ -298,7 +279,7 @@ fn full_flow_session_on_protected_routes_then_logout() {
             200
         );
     }
-    assert_both_workers_served(&s.envoy);
+    s.envoy.assert_every_worker_served(2);
 
     // Logins are counted in Envoy's stats.
     let stats = s.envoy.admin_get("/stats?filter=ai_gateway.oauth2").text();

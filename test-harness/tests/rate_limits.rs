@@ -66,20 +66,6 @@ fn count(responses: &[Response], status: u16) -> usize {
     responses.iter().filter(|r| r.status == status).count()
 }
 
-/// Connections each worker took (`listener.<address>.worker_N.downstream_cx_total`).
-fn connections_per_worker(envoy: &Envoy) -> Vec<u64> {
-    let stats = envoy.admin_get("/stats?filter=downstream_cx_total").text();
-    stats
-        .lines()
-        .filter(|l| {
-            l.starts_with("listener.127")
-                && l.contains(".worker_")
-                && l.contains("downstream_cx_total")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect()
-}
-
 #[test]
 fn exactly_the_limit_passes_under_concurrency_every_time() {
     let (upstream, envoy) = gateway(&config(
@@ -95,14 +81,9 @@ fn exactly_the_limit_passes_under_concurrency_every_time() {
     }
     assert_eq!(upstream.requests().len(), 300);
     // Both workers took connections, so the count really was shared across workers.
-    let per_worker = connections_per_worker(&envoy);
-    assert_eq!(per_worker.len(), 2, "two workers: {per_worker:?}");
+    envoy.assert_every_worker_served(2);
     assert!(
-        per_worker.iter().all(|&n| n > 0),
-        "both workers took connections: {per_worker:?}"
-    );
-    assert!(
-        per_worker.iter().sum::<u64>() >= 1200,
+        envoy.connections_per_worker().iter().sum::<u64>() >= 1200,
         "a connection per request"
     );
 }
