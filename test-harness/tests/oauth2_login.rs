@@ -100,17 +100,18 @@ fn login_redirect(browser: &mut Browser, gateway: SocketAddr, rd: &str) -> Respo
     }
 }
 
+/// Fills in the IdP's login form as `user`; returns the callback URL the IdP redirects to.
+fn idp_callback(s: &Setup, browser: &mut Browser, authorize: &str, user: &str) -> String {
+    let callback_prefix = format!("{}/oauth2/callback", base(s.gateway));
+    login(browser, authorize, &callback_prefix, user)
+}
+
 /// Logs `user` in; returns the callback's response (the session-setting redirect).
 fn log_in(s: &Setup, browser: &mut Browser, user: &str, rd: &str) -> Response {
     let redirect = login_redirect(browser, s.gateway, rd);
     assert_eq!(redirect.status, 302, "{}", redirect.text());
     let authorize = redirect.header("location").unwrap().to_string();
-    let callback = login(
-        browser,
-        &authorize,
-        &format!("{}/oauth2/callback", base(s.gateway)),
-        user,
-    );
+    let callback = idp_callback(s, browser, &authorize, user);
     browser.get(&callback)
 }
 
@@ -127,6 +128,14 @@ fn assert_flow_cookie_cleared(response: &Response) {
         "flow cookie not cleared: {:?}",
         response.headers
     );
+}
+
+/// A failed callback: the contract's `LOGIN_FAILED` with `status`, the flow cookie deleted, no
+/// session started.
+fn assert_login_failed(response: &Response, status: u16) {
+    assert_contract_error(response, status, "LOGIN_FAILED");
+    assert_flow_cookie_cleared(response);
+    assert_no_session_set(response);
 }
 
 /// The response sets no session cookie.
@@ -180,12 +189,7 @@ fn full_flow_session_on_protected_routes_then_logout() {
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=600"] {
         assert!(flow_cookie.contains(attribute), "{flow_cookie}");
     }
-    let callback = login(
-        &mut browser,
-        &authorize,
-        &format!("{}/oauth2/callback", base(s.gateway)),
-        "alice",
-    );
+    let callback = idp_callback(&s, &mut browser, &authorize, "alice");
     let saved_flow_cookie = browser
         .cookie(&host(s.gateway), "gw_oauth2_flow")
         .expect("flow cookie stored");
@@ -360,12 +364,7 @@ fn state_problems_and_tampered_sessions_are_refused() {
     let mut browser = Browser::new();
     let redirect = login_redirect(&mut browser, s.gateway, "/");
     let authorize = redirect.header("location").unwrap().to_string();
-    let callback = login(
-        &mut browser,
-        &authorize,
-        &format!("{}/oauth2/callback", base(s.gateway)),
-        "bob",
-    );
+    let callback = idp_callback(&s, &mut browser, &authorize, "bob");
     // A mismatched state.
     let mismatched = callback.replace("state=", "state=x");
     let response = browser.get(&mismatched);
@@ -499,9 +498,7 @@ fn a_token_endpoint_answering_garbage_is_a_clear_502() {
     });
     let mut browser = Browser::new();
     let response = log_in(&s, &mut browser, "alice", "/");
-    assert_contract_error(&response, 502, "LOGIN_FAILED");
-    assert_flow_cookie_cleared(&response);
-    assert_no_session_set(&response);
+    assert_login_failed(&response, 502);
     assert!(browser.cookie(&host(s.gateway), "gw_session").is_none());
 }
 
@@ -549,17 +546,13 @@ fn an_idp_error_or_a_missing_state_on_the_callback_is_401() {
     let mut browser = Browser::new();
     let state = query_param(&authorize_url(&s, &mut browser), "state").unwrap();
     let response = browser.get(&format!("{callback}?error=access_denied&state={state}"));
-    assert_contract_error(&response, 401, "LOGIN_FAILED");
-    assert_flow_cookie_cleared(&response);
-    assert_no_session_set(&response);
+    assert_login_failed(&response, 401);
     // A callback without a state parameter, the flow cookie present.
     let mut browser = Browser::new();
     authorize_url(&s, &mut browser);
     assert!(browser.cookie(&host(s.gateway), "gw_oauth2_flow").is_some());
     let response = browser.get(&format!("{callback}?code=some-code"));
-    assert_contract_error(&response, 401, "LOGIN_FAILED");
-    assert_flow_cookie_cleared(&response);
-    assert_no_session_set(&response);
+    assert_login_failed(&response, 401);
 }
 
 #[test]
@@ -579,19 +572,12 @@ fn a_token_endpoint_that_is_down_is_502() {
     let s = start(false);
     let mut browser = Browser::new();
     let authorize = authorize_url(&s, &mut browser);
-    let callback = login(
-        &mut browser,
-        &authorize,
-        &format!("{}/oauth2/callback", base(s.gateway)),
-        "alice",
-    );
+    let callback = idp_callback(&s, &mut browser, &authorize, "alice");
     // The IdP goes away between its login form and the token exchange.
     let mut s = s;
     s.idp.as_mut().unwrap().stop();
     let response = browser.get(&callback);
-    assert_contract_error(&response, 502, "LOGIN_FAILED");
-    assert_flow_cookie_cleared(&response);
-    assert_no_session_set(&response);
+    assert_login_failed(&response, 502);
 }
 
 #[test]
@@ -602,22 +588,15 @@ fn a_slow_token_endpoint_is_504_within_the_timeout() {
     });
     let mut browser = Browser::new();
     let authorize = authorize_url(&s, &mut browser);
-    let callback = login(
-        &mut browser,
-        &authorize,
-        &format!("{}/oauth2/callback", base(s.gateway)),
-        "alice",
-    );
+    let callback = idp_callback(&s, &mut browser, &authorize, "alice");
     let started = Instant::now();
     let response = browser.get(&callback);
     let took = started.elapsed();
-    assert_contract_error(&response, 504, "LOGIN_FAILED");
+    assert_login_failed(&response, 504);
     assert!(
         took >= Duration::from_millis(900) && took < Duration::from_millis(3000),
         "answered after {took:?} (timeout_ms 1000, the endpoint takes 5 s)"
     );
-    assert_flow_cookie_cleared(&response);
-    assert_no_session_set(&response);
 }
 
 #[test]
@@ -627,14 +606,12 @@ fn an_id_token_whose_signature_does_not_verify_starts_no_session() {
     });
     let mut browser = Browser::new();
     let response = log_in(&s, &mut browser, "alice", "/");
-    assert_contract_error(&response, 502, "LOGIN_FAILED");
+    assert_login_failed(&response, 502);
     let details = response.json()["error"]["details"]
         .as_str()
         .unwrap()
         .to_string();
     assert!(details.contains("ID token rejected"), "{details}");
-    assert_flow_cookie_cleared(&response);
-    assert_no_session_set(&response);
     assert!(browser.cookie(&host(s.gateway), "gw_session").is_none());
 }
 
