@@ -779,9 +779,12 @@ impl GatewayRequest {
     fn login_keys_unavailable(&mut self, worker: &Rc<RefCell<Worker>>) {
         let config = Rc::clone(&worker.borrow().config);
         let realm = self.realm();
-        if let Some(oauth2) = config.oauth2.as_ref() {
-            self.reply_login(&login::keys_unavailable(oauth2, 1, &realm), None);
-        }
+        let reply = match config.oauth2.as_ref() {
+            Some(oauth2) => login::keys_unavailable(oauth2, 1, &realm),
+            // Never leave a paused request without an answer.
+            None => GatewayError::Internal("login is not configured").to_reply(&realm),
+        };
+        self.reply_login(&reply, None);
     }
 
     /// Answers a callback after its token exchange; `sub` when the login succeeded.
