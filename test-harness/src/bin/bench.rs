@@ -67,7 +67,8 @@ const NO_RECORDS: &str =
 
 /// The documented bounds the memory section compares against.
 const TOKEN_CACHE_CAPACITY: u64 = 10_000;
-const SLOT_BYTES: u64 = 156;
+/// At most this much of Envoy's heap per rate-limit slot (see `src/ratelimit/counter.rs`).
+const SLOT_BYTES: u64 = 96;
 const DEFAULT_SLOTS: u64 = 8192;
 
 fn main() {
@@ -1244,7 +1245,7 @@ fn render(
     line(format!(
         "Documented bounds: the verified-token cache holds at most {TOKEN_CACHE_CAPACITY} entries \
          per worker (about 200 bytes each: ~{:.1} MiB); a rate limit holds {DEFAULT_SLOTS} slots \
-         by default at about {SLOT_BYTES} bytes each (~{}), created when the plugin is configured. \
+         by default at most {SLOT_BYTES} bytes each (~{}), created when the plugin is configured. \
          Heap at start with the rate limit minus without: {}.",
         (TOKEN_CACHE_CAPACITY * 200) as f64 / (1024.0 * 1024.0),
         mib(DEFAULT_SLOTS * SLOT_BYTES),
