@@ -3,7 +3,7 @@
 //! layer only gathers the inputs and applies the outcome.
 
 use crate::authz::{route_path, rules, Requirement};
-use crate::config::{AuthMode, GatewayConfig, FLOW_COOKIE};
+use crate::config::{AuthMode, GatewayConfig};
 use crate::error::{GatewayError, LocalReply};
 use crate::http::RequestHead;
 use crate::jwt::{extract_token, Identity, TokenLocation};
@@ -292,17 +292,8 @@ pub fn requirement(config: &GatewayConfig, method: &str, path: &str) -> Requirem
 /// flow cookie (it holds the PKCE verifier) and the session cookie never leave it, and a token
 /// cookie goes too when `strip_authorization` asks it for tokens. Other cookies pass unchanged.
 fn strip_gateway_cookies(config: &GatewayConfig, head: &RequestHead, forwarding: &mut Forwarding) {
-    if head.value("cookie").is_none() {
-        return;
-    }
-    let mut ours: Vec<&str> = Vec::new();
-    if let Some(oauth2) = &config.oauth2 {
-        ours.extend([FLOW_COOKIE, oauth2.session_cookie.as_str()]);
-    }
-    if config.forward.strip_authorization {
-        ours.extend(config.token.cookie.as_deref());
-    }
-    if ours.is_empty() {
+    let ours = &config.forward.stripped_cookies;
+    if ours.is_empty() || head.value("cookie").is_none() {
         return;
     }
     let mut removed = false;
@@ -313,7 +304,7 @@ fn strip_gateway_cookies(config: &GatewayConfig, head: &RequestHead, forwarding:
         .filter(|pair| !pair.is_empty())
         .filter(|pair| {
             let name = pair.split_once('=').map_or(*pair, |(name, _)| name).trim();
-            let ours = ours.contains(&name);
+            let ours = ours.iter().any(|cookie| cookie == name);
             removed |= ours;
             !ours
         })
@@ -392,9 +383,9 @@ pub fn complete_auth(
 /// The `sid` of a gateway session (`None` for any other provider's token, even in the cookie).
 fn session_sid(config: &GatewayConfig, identity: &Identity) -> Option<String> {
     let is_session = config
-        .providers
-        .get(identity.provider)
-        .is_some_and(|p| p.issuer == crate::config::SESSION_ISSUER);
+        .oauth2
+        .as_ref()
+        .is_some_and(|o| o.session_provider == identity.provider);
     if !is_session {
         return None;
     }

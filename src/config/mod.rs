@@ -79,6 +79,9 @@ pub struct ForwardConfig {
     pub user_header: String,
     pub scopes_header: String,
     pub strip_authorization: bool,
+    /// Cookies taken out of `Cookie` before forwarding (the gateway's credentials: login flow
+    /// and session, and the token cookie under `strip_authorization`), decided at configure.
+    pub stripped_cookies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -249,7 +252,15 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
             ));
         }
     }
-    let forward = compile_forward(doc.forward, &token)?;
+    let mut forward = compile_forward(doc.forward, &token)?;
+    if let Some(oauth2) = &oauth2 {
+        forward.stripped_cookies = vec![FLOW_COOKIE.to_string(), oauth2.session_cookie.clone()];
+    }
+    if let (true, Some(cookie)) = (forward.strip_authorization, &token.cookie) {
+        if !forward.stripped_cookies.contains(cookie) {
+            forward.stripped_cookies.push(cookie.clone());
+        }
+    }
     let limits = compile_limits(doc.limits)?;
     let rate_limits = ratelimits::compile_rate_limits(doc.rate_limits, !providers.is_empty())?;
     let translate = doc
@@ -391,6 +402,7 @@ fn compile_forward(
         user_header,
         scopes_header,
         strip_authorization: section.strip_authorization,
+        stripped_cookies: Vec::new(),
     })
 }
 

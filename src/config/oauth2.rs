@@ -40,6 +40,8 @@ pub struct OAuth2Config {
     pub token_endpoint: Option<String>,
     pub end_session_endpoint: Option<String>,
     pub timeout_ms: u64,
+    /// Index of the internal session provider in `providers`.
+    pub session_provider: usize,
     /// Index of the internal ID-token provider in `providers`.
     pub id_token_provider: usize,
 }
@@ -245,6 +247,7 @@ pub fn compile_oauth2(
         token_endpoint,
         end_session_endpoint,
         timeout_ms: s.timeout_ms,
+        session_provider: next_provider_index,
         id_token_provider: next_provider_index + 1,
     };
     Ok((config, session_provider, id_token_provider))
