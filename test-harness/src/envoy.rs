@@ -234,6 +234,20 @@ impl Envoy {
             .expect("admin request")
     }
 
+    /// The gateway's metrics (counters and gauges) from Envoy's stats, by their short name
+    /// (`requests_allowed`, ...).
+    pub fn gateway_counters(&self) -> std::collections::HashMap<String, u64> {
+        self.admin_get("/stats?filter=ai_gateway")
+            .text()
+            .lines()
+            .filter_map(|line| {
+                let (name, value) = line.split_once(": ")?;
+                let name = name.rsplit("ai_gateway.").next()?;
+                Some((name.to_string(), value.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
     /// Connections each worker of the gateway's listener accepted, in worker order (from the
     /// per-worker listener stats).
     pub fn connections_per_worker(&self) -> Vec<u64> {

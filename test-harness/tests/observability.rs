@@ -2,7 +2,6 @@
 //! fetch, cache hits and a stream's tokens; audit records carry the decision and never a token
 //! or cookie; body sampling at 0 and 1.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -13,24 +12,11 @@ use test_harness::{Envoy, Request, Upstream};
 
 const SECRET: &str = "observability-secret-of-32-bytes!";
 
-fn counters(envoy: &Envoy) -> HashMap<String, u64> {
-    envoy
-        .admin_get("/stats?filter=ai_gateway")
-        .text()
-        .lines()
-        .filter_map(|line| {
-            let (name, value) = line.split_once(": ")?;
-            let name = name.rsplit("ai_gateway.").next()?;
-            Some((name.to_string(), value.trim().parse().ok()?))
-        })
-        .collect()
-}
-
 /// Waits until `name` reaches `at_least` (stats are flushed shortly after the request).
 fn counter_reaches(envoy: &Envoy, name: &str, at_least: u64) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let value = counters(envoy).get(name).copied().unwrap_or(0);
+        let value = envoy.gateway_counters().get(name).copied().unwrap_or(0);
         if value >= at_least || Instant::now() > deadline {
             return value;
         }
@@ -116,13 +102,13 @@ fn counters_move_for_each_decision() {
         assert!(
             counter_reaches(&envoy, name, expected) >= expected,
             "{name}: {:?}",
-            counters(&envoy)
+            envoy.gateway_counters()
         );
     }
     assert!(
-        counters(&envoy).contains_key("ratelimit_slots"),
+        envoy.gateway_counters().contains_key("ratelimit_slots"),
         "{:?}",
-        counters(&envoy)
+        envoy.gateway_counters()
     );
 }
 
