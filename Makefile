@@ -57,14 +57,14 @@ test: setup lint unit-native unit-wasm unit-js build validate integration
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy -p ai-gateway --target wasm32-wasip1 -- -D warnings
+	cargo clippy -p ai-gateway -p gateway-core --target wasm32-wasip1 -- -D warnings
 
 unit-native:
-	cargo test -p ai-gateway
+	cargo test -p gateway-core
 
 unit-wasm:
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" \
-		cargo test -p ai-gateway --lib --target wasm32-wasip1 -- --nocapture
+		cargo test -p gateway-core --lib --target wasm32-wasip1 -- --nocapture
 
 # The chat page's Markdown renderer (sanitising model output), under Node's test runner.
 unit-js:

@@ -1,12 +1,11 @@
 //! AI gateway filter: a Proxy-Wasm plugin for Envoy and Istio that puts an identity system in
 //! front of self-hosted LLMs.
 //!
-//! Everything except [`filter`] is pure logic with no host calls, so it is unit-tested natively
-//! (`cargo test`) and compiled to wasm32 (the wasm unit-test run). `filter` is the thin layer that
-//! talks to the proxy-wasm host and exists only on wasm32.
+//! This crate is the host layer only: [`contexts`] forwards each Envoy callback to the core's
+//! `Gateway` (crate `gateway-core`, where every decision is made and tested natively) and
+//! applies the effects it returns; [`host`] holds every proxy-wasm host call. It exists only on
+//! wasm32; elsewhere the crate is empty.
 
-// A panic aborts the VM and fails every request on that worker: no unwrap/expect/panic outside
-// tests.
 #![cfg_attr(
     not(test),
     deny(
@@ -18,22 +17,15 @@
     )
 )]
 
-pub mod auth;
-pub mod authz;
-pub mod config;
-pub mod error;
-pub mod http;
-pub mod json;
-pub mod jwks;
-pub mod jwt;
-pub mod oauth2;
-pub mod observe;
-pub mod pipeline;
-pub mod ratelimit;
-pub mod store;
-pub mod translate;
-
-// Not in test builds: it imports the proxy-wasm host functions, which only Envoy provides. It is
-// tested in a real Envoy by the harness instead.
 #[cfg(all(target_arch = "wasm32", not(test)))]
-mod filter;
+mod contexts;
+#[cfg(all(target_arch = "wasm32", not(test)))]
+mod host;
+
+#[cfg(all(target_arch = "wasm32", not(test)))]
+proxy_wasm::main! {{
+    host::install_log_and_panic_hook();
+    proxy_wasm::set_root_context(|root_id| -> Box<dyn proxy_wasm::traits::RootContext> {
+        Box::new(contexts::Root::new(root_id))
+    });
+}}

@@ -1,0 +1,142 @@
+//! One request's state: where it is in its life ([`Phase`]), what happens to its response
+//! ([`ResponseMode`]), and what its audit record will say.
+
+use crate::config::GatewayConfig;
+use crate::host::Host;
+use crate::http::RequestHead;
+use crate::observe::{sampled, truncated, AuditRecord};
+use crate::pipeline::Translation;
+use crate::ratelimit::usage::UsageScanner;
+use crate::ratelimit::Admission;
+use crate::translate::{ResponseContext, StreamTranslator};
+
+use super::keys::KeysWait;
+use super::login::IdTokenWait;
+
+/// Where a request is in its life. The request-side phases, in order: `Head` (never seen after
+/// the header callback), then waiting (for keys, or a login's token endpoint), then `HoldingBody`
+/// or straight on to `Forwarded` / `Fetching` / `Answered`.
+pub(super) enum Phase {
+    Head,
+    /// Paused until its token's provider keys arrive, or its wait ends.
+    WaitingKeys(Box<KeysWait>),
+    /// A login callback paused until the token endpoint answers.
+    TokenExchange(crate::oauth2::FlowState),
+    /// A login callback paused until the ID token's keys arrive, or its wait ends.
+    WaitingIdTokenKeys(Box<IdTokenWait>),
+    /// Allowed; its body is held whole (size unknown, translated, or its `max_tokens` reserved)
+    /// up to `limit` bytes before any of it goes on.
+    HoldingBody {
+        limit: u64,
+    },
+    /// On its way to the upstream through the route.
+    Forwarded,
+    /// The gateway fetches the answer from the model server itself.
+    Fetching(Fetch),
+    /// The gateway answered it itself.
+    Answered,
+}
+
+/// An answer the gateway fetches from the model server.
+pub(super) enum Fetch {
+    /// `/v1/models` or `/v1/models/{id}` from `/api/tags`.
+    Models(Translation),
+    /// A non-streamed chat from `/api/chat`.
+    Chat(ResponseContext),
+}
+
+/// What happens to the upstream's response as it passes.
+pub(super) enum ResponseMode {
+    AsIs,
+    /// The upstream's token usage is read for the token budgets.
+    CountUsage(UsageScanner),
+    /// A streamed chat, once its response starts (NDJSON in, SSE out).
+    StreamWith(ResponseContext),
+    Streaming(StreamTranslator),
+    /// The upstream refused a streamed chat: its error body, translated once complete.
+    ErrorBody(u32),
+}
+
+pub(super) struct Flow {
+    pub phase: Phase,
+    pub response: ResponseMode,
+    pub audit: AuditRecord,
+    /// Bodies are logged for this request (sampled).
+    pub sampled: bool,
+    /// What the rate limits recorded, once admitted.
+    pub admission: Option<crate::ratelimit::Admission>,
+    /// How the request is translated, once allowed.
+    pub translation: Option<Translation>,
+    /// The identity headers the request was allowed with, for calls the gateway makes on its
+    /// behalf (the model server learns who the caller is, as on a forwarded request).
+    pub caller_headers: Vec<(String, String)>,
+    /// The audit record as published at the response's end, reused for the log line.
+    pub published_audit: Option<String>,
+    /// The upstream's token usage was charged (once).
+    pub settled: bool,
+}
+
+impl Flow {
+    /// What every audit record has: when, what, for whom (never a token or cookie; the path
+    /// without its query, which may carry codes).
+    pub fn start(head: &RequestHead, config: &GatewayConfig, host: &dyn Host) -> Self {
+        let request_id = head.value("x-request-id").map(str::to_string);
+        let audit = AuditRecord {
+            time_ms: host.now_ms(),
+            method: head.method().to_string(),
+            path: head.path().split('?').next().unwrap_or("").to_string(),
+            decision: "pending",
+            // The key of `ip` rate limits; otherwise read only for a log line.
+            client: (!config.rate_limits.is_empty())
+                .then(|| host.remote_address())
+                .flatten(),
+            request_id,
+            ..AuditRecord::default()
+        };
+        Self {
+            phase: Phase::Head,
+            response: ResponseMode::AsIs,
+            sampled: sampled(
+                audit.request_id.as_deref().unwrap_or(""),
+                config.audit.sample_bodies,
+            ),
+            audit,
+            admission: None,
+            translation: None,
+            caller_headers: Vec::new(),
+            published_audit: None,
+            settled: false,
+        }
+    }
+
+    pub fn answered_locally(&self) -> bool {
+        matches!(self.phase, Phase::Answered)
+    }
+
+    pub fn admission(&self) -> Option<&Admission> {
+        self.admission.as_ref()
+    }
+
+    /// Keeps up to `max` bytes of a sampled body for the audit record.
+    pub fn keep_body(&self, kept: &mut Option<String>, chunk: &[u8], max: usize) {
+        if !self.sampled {
+            return;
+        }
+        let current = kept.get_or_insert_with(String::new);
+        if current.len() < max {
+            current.push_str(&truncated(chunk, max - current.len()));
+        }
+    }
+
+    pub fn keep_request_body(&mut self, chunk: &[u8], max: usize) {
+        let mut kept = self.audit.request_body.take();
+        self.keep_body(&mut kept, chunk, max);
+        self.audit.request_body = kept;
+    }
+
+    pub fn keep_response_body(&mut self, chunk: &[u8], max: usize) {
+        let mut kept = self.audit.response_body.take();
+        self.keep_body(&mut kept, chunk, max);
+        self.audit.response_body = kept;
+    }
+}

@@ -1,0 +1,240 @@
+//! The way back: rate-limit headers on every answer, streamed chats converted chunk by chunk,
+//! the upstream's token usage charged to the budgets, answers the gateway fetched, and the
+//! audit record published at the end.
+
+use crate::outgoing::CallResponse;
+use crate::ratelimit::usage::UsageScanner;
+use crate::translate::StreamTranslator;
+
+use super::flow::{Fetch, Flow, Phase, ResponseMode};
+use super::{model_server, Effect, Gateway, Next};
+
+impl Gateway {
+    pub(super) fn response_headers(
+        &mut self,
+        id: u32,
+        flow: &mut Flow,
+        end_of_stream: bool,
+        effects: &mut Vec<(u32, Effect)>,
+    ) {
+        flow.audit.status = self
+            .host
+            .response_header(":status")
+            .and_then(|s| s.parse().ok());
+        if end_of_stream {
+            self.finish_response(id, flow, effects);
+        }
+        let Some(admission) = flow.admission() else {
+            return;
+        };
+        let budgets = !admission.token_charges.is_empty();
+        effects.extend(
+            admission
+                .headers
+                .iter()
+                .map(|(name, value)| (id, Effect::AddResponseHeader(name.clone(), value.clone()))),
+        );
+        if flow.answered_locally() {
+            return;
+        }
+        match std::mem::replace(&mut flow.response, ResponseMode::AsIs) {
+            ResponseMode::StreamWith(context) => {
+                // SSE when the upstream streams, else its error body (translated once complete).
+                let status = flow.audit.status.unwrap_or(502);
+                effects.push((id, Effect::RemoveResponseHeader("content-length")));
+                if status == 200 {
+                    effects.push((
+                        id,
+                        Effect::SetResponseHeader("content-type", "text/event-stream"),
+                    ));
+                    effects.push((id, Effect::SetResponseHeader("cache-control", "no-cache")));
+                    flow.response = ResponseMode::Streaming(StreamTranslator::new(context));
+                } else {
+                    effects.push((
+                        id,
+                        Effect::SetResponseHeader("content-type", "application/json"),
+                    ));
+                    flow.response = ResponseMode::ErrorBody(status);
+                }
+            }
+            ResponseMode::AsIs if budgets && !end_of_stream => {
+                flow.response = ResponseMode::CountUsage(UsageScanner::new());
+            }
+            other => flow.response = other,
+        }
+    }
+
+    pub(super) fn response_body(
+        &mut self,
+        id: u32,
+        flow: &mut Flow,
+        size: usize,
+        end_of_stream: bool,
+        effects: &mut Vec<(u32, Effect)>,
+    ) -> Next {
+        let max_logged = self.config.audit.max_logged_body_bytes;
+        match &mut flow.response {
+            ResponseMode::Streaming(stream) => {
+                // Each chunk is converted as it arrives: nothing waits for the whole answer.
+                let chunk = self.host.response_body(size).unwrap_or_default();
+                let mut out = stream.feed(&chunk);
+                if end_of_stream {
+                    out.extend(stream.finish());
+                }
+                flow.keep_response_body(&out, max_logged);
+                effects.push((id, Effect::ReplaceResponseBody { size, body: out }));
+            }
+            ResponseMode::ErrorBody(status) => {
+                if !end_of_stream {
+                    // Held until complete: it is translated whole.
+                    return Next::Pause;
+                }
+                {
+                    let body = self.host.response_body(size).unwrap_or_default();
+                    let reply = model_server::error_reply(*status, &body, self.realm());
+                    effects.push((
+                        id,
+                        Effect::ReplaceResponseBody {
+                            size,
+                            body: reply.body.into_bytes(),
+                        },
+                    ));
+                }
+            }
+            ResponseMode::CountUsage(scanner) => {
+                let chunk = self.host.response_body(size);
+                if let Some(chunk) = &chunk {
+                    scanner.feed(chunk);
+                }
+                if flow.sampled {
+                    if let Some(chunk) = &chunk {
+                        flow.keep_response_body(chunk, max_logged);
+                    }
+                }
+            }
+            ResponseMode::AsIs | ResponseMode::StreamWith(_) => {
+                if flow.sampled {
+                    if let Some(chunk) = self.host.response_body(size) {
+                        flow.keep_response_body(&chunk, max_logged);
+                    }
+                }
+            }
+        }
+        if end_of_stream {
+            self.finish_response(id, flow, effects);
+        }
+        Next::Continue
+    }
+
+    /// The model server answered a call the gateway made for request `id`: reply with its
+    /// translation.
+    pub(super) fn model_server_answered(
+        &mut self,
+        id: u32,
+        flow: &mut Flow,
+        response: &CallResponse,
+        effects: &mut Vec<(u32, Effect)>,
+    ) {
+        let Phase::Fetching(fetch) = std::mem::replace(&mut flow.phase, Phase::Head) else {
+            return;
+        };
+        let reply = match &fetch {
+            Fetch::Models(plan) => model_server::models_reply(plan, response, self.realm()),
+            Fetch::Chat(context) => {
+                let (reply, usage) = model_server::chat_reply(context, response, self.realm());
+                if let Some((prompt, completion)) = usage {
+                    flow.settled = true;
+                    self.charge_usage(flow, prompt, completion);
+                }
+                reply
+            }
+        };
+        if matches!(reply.status, 502 | 504) {
+            self.count("upstream_errors", 1);
+        }
+        self.answer(id, flow, reply, effects);
+    }
+
+    /// Charges the upstream's token usage to the request's budgets, once (at the response's
+    /// end, or when the request ends early).
+    pub(super) fn settle_usage(&mut self, flow: &mut Flow) {
+        if std::mem::replace(&mut flow.settled, true) {
+            return;
+        }
+        let split = match std::mem::replace(&mut flow.response, ResponseMode::AsIs) {
+            ResponseMode::CountUsage(scanner) => scanner.finish_split(),
+            ResponseMode::Streaming(stream) => {
+                let usage = stream.usage();
+                flow.response = ResponseMode::Streaming(stream);
+                usage
+            }
+            other => {
+                flow.response = other;
+                None
+            }
+        };
+        if let Some((prompt, completion)) = split {
+            self.charge_usage(flow, prompt, completion);
+        }
+    }
+
+    fn charge_usage(&mut self, flow: &mut Flow, prompt: u64, completion: u64) {
+        self.count("llm_prompt_tokens", prompt);
+        self.count("llm_completion_tokens", completion);
+        flow.audit.prompt_tokens = Some(prompt);
+        flow.audit.completion_tokens = Some(completion);
+        if let Some(admission) = flow.admission() {
+            crate::ratelimit::settle(
+                &self.config.rate_limits,
+                &admission.token_charges,
+                prompt.saturating_add(completion),
+                self.host.store(),
+                self.host.now_ms(),
+            );
+        }
+    }
+
+    /// The response is complete: usage is charged and the final audit record becomes filter
+    /// state, for Envoy's access log (written after this, before the request ends).
+    fn finish_response(&mut self, id: u32, flow: &mut Flow, effects: &mut Vec<(u32, Effect)>) {
+        self.settle_usage(flow);
+        if !self.config.audit.records {
+            return;
+        }
+        flow.audit.duration_ms = self.host.now_ms().saturating_sub(flow.audit.time_ms);
+        if log::log_enabled!(log::Level::Info) {
+            // The plugin's log line will reuse this record: it names the client.
+            self.read_client(flow);
+        }
+        let record = flow.audit.to_json();
+        effects.push((id, Effect::PublishAudit(record.clone())));
+        flow.published_audit = Some(record);
+    }
+
+    /// The client's address for the audit record, read only when a record will be written
+    /// with it (a property read is one of the dearer host calls; the access log has
+    /// `%DOWNSTREAM_REMOTE_ADDRESS%` of its own).
+    fn read_client(&self, flow: &mut Flow) {
+        if flow.audit.client.is_none() {
+            flow.audit.client = self.host.remote_address();
+        }
+    }
+
+    /// Writes the request's final audit record (the plugin's own log line), unless Envoy's log
+    /// level for Wasm drops it anyway.
+    pub(super) fn emit_audit(&mut self, flow: &mut Flow) {
+        if !log::log_enabled!(log::Level::Info) || !self.config.audit.records {
+            return;
+        }
+        let record = match flow.published_audit.take() {
+            Some(record) => record,
+            None => {
+                // No complete response (reset, or a stream cut short): what is known now.
+                flow.audit.duration_ms = self.host.now_ms().saturating_sub(flow.audit.time_ms);
+                self.read_client(flow);
+                flow.audit.to_json()
+            }
+        };
+        log::info!("ai-gateway audit {record}");
+    }
+}

@@ -1,0 +1,542 @@
+//! The request flow with a fake host: decisions reached in the header callback, on a tick, on
+//! the request's own fetch answer and on another request's must be the same; waits are bounded
+//! whatever the IdP does; the login callback's steps.
+
+use std::rc::Rc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jwt_simple::prelude::{Claims, Duration, Ed25519KeyPair, EdDSAKeyPairLike};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::fake_host::FakeHost;
+use crate::outgoing::CallResponse;
+
+const NOW_MS: u64 = 1_700_000_000_000;
+
+const CONFIG: &str = r#"{
+    "providers": [{"name": "sso", "issuer": "https://idp.test", "audiences": ["gw"],
+        "algorithms": ["EdDSA"],
+        "jwks": {"remote": {"cluster": "idp", "authority": "idp", "path": "/jwks",
+                            "timeout_ms": 1500, "min_refresh_interval_s": 30}}}],
+    "rules": [{"match": {"prefix": "/admin/"}, "scopes": ["admin"]}],
+    "default_rule": {"auth": "required", "scopes": []},
+    "translate": {"to": "ollama", "cluster": "ollama", "authority": "ollama"},
+    "oauth2": {"cluster": "idp", "authority": "idp", "issuer": "https://idp.test",
+        "client_id": "web", "client_secret": {"inline": "s"},
+        "redirect_uri": "https://chat.test/oauth2/callback",
+        "session": {"secret": {"inline": "0123456789abcdef0123456789abcdef"}}}
+}"#;
+
+struct Key {
+    pair: Ed25519KeyPair,
+    kid: String,
+}
+
+impl Key {
+    fn new(kid: &str) -> Self {
+        Self {
+            pair: Ed25519KeyPair::generate().with_key_id(kid),
+            kid: kid.into(),
+        }
+    }
+
+    fn jwk(&self) -> Value {
+        json!({"kty": "OKP", "crv": "Ed25519", "kid": self.kid, "alg": "EdDSA",
+               "x": URL_SAFE_NO_PAD.encode(self.pair.public_key().to_bytes())})
+    }
+
+    fn token(&self, sub: &str, scope: &str) -> String {
+        #[derive(Serialize, serde::Deserialize)]
+        struct Extra {
+            scope: String,
+        }
+        let claims = Claims::with_custom_claims(
+            Extra {
+                scope: scope.into(),
+            },
+            Duration::from_hours(1),
+        )
+        .with_issuer("https://idp.test")
+        .with_audience("gw")
+        .with_subject(sub);
+        self.pair.sign(claims).unwrap()
+    }
+}
+
+fn jwks(keys: &[&Key]) -> CallResponse {
+    let keys: Vec<Value> = keys.iter().map(|k| k.jwk()).collect();
+    CallResponse {
+        status: Some(200),
+        body: Some(json!({ "keys": keys }).to_string().into_bytes()),
+    }
+}
+
+/// A worker: its gateway and the host it sees.
+struct Worker {
+    gateway: Gateway,
+    host: FakeHost,
+}
+
+impl Worker {
+    fn new(host: FakeHost) -> Self {
+        let config = crate::config::load(CONFIG.as_bytes()).unwrap();
+        // The fake clock must start where the tokens' `iat` is.
+        host.state
+            .now_ms
+            .set(jwt_simple::prelude::Clock::now_since_epoch().as_millis());
+        Self {
+            gateway: Gateway::new(Rc::new(config), Box::new(host.clone())),
+            host,
+        }
+    }
+
+    fn get(&mut self, id: u32, path: &str, token: &str) -> Output {
+        let headers = vec![
+            (":method".to_string(), "GET".to_string()),
+            (":path".to_string(), path.to_string()),
+            (":authority".to_string(), "gw".to_string()),
+            ("authorization".to_string(), format!("Bearer {token}")),
+            ("x-request-id".to_string(), format!("req-{id}")),
+        ];
+        self.gateway.on_request_headers(id, headers, true)
+    }
+
+    /// Answers the JWKS call dispatched last with `response`.
+    fn answer_jwks(&mut self, response: CallResponse) -> Output {
+        let token = *self
+            .host
+            .state
+            .calls_to("/jwks")
+            .last()
+            .expect("a JWKS call");
+        self.answer(token, response)
+    }
+
+    fn answer(&mut self, token: u32, response: CallResponse) -> Output {
+        *self.host.state.answer.borrow_mut() = response;
+        self.gateway.on_call_response(token, 0)
+    }
+
+    fn jwks_calls(&self) -> usize {
+        self.host.state.calls_to("/jwks").len()
+    }
+
+    /// The request's audit record at its end.
+    fn audit(&mut self, id: u32) -> Value {
+        let mut flow = self.gateway.flows.remove(&id).expect("a flow");
+        let record = serde_json::from_str(&flow.audit.to_json()).unwrap();
+        self.gateway.settle_usage(&mut flow);
+        record
+    }
+}
+
+/// The effects on request `id`, with the parts that differ by nature (random ids) left out.
+fn effects_on(output: &Output, id: u32) -> Vec<Effect> {
+    output
+        .effects
+        .iter()
+        .filter(|(target, _)| *target == id)
+        .map(|(_, effect)| effect.clone())
+        .collect()
+}
+
+fn reply_of(output: &Output, id: u32) -> LocalReply {
+    effects_on(output, id)
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Reply(reply) => Some(reply),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no reply for {id} in {output:?}"))
+}
+
+/// A worker that has the keys already.
+fn worker_with_keys(keys: &[&Key]) -> Worker {
+    let mut worker = Worker::new(FakeHost::new(NOW_MS));
+    worker.gateway.on_tick();
+    assert_eq!(worker.jwks_calls(), 1, "the tick fetches the keys at start");
+    worker.answer_jwks(jwks(keys));
+    worker
+}
+
+#[test]
+fn a_request_decided_without_waiting_forwards_with_identity_and_audit() {
+    let key = Key::new("k1");
+    let mut worker = worker_with_keys(&[&key]);
+    let out = worker.get(7, "/v1/anything", &key.token("alice", "chat"));
+    assert_eq!(out.next, Next::Continue);
+    let forward = effects_on(&out, 7);
+    let [Effect::Forward { set, resume, .. }] = forward.as_slice() else {
+        panic!("{forward:?}")
+    };
+    assert!(!resume, "its own header callback continues");
+    assert!(
+        set.contains(&("x-user-id".to_string(), "alice".to_string())),
+        "{set:?}"
+    );
+    let audit = worker.audit(7);
+    assert_eq!(audit["decision"], "allowed");
+    assert_eq!(audit["sub"], "alice");
+    assert_eq!(audit["provider"], "sso");
+    assert_eq!(worker.host.state.counter("requests_allowed"), 1);
+}
+
+fn id(i: usize) -> u32 {
+    10 + i as u32
+}
+
+/// Effects with what legitimately differs between a waited and a prompt decision taken out:
+/// a waited request is resumed, a prompt one continues from its header callback.
+fn normalized(mut effects: Vec<Effect>) -> Vec<Effect> {
+    for effect in &mut effects {
+        if let Effect::Forward { resume, .. } = effect {
+            *resume = false;
+        }
+    }
+    effects
+}
+
+fn without_times(mut audit: Value) -> Value {
+    for field in ["time_ms", "duration_ms"] {
+        audit.as_object_mut().unwrap().remove(field);
+    }
+    audit
+}
+
+const TAGS: &str = r#"{"models": [{"name": "qwen3", "model": "qwen3", "modified_at": "2025-01-01T00:00:00Z", "size": 1}]}"#;
+
+fn tags() -> CallResponse {
+    CallResponse {
+        status: Some(200),
+        body: Some(TAGS.as_bytes().to_vec()),
+    }
+}
+
+/// The same requests decided at once (keys known) and after waiting for the first keys:
+/// identical effects, model-server calls, answers, audit records and counters.
+#[test]
+fn waited_and_not_waited_requests_get_identical_outcomes() {
+    let key = Key::new("k1");
+    let token = key.token("alice", "chat");
+    let paths = [
+        "/oauth2/userinfo",
+        "/v1/models",
+        "/v1/models/qwen3",
+        "/v1/plain",
+        "/admin/x",
+    ];
+
+    let mut prompt = worker_with_keys(&[&key]);
+    let direct: Vec<Output> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| prompt.get(id(i), path, &token))
+        .collect();
+
+    let mut waited = Worker::new(FakeHost::new(NOW_MS));
+    for (i, path) in paths.iter().enumerate() {
+        let paused = waited.get(id(i), path, &token);
+        assert_eq!(paused.next, Next::Pause, "{path}: waits for keys");
+        assert!(
+            paused.effects.is_empty(),
+            "{path}: nothing happens while it waits"
+        );
+    }
+    assert_eq!(waited.jwks_calls(), 1, "one fetch for all of them");
+    let answered = waited.answer_jwks(jwks(&[&key]));
+
+    for (i, path) in paths.iter().enumerate() {
+        assert_eq!(
+            normalized(effects_on(&answered, id(i))),
+            normalized(effects_on(&direct[i], id(i))),
+            "{path}: same effects waited or not"
+        );
+    }
+    assert_eq!(
+        reply_of(&answered, id(0)).status,
+        200,
+        "userinfo is answered by the gateway"
+    );
+    assert!(reply_of(&answered, id(0))
+        .body
+        .contains("\"sub\":\"alice\""));
+    assert_eq!(reply_of(&answered, id(4)).status, 403);
+
+    // The model lists are fetched by the gateway from /api/tags, for waited ones too.
+    for worker in [&mut prompt, &mut waited] {
+        let calls = worker.host.state.calls_to("/api/tags");
+        assert_eq!(calls.len(), 2, "/v1/models and /v1/models/qwen3");
+        let owners: Vec<Option<u32>> = worker
+            .host
+            .state
+            .calls
+            .borrow()
+            .iter()
+            .filter(|(_, call, _)| call.path() == "/api/tags")
+            .map(|(_, _, owner)| *owner)
+            .collect();
+        assert_eq!(
+            owners,
+            vec![Some(id(1)), Some(id(2))],
+            "each call belongs to its request"
+        );
+    }
+    let lists: Vec<(LocalReply, LocalReply)> = [&mut prompt, &mut waited]
+        .into_iter()
+        .map(|worker| {
+            let calls = worker.host.state.calls_to("/api/tags");
+            let list = worker.answer(calls[0], tags());
+            let one = worker.answer(calls[1], tags());
+            (reply_of(&list, id(1)), reply_of(&one, id(2)))
+        })
+        .collect();
+    assert_eq!(lists[0], lists[1]);
+    assert_eq!(lists[0].0.status, 200);
+    assert!(
+        lists[0].0.body.contains("\"object\":\"list\""),
+        "{}",
+        lists[0].0.body
+    );
+    assert!(
+        lists[0].1.body.contains("\"id\":\"qwen3\""),
+        "{}",
+        lists[0].1.body
+    );
+
+    for (i, path) in paths.iter().enumerate() {
+        let (a, b) = (prompt.audit(id(i)), waited.audit(id(i)));
+        assert_eq!(
+            without_times(a.clone()),
+            without_times(b),
+            "{path}: same audit record"
+        );
+        assert_ne!(a["decision"], "pending", "{path}");
+        assert_eq!(
+            a["sub"], "alice",
+            "{path}: every verified request names its subject"
+        );
+    }
+    for counter in ["requests_allowed", "requests_insufficient_scope"] {
+        assert_eq!(
+            prompt.host.state.counter(counter),
+            waited.host.state.counter(counter),
+            "{counter}"
+        );
+    }
+    assert_eq!(waited.host.state.counter("requests_allowed"), 4);
+    assert_eq!(waited.host.state.counter("requests_insufficient_scope"), 1);
+}
+
+#[test]
+fn a_scope_refusal_names_who_was_refused() {
+    let key = Key::new("k1");
+    let mut worker = worker_with_keys(&[&key]);
+    let out = worker.get(3, "/admin/users", &key.token("bob", "chat"));
+    assert_eq!(reply_of(&out, 3).status, 403);
+    let audit = worker.audit(3);
+    assert_eq!(audit["decision"], "refused");
+    assert_eq!(audit["code"], "AUTH_INSUFFICIENT_SCOPE");
+    assert_eq!(audit["sub"], "bob");
+    assert_eq!(audit["provider"], "sso");
+}
+
+/// A worker whose keys are older than `min_refresh_interval_s`, so a new `kid` may refetch.
+fn worker_past_refresh_interval(keys: &[&Key]) -> Worker {
+    let worker = worker_with_keys(keys);
+    worker.host.state.advance(31_000);
+    worker
+}
+
+#[test]
+fn a_rotated_key_is_decided_for_every_waiting_request_by_one_refetch() {
+    let (old, new) = (Key::new("k1"), Key::new("k2"));
+    let mut worker = worker_past_refresh_interval(&[&old]);
+    let first = worker.get(1, "/v1/a", &new.token("alice", "chat"));
+    let second = worker.get(2, "/v1/models", &new.token("bob", "chat"));
+    assert_eq!((first.next, second.next), (Next::Pause, Next::Pause));
+    assert_eq!(
+        worker.jwks_calls(),
+        2,
+        "one refetch (after the start's fetch) for both"
+    );
+    // The answer reaches the first request's context; both are decided there.
+    let answered = worker.answer_jwks(jwks(&[&old, &new]));
+    let first_effects = effects_on(&answered, 1);
+    let [Effect::Forward { resume, .. }] = first_effects.as_slice() else {
+        panic!("{answered:?}")
+    };
+    assert!(resume, "a waited request is resumed");
+    assert!(
+        effects_on(&answered, 2).is_empty(),
+        "the model list is fetched first"
+    );
+    let tags_calls = worker.host.state.calls_to("/api/tags");
+    assert_eq!(tags_calls.len(), 1);
+    let listed = worker.answer(tags_calls[0], tags());
+    assert_eq!(reply_of(&listed, 2).status, 200);
+    assert_eq!(worker.audit(1)["sub"], "alice");
+    assert_eq!(worker.audit(2)["sub"], "bob");
+}
+
+#[test]
+fn a_request_waiting_on_another_workers_fetch_is_decided_on_its_tick() {
+    let (old, new) = (Key::new("k1"), Key::new("k2"));
+    let mut one = worker_past_refresh_interval(&[&old]);
+    let mut two = Worker::new(one.host.sibling());
+    two.host.state.now_ms.set(one.host.state.now_ms.get());
+    two.gateway.on_tick();
+    assert_eq!(two.jwks_calls(), 0, "the keys are shared: nothing to fetch");
+    assert_eq!(
+        one.get(1, "/v1/a", &new.token("alice", "chat")).next,
+        Next::Pause
+    );
+    assert_eq!(
+        two.get(1, "/v1/b", &new.token("bob", "chat")).next,
+        Next::Pause
+    );
+    assert_eq!(
+        two.jwks_calls(),
+        0,
+        "at most one fetch per provider in flight"
+    );
+    one.answer_jwks(jwks(&[&old, &new]));
+    two.host.state.advance(100);
+    let ticked = two.gateway.on_tick();
+    let ticked_effects = effects_on(&ticked, 1);
+    let [Effect::Forward { resume: true, .. }] = ticked_effects.as_slice() else {
+        panic!("{ticked:?}")
+    };
+    assert_eq!(two.audit(1)["decision"], "allowed");
+}
+
+#[test]
+fn a_fetch_that_ends_without_the_key_refuses_at_once_and_is_not_repeated() {
+    let (old, new) = (Key::new("k1"), Key::new("k2"));
+    let mut worker = worker_past_refresh_interval(&[&old]);
+    worker.get(1, "/v1/a", &new.token("alice", "chat"));
+    let answered = worker.answer_jwks(jwks(&[&old]));
+    let reply = reply_of(&answered, 1);
+    assert_eq!(reply.status, 401);
+    assert!(reply.body.contains("AUTH_INVALID_TOKEN"), "{}", reply.body);
+    for _ in 0..20 {
+        worker.host.state.advance(100);
+        worker.gateway.on_tick();
+    }
+    assert_eq!(worker.jwks_calls(), 2, "no second refetch for it");
+    assert_eq!(worker.audit(1)["decision"], "refused");
+}
+
+#[test]
+fn a_slow_idp_answers_the_waiting_request_within_the_fetch_timeout_plus_a_tick() {
+    let (old, new) = (Key::new("k1"), Key::new("k2"));
+    let mut worker = worker_past_refresh_interval(&[&old]);
+    worker.get(1, "/v1/a", &new.token("alice", "chat"));
+    let mut answered_at = None;
+    for step in 1..=40 {
+        worker.host.state.advance(100);
+        let out = worker.gateway.on_tick();
+        if !effects_on(&out, 1).is_empty() {
+            assert_eq!(
+                reply_of(&out, 1).status,
+                401,
+                "keys exist: the token's own refusal"
+            );
+            answered_at = Some(step * 100);
+            break;
+        }
+    }
+    let at = answered_at.expect("answered");
+    assert!(
+        (1500..=1600).contains(&at),
+        "answered after {at} ms (timeout 1500 ms, tick 100 ms)"
+    );
+    // Requests meanwhile and after: bounded answers, one fetch in flight at most.
+    for i in 0..30 {
+        worker.host.state.advance(200);
+        let out = worker.get(100 + i, "/v1/a", &new.token("alice", "chat"));
+        for _ in 0..17 {
+            if !effects_on(&out, 100 + i).is_empty() {
+                break;
+            }
+            worker.host.state.advance(100);
+            let ticked = worker.gateway.on_tick();
+            if !effects_on(&ticked, 100 + i).is_empty() {
+                break;
+            }
+        }
+        assert!(
+            !worker.gateway.waiting.contains(&(100 + i)),
+            "request {i} answered within 1.6 s"
+        );
+    }
+    assert_eq!(
+        worker.jwks_calls(),
+        2,
+        "no refetch before min_refresh_interval_s"
+    );
+}
+
+#[test]
+fn with_no_keys_and_a_silent_idp_a_request_gets_503_at_its_deadline() {
+    let key = Key::new("k1");
+    let mut worker = Worker::new(FakeHost::new(NOW_MS));
+    worker.get(1, "/v1/a", &key.token("alice", "chat"));
+    assert_eq!(worker.jwks_calls(), 1);
+    worker.host.state.advance(1_650);
+    let out = worker.gateway.on_tick();
+    let reply = reply_of(&out, 1);
+    assert_eq!(reply.status, 503);
+    assert!(
+        reply.headers.iter().any(|(n, _)| n == "retry-after"),
+        "{reply:?}"
+    );
+    assert_eq!(worker.audit(1)["code"], "JWKS_UNAVAILABLE");
+}
+
+#[test]
+fn an_idp_answering_garbage_or_nothing_refuses_the_waiting_request_at_once() {
+    let key = Key::new("k1");
+    let answers = [
+        CallResponse {
+            status: Some(200),
+            body: Some(b"<html>".to_vec()),
+        },
+        CallResponse {
+            status: Some(500),
+            body: None,
+        },
+        CallResponse::NONE,
+    ];
+    for answer in answers {
+        let mut worker = Worker::new(FakeHost::new(NOW_MS));
+        worker.get(1, "/v1/a", &key.token("alice", "chat"));
+        let out = worker.answer_jwks(answer.clone());
+        assert_eq!(reply_of(&out, 1).status, 503, "{answer:?}");
+        assert_eq!(worker.host.state.counter("jwks_fetches_failed"), 1);
+        assert_eq!(worker.host.state.counter("requests_jwks_unavailable"), 1);
+    }
+}
+
+#[test]
+fn a_fetch_that_cannot_be_dispatched_refuses_at_once() {
+    let key = Key::new("k1");
+    let mut worker = Worker::new(FakeHost::new(NOW_MS));
+    worker.host.state.refuse_dispatch.set(true);
+    let out = worker.get(1, "/v1/a", &key.token("alice", "chat"));
+    assert_eq!(reply_of(&out, 1).status, 503);
+    assert!(worker.gateway.waiting.is_empty());
+}
+
+#[test]
+fn a_request_that_ends_while_waiting_is_forgotten() {
+    let key = Key::new("k1");
+    let mut worker = Worker::new(FakeHost::new(NOW_MS));
+    worker.get(1, "/v1/a", &key.token("alice", "chat"));
+    worker.gateway.on_done(1);
+    let out = worker.answer_jwks(jwks(&[&key]));
+    assert!(out.effects.is_empty(), "{out:?}");
+    assert!(worker.gateway.flows.is_empty());
+}
