@@ -29,7 +29,9 @@ impl Context for Root {
     fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _: usize) {
         let _entered = host::enter(self.id);
         if let Some(gateway) = &self.gateway {
-            let output = gateway.borrow_mut().on_call_response(token, body_size);
+            let output = gateway
+                .borrow_mut()
+                .on_call_response(token, body_size, None);
             host::apply(self.id, output);
         }
     }
@@ -100,7 +102,8 @@ impl Request {
 
 impl Context for Request {
     fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _: usize) {
-        self.forward(|gateway| gateway.on_call_response(token, body_size));
+        let id = self.id;
+        self.forward(|gateway| gateway.on_call_response(token, body_size, Some(id)));
     }
 
     fn on_done(&mut self) -> bool {

@@ -244,31 +244,25 @@ impl Host for WasmHost {
         getrandom::getrandom(buf).is_ok()
     }
 
-    fn dispatch(&self, call: &OutgoingCall, owner: Option<u32>) -> Option<u32> {
-        let running = current();
-        let switch = owner.filter(|owner| *owner != running);
-        if let Some(owner) = switch {
-            if !set_effective_context(owner) {
-                return None;
-            }
+    fn dispatch(&self, call: &OutgoingCall, running: Option<u32>) -> Option<u32> {
+        // The core dispatches only from the context whose callback runs (the SDK hands the
+        // answer to that one); anything else is a bug, refused rather than lost.
+        if running.is_some_and(|running| running != current()) {
+            return None;
         }
         let headers: Vec<(&str, &str)> = call
             .headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let token = hostcalls::dispatch_http_call(
+        hostcalls::dispatch_http_call(
             &call.cluster,
             headers,
             call.body.as_deref(),
             vec![],
             Duration::from_millis(call.timeout_ms),
         )
-        .ok();
-        if switch.is_some() {
-            set_effective_context(running);
-        }
-        token
+        .ok()
     }
 
     fn call_response(&self, body_size: usize, max_body: usize) -> CallResponse {
@@ -320,6 +314,14 @@ impl Host for WasmHost {
         hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size)
             .ok()
             .flatten()
+    }
+
+    fn routed_cluster(&self) -> Option<String> {
+        hostcalls::get_property(vec!["xds", "cluster_name"])
+            .ok()
+            .flatten()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .filter(|name| !name.is_empty())
     }
 
     fn response_header(&self, name: &str) -> Option<String> {

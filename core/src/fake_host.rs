@@ -14,7 +14,8 @@ use crate::store::{MemoryStore, SharedStore};
 pub struct HostState {
     pub now_ms: Cell<u64>,
     pub next_token: Cell<u32>,
-    /// Every dispatched call: token, the call, its owner.
+    /// Every dispatched call: token, the call, the context it was dispatched from (`None`: the
+    /// worker's root).
     pub calls: RefCell<Vec<(u32, OutgoingCall, Option<u32>)>>,
     /// The answer `call_response` gives next.
     pub answer: RefCell<CallResponse>,
@@ -26,6 +27,12 @@ pub struct HostState {
     pub response_headers: RefCell<Vec<(String, String)>>,
     /// Dispatch fails (no such cluster).
     pub refuse_dispatch: Cell<bool>,
+    /// The host has no random source (`random` fails).
+    pub no_random: Cell<bool>,
+    /// Random draws so far: each draw differs from the last, as a real source's would.
+    pub random_draws: Cell<u32>,
+    /// The cluster of the request's route.
+    pub routed_cluster: RefCell<Option<String>>,
 }
 
 impl HostState {
@@ -87,15 +94,21 @@ impl Host for FakeHost {
     }
 
     fn random(&self, buf: &mut [u8]) -> bool {
+        if self.state.no_random.get() {
+            return false;
+        }
+        let draw = self.state.random_draws.get();
+        self.state.random_draws.set(draw.wrapping_add(1));
         for (i, b) in buf.iter_mut().enumerate() {
             *b = (i as u8)
                 .wrapping_mul(31)
-                .wrapping_add(self.state.next_token.get() as u8);
+                .wrapping_add(self.state.next_token.get() as u8)
+                .wrapping_add((draw as u8).wrapping_mul(101));
         }
         true
     }
 
-    fn dispatch(&self, call: &OutgoingCall, owner: Option<u32>) -> Option<u32> {
+    fn dispatch(&self, call: &OutgoingCall, running: Option<u32>) -> Option<u32> {
         if self.state.refuse_dispatch.get() {
             return None;
         }
@@ -104,7 +117,7 @@ impl Host for FakeHost {
         self.state
             .calls
             .borrow_mut()
-            .push((token, call.clone(), owner));
+            .push((token, call.clone(), running));
         Some(token)
     }
 
@@ -134,6 +147,10 @@ impl Host for FakeHost {
 
     fn response_body(&self, _size: usize) -> Option<Vec<u8>> {
         Some(self.state.response_body.borrow().clone())
+    }
+
+    fn routed_cluster(&self) -> Option<String> {
+        self.state.routed_cluster.borrow().clone()
     }
 
     fn response_header(&self, name: &str) -> Option<String> {

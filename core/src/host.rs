@@ -13,10 +13,13 @@ pub trait Host {
     fn store(&self) -> &dyn SharedStore;
     /// Fills `buf` with random bytes; false when the host has no random source.
     fn random(&self, buf: &mut [u8]) -> bool;
-    /// Dispatches `call`; its answer reaches [`crate::gateway::Gateway::on_call_response`] with the
-    /// returned token. `owner` is the request whose life the call belongs to (Envoy cancels a
-    /// request's calls when it ends), or `None` for the worker's own calls.
-    fn dispatch(&self, call: &OutgoingCall, owner: Option<u32>) -> Option<u32>;
+    /// Dispatches `call` from the context whose callback is running: `running` is that request,
+    /// or `None` for the worker's own (root) context. The answer comes back to that same context
+    /// (and reaches [`crate::gateway::Gateway::on_call_response`] with the returned token); Envoy
+    /// cancels the call if that request ends first. The proxy-wasm SDK routes an answer to the
+    /// context that was running at dispatch, whatever effective context was set, so a call is
+    /// never made on another request's behalf from a third context.
+    fn dispatch(&self, call: &OutgoingCall, running: Option<u32>) -> Option<u32>;
     /// The answer to a dispatched call, its body read only when within `max_body` bytes.
     fn call_response(&self, body_size: usize, max_body: usize) -> CallResponse;
     /// Adds to one of [`crate::observe::COUNTERS`].
@@ -32,4 +35,7 @@ pub trait Host {
     /// This callback's response body chunk (`size` bytes).
     fn response_body(&self, size: usize) -> Option<Vec<u8>>;
     fn response_header(&self, name: &str) -> Option<String>;
+    /// The cluster the request's route chose (`xds.cluster_name`, resolved by Envoy before the
+    /// filters run).
+    fn routed_cluster(&self) -> Option<String>;
 }

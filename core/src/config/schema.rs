@@ -295,8 +295,8 @@ pub struct TranslateSection {
     #[serde(default)]
     pub inject_user: bool,
     /// Envoy cluster of the upstream, for answers the gateway fetches itself.
-    #[serde(default = "default_translate_cluster")]
-    pub cluster: String,
+    #[serde(default)]
+    pub cluster: Option<String>,
     #[serde(default)]
     pub authority: Option<String>,
     #[serde(default = "default_translate_timeout_ms")]
@@ -308,10 +308,6 @@ fn default_from() -> String {
 }
 
 fn default_to() -> String {
-    "ollama".to_string()
-}
-
-fn default_translate_cluster() -> String {
     "ollama".to_string()
 }
 

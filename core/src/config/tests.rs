@@ -731,13 +731,13 @@ fn translate_section_is_checked() {
     ))
     .unwrap();
     let t = ok.translate.unwrap();
-    assert_eq!(t.cluster, "ollama");
+    assert_eq!(t.cluster, None, "the route's cluster");
     let defaults = load_str(&with_provider(r#""translate": {}"#)).unwrap();
     assert_eq!(
         defaults.translate.unwrap().config.target,
         crate::translate::Target::Ollama
     );
-    assert_eq!(t.authority, "ollama");
+    assert_eq!(t.authority, None);
     assert_eq!(t.timeout_ms, 120_000);
     assert_eq!(
         t.config.model_aliases.get("gpt-4o").map(String::as_str),

@@ -11,8 +11,11 @@ use crate::translate::{Target, TranslateConfig};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TranslateSettings {
     pub config: TranslateConfig,
-    pub cluster: String,
-    pub authority: String,
+    /// Where the gateway's own calls go; `None`: to the cluster the request's route chose, so
+    /// the route is the one place that names the model server.
+    pub cluster: Option<String>,
+    /// The `:authority` of those calls; `None`: the cluster's name.
+    pub authority: Option<String>,
     pub timeout_ms: u64,
 }
 
@@ -49,7 +52,7 @@ pub fn compile_translate(s: TranslateSection) -> Result<TranslateSettings, Confi
         }
         aliases.insert(from, to);
     }
-    if s.cluster.is_empty() {
+    if s.cluster.as_deref().is_some_and(str::is_empty) {
         return Err(ConfigError::new("translate.cluster", "must not be empty"));
     }
     if !(1_000..=600_000).contains(&s.timeout_ms) {
@@ -58,12 +61,13 @@ pub fn compile_translate(s: TranslateSection) -> Result<TranslateSettings, Confi
             "must be between 1000 and 600000",
         ));
     }
-    let authority = s.authority.unwrap_or_else(|| s.cluster.clone());
-    if authority.is_empty()
-        || authority
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-    {
+    let authority = s.authority.or_else(|| s.cluster.clone());
+    if authority.as_deref().is_some_and(|authority| {
+        authority.is_empty()
+            || authority
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    }) {
         return Err(ConfigError::new(
             "translate.authority",
             "must be a host name",

@@ -42,7 +42,7 @@ impl Gateway {
             | Phase::WaitingKeys(_)
             | Phase::TokenExchange(_)
             | Phase::WaitingIdTokenKeys(_) => Next::Pause,
-            Phase::Fetching(_) | Phase::Answered => Next::Continue,
+            Phase::FetchDue { .. } | Phase::Fetching(_) | Phase::Answered => Next::Continue,
         }
     }
 

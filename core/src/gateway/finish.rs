@@ -204,7 +204,8 @@ impl Gateway {
         Next::Continue
     }
 
-    /// Dispatches the model-server call that answers request `id`, or refuses it.
+    /// Dispatches the model-server call that answers request `id`, or refuses it. Decided on
+    /// another request's callback, the call waits for the next tick (see `due_fetches`).
     pub(super) fn fetch_from_model_server(
         &mut self,
         id: u32,
@@ -213,20 +214,44 @@ impl Gateway {
         body: Option<Vec<u8>>,
         effects: &mut Vec<(u32, Effect)>,
     ) -> Next {
-        let call = self
-            .config
-            .translate
-            .as_ref()
-            .map(|settings| model_server::call(settings, &fetch, &flow.caller_headers, body));
-        let dispatched = call.is_some_and(|call| {
-            self.dispatch(&call, Some(id), super::Call::ModelServer { request: id })
-        });
+        if self.running.is_some_and(|running| running != id) {
+            flow.phase = Phase::FetchDue { fetch, body };
+            self.due_fetches.push(id);
+            return Next::Pause;
+        }
+        let call = match (&self.config.translate, &flow.model_server) {
+            (Some(settings), Some(target)) => Some(model_server::call(
+                settings.timeout_ms,
+                target,
+                &fetch,
+                &flow.caller_headers,
+                body,
+            )),
+            _ => None,
+        };
+        let dispatched =
+            call.is_some_and(|call| self.dispatch(&call, super::Call::ModelServer { request: id }));
         if !dispatched {
             let error = GatewayError::UpstreamError("the model server could not be called".into());
             return self.finish(id, flow, Decision::refused(error, None), true, effects);
         }
         flow.phase = Phase::Fetching(fetch);
         Next::Pause
+    }
+
+    /// The tick's part: the model-server calls of requests decided on another request's
+    /// callback, made from the worker's own context.
+    pub(super) fn dispatch_due_fetches(&mut self, effects: &mut Vec<(u32, Effect)>) {
+        for id in std::mem::take(&mut self.due_fetches) {
+            let Some(mut flow) = self.flows.remove(&id) else {
+                continue;
+            };
+            if let Phase::FetchDue { fetch, body } = std::mem::replace(&mut flow.phase, Phase::Head)
+            {
+                self.fetch_from_model_server(id, &mut flow, fetch, body, effects);
+            }
+            self.flows.insert(id, flow);
+        }
     }
 
     /// Answers request `id` with the gateway's own response.

@@ -31,6 +31,11 @@ pub(super) enum Phase {
     },
     /// On its way to the upstream through the route.
     Forwarded,
+    /// Decided on another request's callback: its model-server call is made on the next tick.
+    FetchDue {
+        fetch: Fetch,
+        body: Option<Vec<u8>>,
+    },
     /// The gateway fetches the answer from the model server itself.
     Fetching(Fetch),
     /// The gateway answered it itself.
@@ -70,6 +75,9 @@ pub(super) struct Flow {
     /// The identity headers the request was allowed with, for calls the gateway makes on its
     /// behalf (the model server learns who the caller is, as on a forwarded request).
     pub caller_headers: Vec<(String, String)>,
+    /// Where the gateway calls for this request's answer (translated requests): the cluster
+    /// and `:authority`.
+    pub model_server: Option<(String, String)>,
     /// The audit record as published at the response's end, reused for the log line.
     pub published_audit: Option<String>,
     /// The upstream's token usage was charged (once).
@@ -104,6 +112,7 @@ impl Flow {
             admission: None,
             translation: None,
             caller_headers: Vec::new(),
+            model_server: None,
             published_audit: None,
             settled: false,
         }

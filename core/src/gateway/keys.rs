@@ -88,7 +88,7 @@ impl Gateway {
         );
         match claimed {
             FetchDecision::Start => {
-                if self.fetch_jwks(provider, None) {
+                if self.fetch_jwks(provider) {
                     AuthStep::Wait(wait)
                 } else {
                     let error = fetch::unavailable(have_keys, otherwise, 1000);
@@ -205,9 +205,8 @@ impl Gateway {
     }
 
     /// Dispatches the fetch of `provider`'s keys, whose slot this worker claimed. A call that
-    /// cannot be dispatched is recorded as failed (the slot is freed). `owner`: see
-    /// [`crate::host::Host::dispatch`].
-    pub(super) fn fetch_jwks(&mut self, provider: usize, owner: Option<u32>) -> bool {
+    /// cannot be dispatched is recorded as failed (the slot is freed).
+    pub(super) fn fetch_jwks(&mut self, provider: usize) -> bool {
         let config = Rc::clone(&self.config);
         let Some(remote) = config.providers.get(provider).and_then(|p| p.remote()) else {
             return false;
@@ -215,7 +214,7 @@ impl Gateway {
         let path = self.jwks_path(remote).unwrap_or_default();
         let call =
             OutgoingCall::get_json(&remote.cluster, &remote.authority, remote.timeout_ms, &path);
-        let dispatched = self.dispatch(&call, owner, Call::Jwks { provider });
+        let dispatched = self.dispatch(&call, Call::Jwks { provider });
         if !dispatched {
             self.jwks_fetched(provider, &CallResponse::NONE);
         }
@@ -276,7 +275,7 @@ impl Gateway {
                     self.owner,
                 ) == FetchDecision::Start
             {
-                self.fetch_jwks(i, None);
+                self.fetch_jwks(i);
             }
         }
         // Fetched until it arrives, even when both endpoints are explicit: the ID-token keys'
@@ -290,7 +289,7 @@ impl Gateway {
                 let store = self.host.store();
                 if claim_fetch(store, DISCOVERY_SLOT, timing, now, false, self.owner)
                     == FetchDecision::Start
-                    && !self.dispatch(&call, None, Call::Discovery)
+                    && !self.dispatch(&call, Call::Discovery)
                 {
                     self.discovery_fetched(&CallResponse::NONE);
                 }

@@ -237,7 +237,7 @@ impl Gateway {
         )
         .body(body.into_bytes());
         call.headers.extend(headers);
-        if self.dispatch(&call, Some(id), Call::TokenExchange { request: id }) {
+        if self.dispatch(&call, Call::TokenExchange { request: id }) {
             Ok(state)
         } else {
             let details = "the token endpoint could not be called".into();
@@ -326,7 +326,7 @@ impl Gateway {
             None => FetchDecision::NotBefore { at_ms: now + 1000 },
         };
         let waits = match claimed {
-            FetchDecision::Start => self.fetch_jwks(index, Some(id)),
+            FetchDecision::Start => self.fetch_jwks(index),
             FetchDecision::InFlight { .. } => true,
             FetchDecision::NotBefore { at_ms } => {
                 let retry_after_s = at_ms.saturating_sub(now).div_ceil(1000).max(1);
@@ -534,3 +534,6 @@ impl Gateway {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -131,6 +131,13 @@ pub struct Gateway {
     waiting: Vec<u32>,
     /// Calls in flight, by token.
     calls: HashMap<u32, Call>,
+    /// The request whose callback is running, `None` on the worker's own (root) callbacks: calls
+    /// are dispatched from it (see [`Host::dispatch`]).
+    running: Option<u32>,
+    /// Requests decided on another request's callback whose model-server call is made on the
+    /// next tick, from the worker's own context (a call dispatched from that other request would
+    /// be lost with it).
+    due_fetches: Vec<u32>,
     /// The OIDC discovery document, once fetched (by any worker).
     discovery: Option<Endpoints>,
     discovery_version: Option<u32>,
@@ -161,6 +168,8 @@ impl Gateway {
             flows: HashMap::new(),
             waiting: Vec::new(),
             calls: HashMap::new(),
+            running: None,
+            due_fetches: Vec::new(),
             discovery: None,
             discovery_version: None,
         }
@@ -182,6 +191,7 @@ impl Gateway {
         headers: Vec<(String, String)>,
         end_of_stream: bool,
     ) -> Output {
+        self.running = Some(id);
         let mut head = RequestHead::new(headers, end_of_stream);
         let config = Rc::clone(&self.config);
         let mut flow = Flow::start(&head, &config, self.host.as_ref());
@@ -190,7 +200,16 @@ impl Gateway {
             out.next = self.login(id, &mut flow, route, &head, &mut out.effects);
         } else {
             head.remote_address = flow.audit.client.clone();
-            let decision = match pipeline::on_request_headers(&config, &head) {
+            let outcome = pipeline::on_request_headers(&config, &head);
+            let plan = match &outcome {
+                HeadersOutcome::Forward(forwarding) => forwarding.translation.as_ref(),
+                HeadersOutcome::Verify(pending) => pending.forwarding.translation.as_ref(),
+                HeadersOutcome::Reply(_) => None,
+            };
+            if plan.is_some() {
+                flow.model_server = self.model_server(&head);
+            }
+            let decision = match outcome {
                 HeadersOutcome::Reply(error) => Decision::refused(error, None),
                 HeadersOutcome::Forward(forwarding) => self.admit(forwarding, None),
                 HeadersOutcome::Verify(pending) => match self.authenticate(&pending, true) {
@@ -232,6 +251,7 @@ impl Gateway {
     /// and nothing acts on it again.
     pub fn on_done(&mut self, id: u32) {
         self.waiting.retain(|w| *w != id);
+        self.due_fetches.retain(|d| *d != id);
         self.calls.retain(|_, call| call.request() != Some(id));
         if let Some(mut flow) = self.flows.remove(&id) {
             self.settle_usage(&mut flow);
@@ -239,8 +259,16 @@ impl Gateway {
         }
     }
 
-    /// A dispatched call answered (or failed): whatever it was for goes on.
-    pub fn on_call_response(&mut self, token: u32, body_size: usize) -> Output {
+    /// A dispatched call answered (or failed): whatever it was for goes on. `receiver`: the
+    /// request whose context it came back to (the one it was dispatched from), `None` for the
+    /// worker's own.
+    pub fn on_call_response(
+        &mut self,
+        token: u32,
+        body_size: usize,
+        receiver: Option<u32>,
+    ) -> Output {
+        self.running = receiver;
         let mut out = Output::new(Next::Continue);
         let Some(call) = self.calls.remove(&token) else {
             return out;
@@ -283,9 +311,11 @@ impl Gateway {
     /// The periodic work: adopt what other workers fetched, start scheduled fetches, and decide
     /// the waiting requests whose keys arrived or whose wait ended.
     pub fn on_tick(&mut self) -> Output {
+        self.running = None;
         let mut out = Output::new(Next::Continue);
         self.start_scheduled_fetches();
         self.resolve_waiting(&mut out.effects);
+        self.dispatch_due_fetches(&mut out.effects);
         out
     }
 
@@ -296,6 +326,7 @@ impl Gateway {
         id: u32,
         step: impl FnOnce(&mut Self, &mut Flow, &mut Output),
     ) -> Output {
+        self.running = Some(id);
         let mut out = Output::new(Next::Continue);
         if let Some(mut flow) = self.flows.remove(&id) {
             step(self, &mut flow, &mut out);
@@ -319,20 +350,36 @@ impl Gateway {
         &self.config.token.realm
     }
 
-    /// Dispatches `call` for `purpose`; false when the host refused it.
-    fn dispatch(
-        &mut self,
-        call: &crate::outgoing::OutgoingCall,
-        owner: Option<u32>,
-        purpose: Call,
-    ) -> bool {
-        match self.host.dispatch(call, owner) {
+    /// Dispatches `call` for `purpose` from the running context; false when the host refused it.
+    fn dispatch(&mut self, call: &crate::outgoing::OutgoingCall, purpose: Call) -> bool {
+        match self.host.dispatch(call, self.running) {
             Some(token) => {
                 self.calls.insert(token, purpose);
                 true
             }
             None => false,
         }
+    }
+
+    /// Where the gateway's own calls for a translated request go (cluster, `:authority`):
+    /// `translate.cluster` and `.authority`, or else as the request itself would be forwarded,
+    /// to the cluster its route chose with its own `:authority`. Read in the request's own
+    /// callback.
+    fn model_server(&self, head: &RequestHead) -> Option<(String, String)> {
+        let settings = self.config.translate.as_ref()?;
+        let (cluster, authority) = match &settings.cluster {
+            Some(cluster) => (cluster.clone(), cluster.as_str()),
+            None => (
+                self.host.routed_cluster()?,
+                head.value(":authority").unwrap_or(""),
+            ),
+        };
+        let authority = settings
+            .authority
+            .as_deref()
+            .unwrap_or(authority)
+            .to_string();
+        Some((cluster, authority))
     }
 
     /// `N` random bytes from the host, or `None` without a random source.

@@ -1,7 +1,6 @@
 //! The calls the gateway makes to the model server for translated requests it answers itself
 //! (model lists, non-streamed chats), and the replies it builds from their answers.
 
-use crate::config::TranslateSettings;
 use crate::error::{GatewayError, LocalReply};
 use crate::observe::AuditRecord;
 use crate::outgoing::{CallResponse, OutgoingCall};
@@ -34,7 +33,8 @@ pub(super) fn caller_headers(
 
 /// The call that fetches `fetch`'s answer.
 pub(super) fn call(
-    settings: &TranslateSettings,
+    timeout_ms: u64,
+    (cluster, authority): &(String, String),
     fetch: &Fetch,
     caller_headers: &[(String, String)],
     body: Option<Vec<u8>>,
@@ -43,14 +43,8 @@ pub(super) fn call(
         Fetch::Models(_) => ("GET", "/api/tags"),
         Fetch::Chat(_) => ("POST", "/api/chat"),
     };
-    let mut call = OutgoingCall::new(
-        &settings.cluster,
-        &settings.authority,
-        settings.timeout_ms,
-        method,
-        path,
-    )
-    .header("accept", "application/json");
+    let mut call = OutgoingCall::new(cluster, authority, timeout_ms, method, path)
+        .header("accept", "application/json");
     if let Some(body) = body {
         call = call.header("content-type", "application/json").body(body);
     }

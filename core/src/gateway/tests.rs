@@ -14,9 +14,9 @@ use super::*;
 use crate::fake_host::FakeHost;
 use crate::outgoing::CallResponse;
 
-const NOW_MS: u64 = 1_700_000_000_000;
+pub(super) const NOW_MS: u64 = 1_700_000_000_000;
 
-const CONFIG: &str = r#"{
+pub(super) const CONFIG: &str = r#"{
     "providers": [{"name": "sso", "issuer": "https://idp.test", "audiences": ["gw"],
         "algorithms": ["EdDSA"],
         "jwks": {"remote": {"cluster": "idp", "authority": "idp", "path": "/jwks",
@@ -30,20 +30,20 @@ const CONFIG: &str = r#"{
         "session": {"secret": {"inline": "0123456789abcdef0123456789abcdef"}}}
 }"#;
 
-struct Key {
-    pair: Ed25519KeyPair,
-    kid: String,
+pub(super) struct Key {
+    pub(super) pair: Ed25519KeyPair,
+    pub(super) kid: String,
 }
 
 impl Key {
-    fn new(kid: &str) -> Self {
+    pub(super) fn new(kid: &str) -> Self {
         Self {
             pair: Ed25519KeyPair::generate().with_key_id(kid),
             kid: kid.into(),
         }
     }
 
-    fn jwk(&self) -> Value {
+    pub(super) fn jwk(&self) -> Value {
         json!({"kty": "OKP", "crv": "Ed25519", "kid": self.kid, "alg": "EdDSA",
                "x": URL_SAFE_NO_PAD.encode(self.pair.public_key().to_bytes())})
     }
@@ -66,7 +66,7 @@ impl Key {
     }
 }
 
-fn jwks(keys: &[&Key]) -> CallResponse {
+pub(super) fn jwks(keys: &[&Key]) -> CallResponse {
     let keys: Vec<Value> = keys.iter().map(|k| k.jwk()).collect();
     CallResponse {
         status: Some(200),
@@ -75,14 +75,18 @@ fn jwks(keys: &[&Key]) -> CallResponse {
 }
 
 /// A worker: its gateway and the host it sees.
-struct Worker {
-    gateway: Gateway,
-    host: FakeHost,
+pub(super) struct Worker {
+    pub(super) gateway: Gateway,
+    pub(super) host: FakeHost,
 }
 
 impl Worker {
-    fn new(host: FakeHost) -> Self {
-        let config = crate::config::load(CONFIG.as_bytes()).unwrap();
+    pub(super) fn new(host: FakeHost) -> Self {
+        Self::with_config(CONFIG, host)
+    }
+
+    pub(super) fn with_config(config: &str, host: FakeHost) -> Self {
+        let config = crate::config::load(config.as_bytes()).unwrap();
         // The fake clock must start where the tokens' `iat` is.
         host.state
             .now_ms
@@ -115,9 +119,18 @@ impl Worker {
         self.answer(token, response)
     }
 
-    fn answer(&mut self, token: u32, response: CallResponse) -> Output {
+    /// Answers call `token`, in the context it was dispatched from (as the SDK delivers it).
+    pub(super) fn answer(&mut self, token: u32, response: CallResponse) -> Output {
         *self.host.state.answer.borrow_mut() = response;
-        self.gateway.on_call_response(token, 0)
+        let receiver = self
+            .host
+            .state
+            .calls
+            .borrow()
+            .iter()
+            .find(|(t, _, _)| *t == token)
+            .and_then(|(_, _, running)| *running);
+        self.gateway.on_call_response(token, 0, receiver)
     }
 
     fn jwks_calls(&self) -> usize {
@@ -125,7 +138,7 @@ impl Worker {
     }
 
     /// The request's audit record at its end.
-    fn audit(&mut self, id: u32) -> Value {
+    pub(super) fn audit(&mut self, id: u32) -> Value {
         let mut flow = self.gateway.flows.remove(&id).expect("a flow");
         let record = serde_json::from_str(&flow.audit.to_json()).unwrap();
         self.gateway.settle_usage(&mut flow);
@@ -134,7 +147,7 @@ impl Worker {
 }
 
 /// The effects on request `id`, with the parts that differ by nature (random ids) left out.
-fn effects_on(output: &Output, id: u32) -> Vec<Effect> {
+pub(super) fn effects_on(output: &Output, id: u32) -> Vec<Effect> {
     output
         .effects
         .iter()
@@ -143,7 +156,7 @@ fn effects_on(output: &Output, id: u32) -> Vec<Effect> {
         .collect()
 }
 
-fn reply_of(output: &Output, id: u32) -> LocalReply {
+pub(super) fn reply_of(output: &Output, id: u32) -> LocalReply {
     effects_on(output, id)
         .into_iter()
         .find_map(|e| match e {
@@ -265,24 +278,29 @@ fn waited_and_not_waited_requests_get_identical_outcomes() {
         .contains("\"sub\":\"alice\""));
     assert_eq!(reply_of(&answered, id(4)).status, 403);
 
-    // The model lists are fetched by the gateway from /api/tags, for waited ones too.
-    for worker in [&mut prompt, &mut waited] {
+    // The model lists are fetched by the gateway from /api/tags, for waited ones too. Decided
+    // on the first request's callback (the keys came back to it), the waited ones' calls are
+    // made on the next tick from the worker's own context: a call made from the first request
+    // would be lost if it ended first.
+    assert!(waited.host.state.calls_to("/api/tags").is_empty());
+    let ticked = waited.gateway.on_tick();
+    assert!(ticked.effects.is_empty(), "{ticked:?}");
+    for (worker, dispatched_from) in [
+        (&mut prompt, vec![Some(id(1)), Some(id(2))]),
+        (&mut waited, vec![None, None]),
+    ] {
         let calls = worker.host.state.calls_to("/api/tags");
         assert_eq!(calls.len(), 2, "/v1/models and /v1/models/qwen3");
-        let owners: Vec<Option<u32>> = worker
+        let from: Vec<Option<u32>> = worker
             .host
             .state
             .calls
             .borrow()
             .iter()
             .filter(|(_, call, _)| call.path() == "/api/tags")
-            .map(|(_, _, owner)| *owner)
+            .map(|(_, _, running)| *running)
             .collect();
-        assert_eq!(
-            owners,
-            vec![Some(id(1)), Some(id(2))],
-            "each call belongs to its request"
-        );
+        assert_eq!(from, dispatched_from);
     }
     let lists: Vec<(LocalReply, LocalReply)> = [&mut prompt, &mut waited]
         .into_iter()
@@ -373,8 +391,18 @@ fn a_rotated_key_is_decided_for_every_waiting_request_by_one_refetch() {
         effects_on(&answered, 2).is_empty(),
         "the model list is fetched first"
     );
+    // Decided on the first request's callback: fetched on the tick, from the worker's context.
+    assert!(worker.host.state.calls_to("/api/tags").is_empty());
+    worker.gateway.on_tick();
     let tags_calls = worker.host.state.calls_to("/api/tags");
     assert_eq!(tags_calls.len(), 1);
+    assert!(worker
+        .host
+        .state
+        .calls
+        .borrow()
+        .iter()
+        .any(|(t, _, from)| *t == tags_calls[0] && from.is_none()));
     let listed = worker.answer(tags_calls[0], tags());
     assert_eq!(reply_of(&listed, 2).status, 200);
     assert_eq!(worker.audit(1)["sub"], "alice");
@@ -539,4 +567,28 @@ fn a_request_that_ends_while_waiting_is_forgotten() {
     let out = worker.answer_jwks(jwks(&[&key]));
     assert!(out.effects.is_empty(), "{out:?}");
     assert!(worker.gateway.flows.is_empty());
+}
+
+#[test]
+fn without_translate_cluster_the_gateways_calls_go_where_the_route_goes() {
+    let key = Key::new("k1");
+    let config = CONFIG.replace(r#", "cluster": "ollama", "authority": "ollama""#, "");
+    assert_ne!(config, CONFIG);
+    let mut worker = Worker::with_config(&config, FakeHost::new(NOW_MS));
+    worker.gateway.on_tick();
+    worker.answer_jwks(jwks(&[&key]));
+    *worker.host.state.routed_cluster.borrow_mut() = Some("models-route".into());
+    worker.get(1, "/v1/models", &key.token("alice", "chat"));
+    let calls = worker.host.state.calls.borrow().clone();
+    let (_, call, _) = calls.last().unwrap();
+    assert_eq!(call.path(), "/api/tags");
+    assert_eq!(call.cluster, "models-route");
+    assert!(
+        call.headers.contains(&(":authority".into(), "gw".into())),
+        "{call:?}"
+    );
+    // No route cluster and none configured: refused, never left hanging.
+    *worker.host.state.routed_cluster.borrow_mut() = None;
+    let out = worker.get(2, "/v1/models", &key.token("alice", "chat"));
+    assert_eq!(reply_of(&out, 2).status, 502);
 }
