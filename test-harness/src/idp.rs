@@ -57,6 +57,8 @@ struct State {
     behaviour: JwksBehaviour,
     recorded: Vec<Recorded>,
     fetches: usize,
+    /// When each JWKS fetch's head arrived, in arrival order (one per counted fetch).
+    fetch_times: Vec<Instant>,
 }
 
 struct Shared {
@@ -139,6 +141,7 @@ impl JwksServer {
                 behaviour: JwksBehaviour::Serve,
                 recorded: Vec::new(),
                 fetches: 0,
+                fetch_times: Vec::new(),
             }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -174,6 +177,13 @@ impl JwksServer {
     /// when their head arrives, whatever the answer.
     pub fn fetches(&self) -> usize {
         self.shared.state().fetches
+    }
+
+    /// When each JWKS fetch counted by [`JwksServer::fetches`] arrived (its head), in order:
+    /// for asserting how fetches are spaced (e.g. that one never starts while another is in
+    /// flight).
+    pub fn fetch_times(&self) -> Vec<Instant> {
+        self.shared.state().fetch_times.clone()
     }
 
     /// Wait until `fetches() >= n` or the timeout passes; returns `fetches()`.
@@ -268,6 +278,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
             });
             if is_jwks {
                 state.fetches += 1;
+                state.fetch_times.push(Instant::now());
             }
             shared.changed.notify_all();
             state.behaviour.clone()

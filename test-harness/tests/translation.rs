@@ -156,6 +156,39 @@ fn sdk_models_unknown_model_and_bad_token() {
     );
 }
 
+/// Without `translate.cluster`, the answers the gateway fetches itself (model lists,
+/// non-streamed chats) go to the cluster the request's route chose: the route is the one place
+/// that names the model server.
+#[test]
+fn without_a_translate_cluster_the_gateways_own_calls_follow_the_route() {
+    let mut config: Value = serde_json::from_str(&config()).unwrap();
+    let translate = config["translate"].as_object_mut().unwrap();
+    translate.remove("cluster");
+    translate.remove("authority");
+    let upstream = ollama::start(OllamaConfig::default());
+    let envoy = Envoy::builder(&config.to_string())
+        .upstream(upstream.addr())
+        .env("JWT_SECRET", SECRET)
+        .start()
+        .unwrap_or_else(|e| panic!("envoy did not start: {}", e.log));
+    let token = token("erin");
+    let models = sdk(&envoy, &token, "models", &[]);
+    assert_eq!(models["ok"], true, "{models}");
+    let chat = sdk(
+        &envoy,
+        &token,
+        "chat",
+        &["--model", "gpt-4o", "--message", "hi"],
+    );
+    assert_eq!(chat["ok"], true, "{chat}");
+    let paths: Vec<String> = upstream.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        vec!["/api/tags", "/api/chat"],
+        "both through the route's cluster"
+    );
+}
+
 /// A streamed chat over raw HTTP: the SSE body.
 fn raw_stream(envoy: &Envoy, message: &str) -> String {
     let response = envoy.send(
