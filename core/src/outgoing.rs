@@ -1,6 +1,10 @@
 //! Calls the gateway makes itself (JWKS and discovery fetches, the login's token exchange, the
 //! model server for translated answers): one description of a call, one of its answer.
 
+/// The largest answer read from the IdP's discovery and token endpoints (larger ones are
+/// refused as broken, never copied into the VM).
+pub const MAX_IDP_ANSWER_BYTES: usize = 256 * 1024;
+
 /// A call to dispatch to an Envoy cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingCall {

@@ -20,14 +20,23 @@ pub enum HeadersOutcome {
     Verify(PendingAuth),
 }
 
+/// Where a request's token came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// A bearer token (header or token cookie): one that does not verify is refused.
+    Bearer,
+    /// The gateway's session cookie: one that does not verify (tampered, expired) is no session,
+    /// and the request goes on as having none: refused with `refusal` (a login redirect or
+    /// `AUTH_MISSING_TOKEN`) or, when the rule lets anonymous callers through, allowed.
+    Session { refusal: Option<GatewayError> },
+}
+
 /// A request waiting for its token to be verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingAuth {
     pub token: String,
-    /// The token is the gateway's session cookie: if it does not verify (tampered, expired),
-    /// the request is treated as having no session, answered with this (a login redirect or
-    /// `AUTH_MISSING_TOKEN`), or `None` when the rule lets anonymous callers through.
-    pub if_no_session: Option<Option<GatewayError>>,
+    /// Where the token came from, and so what a token that does not verify means.
+    pub source: TokenSource,
     /// Scopes the route requires, all of which the token must grant.
     pub required_scopes: Vec<String>,
     /// The edits decided so far (spoofed identity headers removed, ...).
@@ -167,12 +176,17 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
             }
             let anonymous_ok =
                 requirement.auth == AuthMode::Optional && requirement.scopes.is_empty();
-            let if_no_session = from_session.then(|| {
-                (!anonymous_ok).then(|| login_instead(config, head, GatewayError::MissingToken))
-            });
+            let source = if from_session {
+                TokenSource::Session {
+                    refusal: (!anonymous_ok)
+                        .then(|| login_instead(config, head, GatewayError::MissingToken)),
+                }
+            } else {
+                TokenSource::Bearer
+            };
             Ok(HeadersOutcome::Verify(PendingAuth {
                 token,
-                if_no_session,
+                source,
                 required_scopes: requirement.scopes,
                 forwarding,
             }))
@@ -365,7 +379,7 @@ pub fn complete_auth(
         });
     }
     let mut forwarding = pending.forwarding.clone();
-    if pending.if_no_session.is_some() {
+    if matches!(pending.source, TokenSource::Session { .. }) {
         if let Some(Translation::Chat { session_id }) = &mut forwarding.translation {
             *session_id = session_sid(config, identity);
         }

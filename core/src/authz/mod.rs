@@ -5,4 +5,4 @@ pub mod path;
 pub mod rules;
 
 pub use path::{route_path, PathError};
-pub use rules::{PathMatch, Requirement, RouteMatch, RouteRule, ScopePattern, Template};
+pub use rules::{AuthMode, PathMatch, Requirement, RouteMatch, RouteRule, ScopePattern, Template};

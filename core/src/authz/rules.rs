@@ -2,7 +2,30 @@
 //! Compiled once at configure time; matching a request is a walk over the rules with no
 //! allocation beyond the captured template variables.
 
-use crate::config::AuthMode;
+use serde::Deserialize;
+
+/// What a rule requires of the caller's token (the config's `auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// A valid token is required.
+    #[default]
+    Required,
+    /// A token, if present, must be valid; without one the caller is anonymous.
+    Optional,
+    /// No token is looked at.
+    None,
+}
+
+impl AuthMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Required => "required",
+            Self::Optional => "optional",
+            Self::None => "none",
+        }
+    }
+}
 
 /// How a rule's path is matched (case-sensitive; one trailing slash of the request is ignored
 /// by `Exact` and `Template`, so `/x/` gets the rule of `/x`, never a looser one).

@@ -17,6 +17,7 @@ pub use schema::AuthMode;
 
 use crate::authz::RouteRule;
 use crate::jwt::Provider;
+pub use crate::jwt::TokenConfig;
 use crate::ratelimit::{LimitKey, RateLimit};
 
 use std::fmt;
@@ -55,15 +56,6 @@ pub struct AuditConfig {
     /// Fraction of requests whose bodies are logged (0: none, 1: all).
     pub sample_bodies: f64,
     pub max_logged_body_bytes: usize,
-}
-
-/// Where tokens are looked for.
-#[derive(Debug, Clone)]
-pub struct TokenConfig {
-    /// Lower-case header name, or `None` when tokens are not read from a header.
-    pub header: Option<String>,
-    pub cookie: Option<String>,
-    pub realm: String,
 }
 
 /// What a route requires of the caller.

@@ -4,6 +4,8 @@
 
 use serde::Deserialize;
 
+pub use crate::authz::AuthMode;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigDocument {
@@ -59,28 +61,6 @@ fn default_token_header() -> Option<String> {
 
 fn default_realm() -> String {
     "ai-gateway".to_string()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMode {
-    /// A valid token is required.
-    #[default]
-    Required,
-    /// A token, if present, must be valid; without one the caller is anonymous.
-    Optional,
-    /// No token is looked at.
-    None,
-}
-
-impl AuthMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Required => "required",
-            Self::Optional => "optional",
-            Self::None => "none",
-        }
-    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -141,10 +141,11 @@ impl Gateway {
                     "login_succeeded" => self.count("oauth2_logins_succeeded", 1),
                     "login_failed" => {
                         self.count("oauth2_logins_failed", 1);
-                        flow.audit.code = Some(if reply.status == 503 {
-                            "LOGIN_UNAVAILABLE"
-                        } else {
-                            "LOGIN_FAILED"
+                        // The code the reply carries (login replies are built in one place each).
+                        flow.audit.code = Some(match reply.status {
+                            503 => "LOGIN_UNAVAILABLE",
+                            500 => "INTERNAL_ERROR",
+                            _ => "LOGIN_FAILED",
                         });
                     }
                     _ => {}

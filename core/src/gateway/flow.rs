@@ -4,14 +4,13 @@
 use crate::config::GatewayConfig;
 use crate::host::Host;
 use crate::http::RequestHead;
+use crate::jwt::TokenError;
+use crate::oauth2::{FlowState, TokenResponse};
 use crate::observe::{sampled, truncated, AuditRecord};
-use crate::pipeline::Translation;
+use crate::pipeline::{PendingAuth, Translation};
 use crate::ratelimit::usage::UsageScanner;
 use crate::ratelimit::Admission;
 use crate::translate::{ResponseContext, StreamTranslator};
-
-use super::keys::KeysWait;
-use super::login::IdTokenWait;
 
 /// Where a request is in its life. The request-side phases, in order: `Head` (never seen after
 /// the header callback), then waiting (for keys, or a login's token endpoint), then `HoldingBody`
@@ -40,6 +39,25 @@ pub(super) enum Phase {
     Fetching(Fetch),
     /// The gateway answered it itself.
     Answered,
+}
+
+/// A request paused until its provider's keys arrive.
+pub(super) struct KeysWait {
+    pub pending: PendingAuth,
+    pub provider: usize,
+    /// The refusal when keys exist but none fits the token (`unknown kid`, ...).
+    pub otherwise: TokenError,
+    /// Decided by then at the latest.
+    pub deadline_ms: u64,
+}
+
+/// A callback whose token exchange succeeded but whose ID token names a signing key the
+/// gateway has not fetched yet (the IdP rotated its keys): it waits for the keys, since the
+/// one-time code is already spent.
+pub(super) struct IdTokenWait {
+    pub flow: FlowState,
+    pub tokens: TokenResponse,
+    pub deadline_ms: u64,
 }
 
 /// An answer the gateway fetches from the model server.

@@ -15,27 +15,15 @@ use crate::jwks::fetch::{
 use crate::jwt::{TokenError, Verdict};
 use crate::oauth2::{parse_discovery, url_path};
 use crate::outgoing::{CallResponse, OutgoingCall};
-use crate::pipeline::{complete_auth, userinfo_reply, PendingAuth};
+use crate::pipeline::{complete_auth, userinfo_reply, PendingAuth, TokenSource};
 
 use super::finish::Decision;
-use super::flow::Phase;
+use super::flow::{KeysWait, Phase};
 use super::{Call, Effect, Gateway, TICK_MS};
 
 /// Shared-data key of the OIDC discovery document, and the fetch slot's name.
 pub(super) const DISCOVERY_KEY: &str = "ai-gateway/oidc/discovery";
 pub(super) const DISCOVERY_SLOT: &str = "oidc-discovery";
-/// How the discovery document is fetched: rarely (it changes rarely), once per 5 s on failure.
-const DISCOVERY_TIMING_REFRESH_S: u64 = 5;
-
-/// A request paused until its provider's keys arrive.
-pub(super) struct KeysWait {
-    pub pending: PendingAuth,
-    pub provider: usize,
-    /// The refusal when keys exist but none fits the token (`unknown kid`, ...).
-    pub otherwise: TokenError,
-    /// Decided by then at the latest.
-    pub deadline_ms: u64,
-}
 
 /// What a request does after its token was looked at.
 pub(super) enum AuthStep {
@@ -138,10 +126,12 @@ impl Gateway {
     /// A token that does not verify. A session cookie that does not verify (tampered, expired)
     /// is no session: the request goes on as having none.
     fn not_verified(&mut self, pending: &PendingAuth, error: TokenError) -> Decision {
-        match &pending.if_no_session {
-            Some(Some(refusal)) => Decision::refused(refusal.clone(), None),
-            Some(None) => self.admit(pending.forwarding.clone(), None),
-            None => Decision::refused(GatewayError::InvalidToken(error), None),
+        match &pending.source {
+            TokenSource::Session {
+                refusal: Some(refusal),
+            } => Decision::refused(refusal.clone(), None),
+            TokenSource::Session { refusal: None } => self.admit(pending.forwarding.clone(), None),
+            TokenSource::Bearer => Decision::refused(GatewayError::InvalidToken(error), None),
         }
     }
 
@@ -282,9 +272,11 @@ impl Gateway {
         // location, end_session_endpoint and the client authentication method come from it.
         if self.discovery.is_none() {
             if let Some(call) = self.discovery_call() {
+                // Claimed as "nothing fetched yet": retried every second until it arrives, and
+                // never refreshed after (the refresh interval does not apply).
                 let timing = FetchTiming {
                     timeout_ms: call.timeout_ms,
-                    min_refresh_interval_s: DISCOVERY_TIMING_REFRESH_S,
+                    min_refresh_interval_s: 0,
                 };
                 let store = self.host.store();
                 if claim_fetch(store, DISCOVERY_SLOT, timing, now, false, self.owner)

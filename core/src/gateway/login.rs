@@ -14,13 +14,12 @@ use crate::oauth2::{
     authorization_url, check_nonce, clear_cookie, form_encode, mint_session, open_flow,
     parse_query, parse_token_response, pkce_challenge_s256, pkce_verifier, query_value,
     random_token, raw_query_value, sanitize_rd, seal_flow, session_scopes, set_cookie,
-    token_request, url_path, Endpoints, FlowState, SessionClaims, TokenExchangeError,
-    TokenResponse, FLOW_TTL_S,
+    token_request, url_path, Endpoints, FlowState, SessionClaims, TokenExchangeError, FLOW_TTL_S,
 };
 use crate::outgoing::{CallResponse, OutgoingCall};
 
 use super::finish::{Decision, LoginEvent};
-use super::flow::{Flow, Phase};
+use super::flow::{Flow, IdTokenWait, Phase};
 use super::{Call, Effect, Gateway, Next, TICK_MS};
 
 /// The login endpoints.
@@ -44,15 +43,6 @@ pub(super) fn route(config: &GatewayConfig, path: &str) -> Option<LoginRoute> {
     } else {
         None
     }
-}
-
-/// A callback whose token exchange succeeded but whose ID token names a signing key the
-/// gateway has not fetched yet (the IdP rotated its keys): it waits for the keys, since the
-/// one-time code is already spent.
-pub(super) struct IdTokenWait {
-    pub flow: FlowState,
-    pub tokens: TokenResponse,
-    pub deadline_ms: u64,
 }
 
 fn query_of(head: &RequestHead) -> Vec<(String, String)> {

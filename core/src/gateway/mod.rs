@@ -285,13 +285,13 @@ impl Gateway {
             Call::Discovery => {
                 let response = self
                     .host
-                    .call_response(body_size, crate::keys::MAX_JWKS_BYTES);
+                    .call_response(body_size, crate::outgoing::MAX_IDP_ANSWER_BYTES);
                 self.discovery_fetched(&response);
             }
             Call::TokenExchange { request } => {
                 let response = self
                     .host
-                    .call_response(body_size, crate::keys::MAX_JWKS_BYTES);
+                    .call_response(body_size, crate::outgoing::MAX_IDP_ANSWER_BYTES);
                 self.with_existing_flow(request, |gateway, flow| {
                     gateway.token_exchanged(request, flow, &response, &mut out.effects);
                 });

@@ -2,8 +2,16 @@
 //! a cookie), before any crypto. Ambiguity is refused: two tokens are never "pick one".
 
 use super::TokenError;
-use crate::config::TokenConfig;
 use crate::http::RequestHead;
+
+/// Where tokens are looked for.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    /// Lower-case header name, or `None` when tokens are not read from a header.
+    pub header: Option<String>,
+    pub cookie: Option<String>,
+    pub realm: String,
+}
 
 /// Where the token was found; the filter may strip it from there before forwarding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

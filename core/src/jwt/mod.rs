@@ -8,7 +8,7 @@ mod provider;
 pub mod verify;
 
 pub use crate::keys::Algorithm;
-pub use extract::{extract_token, FoundToken, TokenLocation};
+pub use extract::{extract_token, FoundToken, TokenConfig, TokenLocation};
 pub use provider::{KeySource, Provider, Purpose, RemoteJwks};
 pub use verify::{verify, verify_id_token, verify_keeping, Identity, Verdict};
 

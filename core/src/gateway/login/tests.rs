@@ -1109,7 +1109,12 @@ fn without_a_random_source_no_login_starts_and_no_session_is_minted() {
     assert_eq!(header(&reply, "location"), None, "no guessable state");
     assert!(set_cookies(&reply).is_empty());
     assert_settled(&worker, 1);
-    assert_eq!(worker.audit(1)["decision"], "login_failed");
+    let audit = worker.audit(1);
+    assert_eq!(audit["decision"], "login_failed");
+    assert_eq!(
+        audit["code"], "INTERNAL_ERROR",
+        "the code the reply carries"
+    );
     worker.host.state.no_random.set(false);
 
     let (started, token) = until_token_call(&mut worker, 2);
@@ -1122,6 +1127,7 @@ fn without_a_random_source_no_login_starts_and_no_session_is_minted() {
     assert_settled(&worker, 3);
     let audit = worker.audit(3);
     assert_eq!(audit["decision"], "login_failed");
+    assert_eq!(audit["code"], "INTERNAL_ERROR");
     assert_eq!(audit["sub"], Value::Null);
     assert_eq!(worker.host.state.counter("oauth2_logins_succeeded"), 0);
 }
