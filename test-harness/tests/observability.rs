@@ -41,30 +41,6 @@ fn provider() -> Value {
     json!([{"name": "sso", "issuer": "https://idp.test", "audiences": ["gw"], "hs256_secret": {"env": "JWT_SECRET"}}])
 }
 
-/// Audit records from Envoy's log.
-fn audit_records(envoy: &Envoy) -> Vec<Value> {
-    envoy
-        .log()
-        .lines()
-        .filter_map(|l| {
-            l.split_once("ai-gateway audit ")
-                .map(|(_, json)| json.to_string())
-        })
-        .filter_map(|json| serde_json::from_str(&json).ok())
-        .collect()
-}
-
-fn wait_for_records(envoy: &Envoy, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let records = audit_records(envoy);
-        if records.len() >= n || Instant::now() > deadline {
-            return records;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn counters_move_for_each_decision() {
     let config = json!({
@@ -136,7 +112,7 @@ fn jwks_fetches_and_stream_tokens_are_counted() {
     assert!(counter_reaches(&envoy, "translated_streams", 1) >= 1);
     assert!(counter_reaches(&envoy, "llm_completion_tokens", 1) >= 1);
     assert!(counter_reaches(&envoy, "llm_prompt_tokens", 1) >= 1);
-    let records = wait_for_records(&envoy, 1);
+    let records = envoy.wait_for_audit_records(1);
     let chat = records
         .iter()
         .find(|r| r["path"] == "/v1/chat/completions")
@@ -166,7 +142,7 @@ fn audit_records_have_the_decision_and_never_a_secret() {
             .header("x-request-id", "req-body")
             .body("secret prompt text"),
     );
-    let records = wait_for_records(&envoy, 3);
+    let records = envoy.wait_for_audit_records(3);
     // Envoy (at the edge) replaces a client's x-request-id with its own: find records by path.
     let by_path = |path: &str| {
         records
@@ -227,7 +203,7 @@ fn sampling_at_one_logs_truncated_bodies() {
             .body("0123456789abcdef"),
     );
     assert_eq!(response.status, 200);
-    let records = wait_for_records(&envoy, 1);
+    let records = envoy.wait_for_audit_records(1);
     let record = records
         .iter()
         .find(|r| r["path"] == "/posted")
@@ -287,5 +263,5 @@ fn records_off_writes_no_audit_but_keeps_the_metrics() {
         "no record in the access log: {}",
         envoy.access_log()
     );
-    assert!(audit_records(&envoy).is_empty(), "no plugin audit line");
+    assert!(envoy.audit_records().is_empty(), "no plugin audit line");
 }

@@ -5,7 +5,6 @@
 //! waiting request is answered within one fetch timeout plus one tick whatever the IdP does,
 //! with at most one fetch in flight.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -151,37 +150,12 @@ fn comparable(response: &Response) -> (u16, Option<String>, Value) {
     )
 }
 
-/// The gateway's audit records (the plugin's log line), as the fields the decision sets.
-fn audit_records(envoy: &Envoy) -> Vec<Value> {
-    envoy
-        .log()
-        .lines()
-        .filter_map(|line| line.split_once("ai-gateway audit ").map(|(_, json)| json))
-        .filter_map(|json| serde_json::from_str(json).ok())
-        .collect()
-}
-
-fn wait_for_audit_records(envoy: &Envoy, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let records = audit_records(envoy);
-        if records.len() >= n || Instant::now() > deadline {
-            return records;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn counters(envoy: &Envoy) -> HashMap<String, u64> {
-    envoy.gateway_counters()
-}
-
 /// Sends `copies` of each of `callers`' requests at once, each on its own connection (so both
 /// workers take some); returns what they led to and the shortest time one took.
 fn round(s: &Setup, callers: &Callers, copies: usize) -> (Outcome, Duration) {
     let before_upstream = s.upstream.requests().len();
-    let before_audit = audit_records(&s.envoy).len();
-    let before_counters = counters(&s.envoy);
+    let before_audit = s.envoy.audit_records().len();
+    let before_counters = s.envoy.gateway_counters();
     let requests = callers.requests();
     let kinds = requests.len();
     let results: Vec<(usize, Response, Duration)> = std::thread::scope(|scope| {
@@ -207,7 +181,7 @@ fn round(s: &Setup, callers: &Callers, copies: usize) -> (Outcome, Duration) {
         }
     }
     let fastest = results.iter().map(|(_, _, took)| *took).min().unwrap();
-    let mut audit: Vec<String> = wait_for_audit_records(&s.envoy, before_audit + results.len())
+    let mut audit: Vec<String> = s.envoy.wait_for_audit_records(before_audit + results.len())
         [before_audit..]
         .iter()
         .map(|r| {
@@ -232,7 +206,7 @@ fn round(s: &Setup, callers: &Callers, copies: usize) -> (Outcome, Duration) {
     upstream.sort();
     // Counters are flushed to the stats shortly after the request.
     std::thread::sleep(Duration::from_millis(300));
-    let after = counters(&s.envoy);
+    let after = s.envoy.gateway_counters();
     let counters = COUNTED
         .iter()
         .map(|name| {
@@ -413,6 +387,22 @@ fn a_waiting_request_is_answered_within_one_fetch_timeout_whatever_the_idp_does(
     }
     assert!(s.upstream.requests().iter().all(|r| r.path == "/api/tags"));
     s.envoy.assert_every_worker_served(WORKERS);
+
+    // The IdP gone (its port closed): the same prompt refusal, known tokens unaffected.
+    let Setup {
+        upstream: _upstream,
+        idp,
+        envoy,
+    } = s;
+    drop(idp);
+    std::thread::sleep(Duration::from_millis(TIMEOUT_MS + 200)); // the slow fetch ended
+    let (responses, slowest) = burst(&envoy, &unknown, 8);
+    for response in &responses {
+        assert_invalid_token(response, "unknown kid");
+    }
+    assert!(slowest < bound, "IdP down: {slowest:?}");
+    let response = envoy.send(Request::get("/v1/models").bearer(&known.reader));
+    assert_eq!(response.status, 200, "IdP down");
 }
 
 /// Without Envoy's buffer filter after the gateway, the router has a chat's headers before its
