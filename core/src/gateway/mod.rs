@@ -129,8 +129,9 @@ pub struct Gateway {
     flows: HashMap<u32, Flow>,
     /// Requests (and login callbacks) waiting for keys, decided by [`Gateway::resolve_waiting`].
     waiting: Vec<u32>,
-    /// Calls in flight, by token.
-    calls: HashMap<u32, Call>,
+    /// Calls in flight, by token: what each is for, and the request it was dispatched from
+    /// (Envoy cancels it, unanswered, if that request ends first).
+    calls: HashMap<u32, (Call, Option<u32>)>,
     /// The request whose callback is running, `None` on the worker's own (root) callbacks: calls
     /// are dispatched from it (see [`Host::dispatch`]).
     running: Option<u32>,
@@ -252,7 +253,8 @@ impl Gateway {
     pub fn on_done(&mut self, id: u32) {
         self.waiting.retain(|w| *w != id);
         self.due_fetches.retain(|d| *d != id);
-        self.calls.retain(|_, call| call.request() != Some(id));
+        self.calls
+            .retain(|_, (call, from)| call.request() != Some(id) && *from != Some(id));
         if let Some(mut flow) = self.flows.remove(&id) {
             self.settle_usage(&mut flow);
             self.emit_audit(&mut flow);
@@ -270,7 +272,7 @@ impl Gateway {
     ) -> Output {
         self.running = receiver;
         let mut out = Output::new(Next::Continue);
-        let Some(call) = self.calls.remove(&token) else {
+        let Some((call, _)) = self.calls.remove(&token) else {
             return out;
         };
         match call {
@@ -354,7 +356,7 @@ impl Gateway {
     fn dispatch(&mut self, call: &crate::outgoing::OutgoingCall, purpose: Call) -> bool {
         match self.host.dispatch(call, self.running) {
             Some(token) => {
-                self.calls.insert(token, purpose);
+                self.calls.insert(token, (purpose, self.running));
                 true
             }
             None => false,

@@ -564,6 +564,8 @@ fn a_request_that_ends_while_waiting_is_forgotten() {
     let mut worker = Worker::new(FakeHost::new(NOW_MS));
     worker.get(1, "/v1/a", &key.token("alice", "chat"));
     worker.gateway.on_done(1);
+    // The keys fetch it dispatched is cancelled by Envoy with it: nothing of it is kept.
+    assert!(worker.gateway.calls.is_empty());
     let out = worker.answer_jwks(jwks(&[&key]));
     assert!(out.effects.is_empty(), "{out:?}");
     assert!(worker.gateway.flows.is_empty());
@@ -591,4 +593,64 @@ fn without_translate_cluster_the_gateways_calls_go_where_the_route_goes() {
     *worker.host.state.routed_cluster.borrow_mut() = None;
     let out = worker.get(2, "/v1/models", &key.token("alice", "chat"));
     assert_eq!(reply_of(&out, 2).status, 502);
+}
+
+/// A token of `sso` whose Keycloak realm roles are `roles`, with no scope of its own.
+fn token_with_realm_roles(key: &Key, sub: &str, roles: &[&str]) -> String {
+    #[derive(Serialize, serde::Deserialize)]
+    struct Extra {
+        realm_access: Value,
+    }
+    let claims = Claims::with_custom_claims(
+        Extra {
+            realm_access: json!({ "roles": roles }),
+        },
+        Duration::from_hours(1),
+    )
+    .with_issuer("https://idp.test")
+    .with_audience("gw")
+    .with_subject(sub);
+    key.pair.sign(claims).unwrap()
+}
+
+#[test]
+fn realm_roles_grant_the_scopes_a_rule_requires() {
+    let key = Key::new("k1");
+    let config = CONFIG.replace(
+        r#""rules": [{"match": {"prefix": "/admin/"}, "scopes": ["admin"]}],"#,
+        r#""rules": [{"match": {"prefix": "/admin/"}, "scopes": ["gateway:admin"]}],
+           "roles": {"claims": ["realm_access.roles"],
+                     "grants": {"admin": ["gateway:admin", "chat:read"], "guest": ["chat:read"]}},"#,
+    );
+    assert_ne!(config, CONFIG);
+    let mut worker = Worker::with_config(&config, FakeHost::new(NOW_MS));
+    worker.gateway.on_tick();
+    worker.answer_jwks(jwks(&[&key]));
+
+    let admin = token_with_realm_roles(&key, "alice", &["offline_access", "admin"]);
+    // The second request is answered from the verified-token cache, granted scopes included.
+    for id in [1, 2] {
+        let out = worker.get(id, "/admin/users", &admin);
+        let forward = effects_on(&out, id);
+        let [Effect::Forward { set, .. }] = forward.as_slice() else {
+            panic!("{forward:?}")
+        };
+        assert!(
+            set.contains(&(
+                "x-user-scopes".to_string(),
+                "gateway:admin chat:read".to_string()
+            )),
+            "{set:?}"
+        );
+    }
+    assert_eq!(worker.host.state.counter("token_cache_hits"), 1);
+
+    let guest = token_with_realm_roles(&key, "bob", &["guest"]);
+    let out = worker.get(3, "/admin/users", &guest);
+    let reply = reply_of(&out, 3);
+    assert_eq!(reply.status, 403);
+    assert_eq!(worker.audit(3)["code"], "AUTH_INSUFFICIENT_SCOPE");
+    // Role names are case-sensitive: `Admin` is not `admin`.
+    let near = token_with_realm_roles(&key, "carol", &["Admin"]);
+    assert_eq!(reply_of(&worker.get(4, "/admin/users", &near), 4).status, 403);
 }

@@ -191,7 +191,7 @@ fn assert_settled(worker: &Worker, id: u32) {
             .gateway
             .calls
             .values()
-            .any(|call| call.request() == Some(id)),
+            .any(|(call, _)| call.request() == Some(id)),
         "no call in flight for request {id}"
     );
 }
