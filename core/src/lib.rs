@@ -35,5 +35,6 @@ pub mod observe;
 pub mod outgoing;
 pub mod pipeline;
 pub mod ratelimit;
+pub mod roles;
 pub mod store;
 pub mod translate;

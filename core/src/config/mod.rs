@@ -4,6 +4,7 @@
 mod oauth2;
 mod providers;
 mod ratelimits;
+mod roles;
 mod rules;
 mod schema;
 mod translate;
@@ -19,8 +20,10 @@ use crate::authz::RouteRule;
 use crate::jwt::Provider;
 pub use crate::jwt::TokenConfig;
 use crate::ratelimit::{LimitKey, RateLimit};
+use crate::roles::Roles;
 
 use std::fmt;
+use std::rc::Rc;
 
 use schema::{ConfigDocument, ForwardSection, LimitsSection, RuleSection, TokenSection};
 
@@ -46,6 +49,9 @@ pub struct GatewayConfig {
     pub translate: Option<TranslateSettings>,
     pub oauth2: Option<OAuth2Config>,
     pub audit: AuditConfig,
+    /// Roles that grant scopes. Bearer tokens of the configured providers get them at
+    /// verification (each such provider shares this); sessions and ID tokens do not.
+    pub roles: Option<Rc<Roles>>,
 }
 
 /// The audit trail's settings.
@@ -193,7 +199,16 @@ fn display_path(path: &str) -> String {
 }
 
 fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, ConfigError> {
+    let roles = doc
+        .roles
+        .map(roles::compile_roles)
+        .transpose()?
+        .map(Rc::new);
     let mut providers = providers::compile_providers(doc.providers, env)?;
+    // Only the configured providers: the session and ID-token ones are added below, without.
+    for provider in &mut providers {
+        provider.roles = roles.clone();
+    }
     let oauth2 = match doc.oauth2 {
         Some(section) => {
             if let Some(i) = providers.iter().position(|p| p.name.starts_with("oauth2-")) {
@@ -288,6 +303,7 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         translate,
         oauth2,
         audit,
+        roles,
     })
 }
 

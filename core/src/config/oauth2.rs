@@ -205,6 +205,7 @@ pub fn compile_oauth2(
         keys: KeySource::None,
         clock_skew_s: 30,
         scope_claim: "scope".into(),
+        roles: None,
     };
     let id_token_provider = Provider {
         name: "oauth2-id-token".into(),
@@ -223,6 +224,7 @@ pub fn compile_oauth2(
         }),
         clock_skew_s: 60,
         scope_claim: "scope".into(),
+        roles: None,
     };
     let config = OAuth2Config {
         cluster: s.cluster,

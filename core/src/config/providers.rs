@@ -90,6 +90,7 @@ fn compile_provider(
         keys,
         clock_skew_s: s.clock_skew_s,
         scope_claim: s.scope_claim,
+        roles: None,
     })
 }
 

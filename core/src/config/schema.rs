@@ -26,6 +26,8 @@ pub struct ConfigDocument {
     #[serde(default)]
     pub audit: Option<AuditSection>,
     #[serde(default)]
+    pub roles: Option<RolesSection>,
+    #[serde(default)]
     pub forward: ForwardSection,
     #[serde(default)]
     pub limits: LimitsSection,
@@ -295,24 +297,24 @@ fn default_translate_timeout_ms() -> u64 {
     120_000
 }
 
-/// A JSON object of strings whose keys must be unique (serde's maps keep the last duplicate).
+/// A JSON object whose keys must be unique (serde's maps keep the last duplicate), in order.
 #[derive(Debug, Default)]
-pub struct UniqueMap(pub Vec<(String, String)>);
+pub struct UniqueMap<V = String>(pub Vec<(String, V)>);
 
-impl<'de> Deserialize<'de> for UniqueMap {
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = UniqueMap;
+        struct Visitor<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<V> {
+            type Value = UniqueMap<V>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object of strings")
+                f.write_str("an object")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<UniqueMap, A::Error> {
-                let mut entries: Vec<(String, String)> = Vec::new();
-                while let Some((key, value)) = map.next_entry::<String, String>()? {
+            ) -> Result<UniqueMap<V>, A::Error> {
+                let mut entries: Vec<(String, V)> = Vec::new();
+                while let Some((key, value)) = map.next_entry::<String, V>()? {
                     if entries.iter().any(|(k, _)| *k == key) {
                         return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
                     }
@@ -321,8 +323,18 @@ impl<'de> Deserialize<'de> for UniqueMap {
                 Ok(UniqueMap(entries))
             }
         }
-        deserializer.deserialize_map(Visitor)
+        deserializer.deserialize_map(Visitor(std::marker::PhantomData))
     }
+}
+
+/// IdP roles or groups that grant scopes, to bearer tokens of the configured providers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesSection {
+    /// Dotted claim paths (`realm_access.roles`), each a string or an array of strings.
+    pub claims: Vec<String>,
+    /// Role → the scopes it grants.
+    pub grants: UniqueMap<Vec<String>>,
 }
 
 /// Browser login through the company's OpenID Provider.

@@ -871,3 +871,144 @@ fn audit_section_is_checked() {
     assert!(error(&with_provider(r#""audit": {"sample": 1}"#))
         .starts_with("config: audit.sample: unknown field"));
 }
+
+#[test]
+fn roles_section_is_compiled_for_the_configured_providers_only() {
+    let cfg = load_str(&format!(
+        r#"{{"providers": [{}],
+            "roles": {{"claims": ["roles", "realm_access.roles", "roles"],
+                       "grants": {{"admin": ["gateway:admin", "chat:read", "gateway:admin"],
+                                   "guest": ["chat:read"]}}}},
+            "oauth2": {{"cluster": "idp", "authority": "idp", "issuer": "https://login.test",
+                "client_id": "web", "client_secret": {{"inline": "s"}},
+                "redirect_uri": "https://chat.test/oauth2/callback",
+                "session": {{"secret": {{"inline": "{SECRET}"}}}}}}}}"#,
+        hs_provider()
+    ))
+    .unwrap();
+    let roles = cfg.roles.clone().unwrap();
+    assert_eq!(
+        roles.claims(),
+        [
+            vec!["roles".to_string()],
+            vec!["realm_access".to_string(), "roles".to_string()]
+        ],
+        "split at dots, duplicates dropped"
+    );
+    assert_eq!(
+        roles.grants(),
+        [
+            (
+                "admin".to_string(),
+                vec!["gateway:admin".to_string(), "chat:read".to_string()]
+            ),
+            ("guest".to_string(), vec!["chat:read".to_string()]),
+        ],
+        "in the document's order, scopes deduplicated"
+    );
+    let with_roles: Vec<&str> = cfg
+        .providers
+        .iter()
+        .filter(|p| p.roles.as_ref().is_some_and(|r| Rc::ptr_eq(r, &roles)))
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(with_roles, ["sso"], "not the session or ID-token providers");
+    assert!(load_str(&with_provider("")).unwrap().roles.is_none());
+}
+
+#[test]
+fn roles_section_is_checked() {
+    let grants = r#""grants": {"admin": ["gateway:admin"]}"#;
+    let claims = r#""claims": ["roles"]"#;
+    let cases: &[(String, &str)] = &[
+        (
+            format!(r#""claims": [], {grants}"#),
+            "config: roles.claims: must name at least one claim path",
+        ),
+        (
+            format!(r#""claims": ["roles", ""], {grants}"#),
+            "config: roles.claims[1]: must be a dotted claim path",
+        ),
+        (
+            format!(r#""claims": ["a..b"], {grants}"#),
+            "config: roles.claims[0]: must be a dotted claim path",
+        ),
+        (
+            format!(r#""claims": [".x"], {grants}"#),
+            "config: roles.claims[0]: must be a dotted claim path",
+        ),
+        (
+            format!(r#""claims": ["x."], {grants}"#),
+            "config: roles.claims[0]: must be a dotted claim path",
+        ),
+        (
+            format!(r#""claims": "roles", {grants}"#),
+            "config: roles.claims: invalid type",
+        ),
+        (
+            format!(r#""claims": ["roles", 1], {grants}"#),
+            "config: roles.claims[1]: invalid type",
+        ),
+        (grants.to_string(), "config: roles.claims: is required"),
+        (claims.to_string(), "config: roles.grants: is required"),
+        (
+            format!(r#"{claims}, "grants": {{}}"#),
+            "config: roles.grants: must name at least one role",
+        ),
+        (
+            format!(r#"{claims}, "grants": []"#),
+            "config: roles.grants: invalid type",
+        ),
+        (
+            format!(r#"{claims}, "grants": {{"admin": ["gateway:admin", "a b"]}}"#),
+            "config: roles.grants.admin[1]: `a b` is not a valid scope",
+        ),
+        (
+            format!(r#"{claims}, "grants": {{"admin": ["chat:read"], "user": [""]}}"#),
+            "config: roles.grants.user[0]: must not be empty",
+        ),
+        (
+            format!(r#"{claims}, "grants": {{"guest": []}}"#),
+            "config: roles.grants.guest: must grant at least one scope",
+        ),
+        (
+            format!(r#"{claims}, "grants": {{"guest": "chat:read"}}"#),
+            "config: roles.grants.guest: invalid type",
+        ),
+        (
+            format!(r#"{claims}, "grants": {{"admin": ["chat:read", 3]}}"#),
+            "config: roles.grants.admin[1]: invalid type",
+        ),
+        (
+            format!(r#"{claims}, "grants": {{"admin": ["a"], "admin": ["b"]}}"#),
+            "config: roles.grants: duplicate key `admin`",
+        ),
+        (
+            format!(r#"{claims}, "grants": {{"": ["chat:read"]}}"#),
+            "config: roles.grants: role names must not be empty",
+        ),
+        (
+            format!(
+                r#"{claims}, "grants": {{"{}": ["chat:read"]}}"#,
+                "r".repeat(257)
+            ),
+            "config: roles.grants.rrr",
+        ),
+        (
+            format!(r#"{claims}, {grants}, "default": ["chat:read"]"#),
+            "config: roles.default: unknown field",
+        ),
+        (
+            format!(r#""claim": ["roles"], {grants}"#),
+            "config: roles.claim: unknown field",
+        ),
+    ];
+    for (section, expected) in cases {
+        let message = error(&with_provider(&format!(r#""roles": {{{section}}}"#)));
+        assert!(
+            message.starts_with(expected),
+            "for {section}\n  got:      {message}\n  expected: {expected}..."
+        );
+        assert!(!message.contains('\n'), "one line only: {message:?}");
+    }
+}

@@ -652,5 +652,8 @@ fn realm_roles_grant_the_scopes_a_rule_requires() {
     assert_eq!(worker.audit(3)["code"], "AUTH_INSUFFICIENT_SCOPE");
     // Role names are case-sensitive: `Admin` is not `admin`.
     let near = token_with_realm_roles(&key, "carol", &["Admin"]);
-    assert_eq!(reply_of(&worker.get(4, "/admin/users", &near), 4).status, 403);
+    assert_eq!(
+        reply_of(&worker.get(4, "/admin/users", &near), 4).status,
+        403
+    );
 }

@@ -2,11 +2,13 @@
 //! keys. Built once at configure time.
 
 use std::fmt;
+use std::rc::Rc;
 
 use jwt_simple::prelude::HS256Key;
 
 use super::Algorithm;
 use crate::keys::KeySet;
+use crate::roles::Roles;
 
 pub struct Provider {
     pub name: String,
@@ -18,6 +20,8 @@ pub struct Provider {
     pub keys: KeySource,
     pub clock_skew_s: u64,
     pub scope_claim: String,
+    /// Roles whose scopes its tokens get (configured providers only).
+    pub roles: Option<Rc<Roles>>,
 }
 
 /// What a provider's tokens are accepted for.
@@ -76,6 +80,7 @@ impl fmt::Debug for Provider {
             .field("keys", &keys)
             .field("clock_skew_s", &self.clock_skew_s)
             .field("scope_claim", &self.scope_claim)
+            .field("roles", &self.roles)
             .finish()
     }
 }

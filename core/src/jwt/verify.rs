@@ -28,6 +28,7 @@ pub struct Identity {
     /// Index of the provider in the config.
     pub provider: usize,
     pub sub: String,
+    /// The token's own scopes, then those its roles grant (`roles`).
     pub scopes: Vec<String>,
     pub exp: u64,
     pub nbf: Option<u64>,
@@ -163,10 +164,14 @@ fn verify_inner(
     if !signature_ok {
         return Err(TokenError::BadSignature);
     }
+    let mut scopes = claims.scopes;
+    if let Some(roles) = &provider.roles {
+        roles.add_granted_scopes(&parsed.claims, &mut scopes);
+    }
     Ok(Verdict::Verified(Identity {
         provider: index,
         sub: claims.sub,
-        scopes: claims.scopes,
+        scopes,
         exp: claims.exp,
         nbf: claims.nbf,
         claims: kept_claims(&parsed.claims, keep),

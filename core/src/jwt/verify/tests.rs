@@ -847,3 +847,99 @@ fn id_tokens_verify_against_the_id_token_provider_only() {
         }
     );
 }
+
+/// `hs` and `pk` (API providers), then the session and ID-token providers, with roles read
+/// from Keycloak's `realm_access.roles`; and the ID-token provider's index.
+fn providers_with_roles() -> (Vec<Provider>, usize) {
+    let text = json!({
+        "providers": [
+            {"name": "hs", "issuer": HS_ISS, "audiences": ["gw"], "hs256_secret": {"inline": SECRET}},
+            {"name": "pk", "issuer": PK_ISS, "audiences": ["gw"], "jwks": {"inline": keys().jwks}}],
+        "roles": {"claims": ["realm_access.roles"],
+                  "grants": {"admin": ["gateway:admin", "chat:read"], "guest": ["chat:read"]}},
+        "oauth2": {"cluster": "idp", "authority": "idp", "issuer": IDP_ISS,
+                   "client_id": CLIENT_ID, "client_secret": {"inline": "s"},
+                   "redirect_uri": "https://chat.test/oauth2/callback",
+                   "session": {"secret": {"inline": SECRET}}},
+        "default_rule": {"auth": "required"}
+    });
+    let config = load(text.to_string().as_bytes()).unwrap();
+    let index = config.oauth2.as_ref().unwrap().id_token_provider;
+    (config.providers, index)
+}
+
+fn scopes_of(verdict: Verdict) -> Vec<String> {
+    match verdict {
+        Verdict::Verified(identity) => identity.scopes,
+        other => panic!("expected a verified token, got {other:?}"),
+    }
+}
+
+#[test]
+fn roles_add_scopes_to_bearer_tokens_of_configured_providers_only() {
+    let (providers, id_index) = providers_with_roles();
+    let set = remote_set();
+    let keys = |p: usize| (p == id_index).then(|| set.clone());
+    let admin = json!({"roles": ["admin"]});
+    let bearer = |iss: &str| with(good_claims(iss), "realm_access", admin.clone());
+    // The token's own scopes first, then the granted ones not already there.
+    for token in [
+        hs(&bearer(HS_ISS)),
+        signed("RS256", "k-rsa", &bearer(PK_ISS)),
+    ] {
+        assert_eq!(
+            scopes_of(verify(&token, &providers, &keys, NOW)),
+            ["chat:read", "chat:write", "gateway:admin"]
+        );
+    }
+    let guest = with(
+        good_claims(HS_ISS),
+        "realm_access",
+        json!({"roles": ["guest"]}),
+    );
+    assert_eq!(
+        scopes_of(verify(&hs(&guest), &providers, &keys, NOW)),
+        ["chat:read", "chat:write"]
+    );
+    // The gateway's own session tokens get nothing from roles (they get theirs at login).
+    let session = json!({"iss": crate::config::SESSION_ISSUER, "aud": CLIENT_ID, "sub": "alice",
+                         "iat": NOW - 10, "exp": NOW + 300, "scope": "chat:write",
+                         "realm_access": {"roles": ["admin"]}});
+    assert_eq!(
+        scopes_of(verify(&hs(&session), &providers, &keys, NOW)),
+        ["chat:write"]
+    );
+    // Nor do the login flow's ID tokens.
+    let id_token = with(id_claims(), "realm_access", admin.clone());
+    let verdict = verify_id_token(
+        &signed("RS256", "k-rsa", &id_token),
+        &providers,
+        id_index,
+        &keys,
+        NOW,
+        &[],
+    );
+    assert_eq!(scopes_of(verdict), Vec::<String>::new());
+}
+
+#[test]
+fn a_token_with_duplicate_role_claims_is_refused() {
+    let (providers, _) = providers_with_roles();
+    let header = r#"{"alg":"HS256","typ":"JWT"}"#;
+    let base = format!(
+        r#""iss":"{HS_ISS}","aud":"gw","sub":"alice","iat":{},"exp":{}"#,
+        NOW - 10,
+        NOW + 3600
+    );
+    for roles in [
+        r#""realm_access":{"roles":["guest"],"roles":["admin"]}"#,
+        r#""realm_access":{"roles":["guest"]},"realm_access":{"roles":["admin"]}"#,
+    ] {
+        let token = hs_raw(header, &format!("{{{base},{roles}}}"), SECRET.as_bytes());
+        assert_eq!(
+            verify(&token, &providers, &|_| None, NOW),
+            Verdict::Refused(TokenError::DuplicateKey(Part::Payload)),
+            "{roles}"
+        );
+    }
+}
