@@ -67,6 +67,13 @@ impl Roles {
         scopes
     }
 
+    /// Whether some role grants `scope`.
+    pub fn grants_scope(&self, scope: &str) -> bool {
+        self.grants
+            .iter()
+            .any(|(_, granted)| granted.iter().any(|s| s == scope))
+    }
+
     /// Appends the granted scopes `scopes` lacks: the token's own stay first.
     pub fn add_granted_scopes(&self, claims: &Map<String, Value>, scopes: &mut Vec<String>) {
         for scope in self.granted_scopes(claims) {

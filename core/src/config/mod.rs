@@ -50,7 +50,8 @@ pub struct GatewayConfig {
     pub oauth2: Option<OAuth2Config>,
     pub audit: AuditConfig,
     /// Roles that grant scopes. Bearer tokens of the configured providers get them at
-    /// verification (each such provider shares this); sessions and ID tokens do not.
+    /// verification (each such provider shares this), and so do login ID tokens, whose granted
+    /// scopes are carried in the session.
     pub roles: Option<Rc<Roles>>,
 }
 
@@ -205,7 +206,8 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         .transpose()?
         .map(Rc::new);
     let mut providers = providers::compile_providers(doc.providers, env)?;
-    // Only the configured providers: the session and ID-token ones are added below, without.
+    // The configured providers, and below the ID token's (its roles go into the session at
+    // login); not the session's own provider, whose scopes were settled at login.
     for provider in &mut providers {
         provider.roles = roles.clone();
     }
@@ -217,8 +219,9 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
                     "names starting with \"oauth2-\" are reserved",
                 ));
             }
-            let (config, session, id_token) =
+            let (config, session, mut id_token) =
                 oauth2::compile_oauth2(section, env, providers.len())?;
+            id_token.roles = roles.clone();
             providers.push(session);
             providers.push(id_token);
             Some(config)

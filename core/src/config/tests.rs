@@ -912,7 +912,11 @@ fn roles_section_is_compiled_for_the_configured_providers_only() {
         .filter(|p| p.roles.as_ref().is_some_and(|r| Rc::ptr_eq(r, &roles)))
         .map(|p| p.name.as_str())
         .collect();
-    assert_eq!(with_roles, ["sso"], "not the session or ID-token providers");
+    assert_eq!(
+        with_roles,
+        ["sso", "oauth2-id-token"],
+        "not the session's own provider"
+    );
     assert!(load_str(&with_provider("")).unwrap().roles.is_none());
 }
 

@@ -460,7 +460,16 @@ impl Gateway {
         };
         let session_id = random_token(&sid_bytes);
         let ours = |scope: &str| rules_can_require(&self.config, scope);
-        let scopes = session_scopes(wait.tokens.scope.as_deref(), &ours, &oauth2.session_scopes);
+        let mut scopes =
+            session_scopes(wait.tokens.scope.as_deref(), &ours, &oauth2.session_scopes);
+        // The scopes the ID token's roles grant, as a bearer token of the same person gets.
+        if let Some(roles) = &self.config.roles {
+            for scope in &identity.scopes {
+                if roles.grants_scope(scope) && !scopes.contains(scope) {
+                    scopes.push(scope.clone());
+                }
+            }
+        }
         let session = mint_session(
             &oauth2.session_secret,
             &SessionClaims {

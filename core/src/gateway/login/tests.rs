@@ -1326,3 +1326,57 @@ fn a_callback_that_ends_while_waiting_for_the_id_tokens_keys_is_forgotten() {
     assert_eq!(worker.host.state.counter("oauth2_logins_succeeded"), 0);
     assert_eq!(worker.host.state.counter("oauth2_logins_failed"), 0);
 }
+
+/// An ID token whose Keycloak realm roles are `roles`.
+fn id_token_with_roles(key: &Key, sub: &str, nonce: &str, roles: &[&str]) -> String {
+    #[derive(Serialize, Deserialize)]
+    struct WithRoles {
+        realm_access: Value,
+    }
+    let claims = Claims::with_custom_claims(
+        WithRoles {
+            realm_access: json!({ "roles": roles }),
+        },
+        Duration::from_mins(5),
+    )
+    .with_issuer(ISSUER)
+    .with_audience("web")
+    .with_subject(sub)
+    .with_nonce(nonce);
+    key.pair.sign(claims).unwrap()
+}
+
+#[test]
+fn the_id_tokens_roles_grant_the_session_the_scopes_a_bearer_token_would_get() {
+    let key = Key::new("idp-1");
+    let config = CONFIG.replace(
+        r#""default_rule":"#,
+        r#""roles": {"claims": ["realm_access.roles"], "grants": {"admin": ["admin"]}},
+           "default_rule":"#,
+    );
+    assert_ne!(config, CONFIG);
+    let mut worker = ready_worker_with(&config, &discovery_document(), &[&key]);
+    for (id, sub, roles, expected) in [
+        (1, "alice", &["offline_access", "admin"][..], "admin"),
+        (11, "bob", &["guest"][..], ""),
+    ] {
+        let (started, token) = until_token_call(&mut worker, id);
+        let id_token = id_token_with_roles(&key, sub, &started.flow.nonce, roles);
+        let reply = only_reply(&worker.answer(token, token_response(&id_token)), id + 1);
+        assert_eq!(reply.status, 302, "{reply:?}");
+        let session = cookie_value(set_cookie_of(&reply, SESSION_COOKIE).unwrap()).to_string();
+        assert_eq!(session_claims(&session)["scope"], expected, "{sub}");
+        // The rule requiring `admin` lets the session through exactly when a role granted it.
+        let out = browse(
+            &mut worker,
+            id + 2,
+            "/admin/users",
+            &[(SESSION_COOKIE, &session)],
+        );
+        let allowed = matches!(
+            effects_on(&out, id + 2).as_slice(),
+            [Effect::Forward { .. }]
+        );
+        assert_eq!(allowed, !expected.is_empty(), "{sub}: {out:?}");
+    }
+}

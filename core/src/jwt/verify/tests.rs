@@ -876,7 +876,7 @@ fn scopes_of(verdict: Verdict) -> Vec<String> {
 }
 
 #[test]
-fn roles_add_scopes_to_bearer_tokens_of_configured_providers_only() {
+fn roles_add_scopes_to_bearer_and_id_tokens_never_to_sessions() {
     let (providers, id_index) = providers_with_roles();
     let set = remote_set();
     let keys = |p: usize| (p == id_index).then(|| set.clone());
@@ -909,7 +909,7 @@ fn roles_add_scopes_to_bearer_tokens_of_configured_providers_only() {
         scopes_of(verify(&hs(&session), &providers, &keys, NOW)),
         ["chat:write"]
     );
-    // Nor do the login flow's ID tokens.
+    // The login flow's ID tokens do (their granted scopes go into the session).
     let id_token = with(id_claims(), "realm_access", admin.clone());
     let verdict = verify_id_token(
         &signed("RS256", "k-rsa", &id_token),
@@ -919,7 +919,7 @@ fn roles_add_scopes_to_bearer_tokens_of_configured_providers_only() {
         NOW,
         &[],
     );
-    assert_eq!(scopes_of(verdict), Vec::<String>::new());
+    assert_eq!(scopes_of(verdict), ["gateway:admin", "chat:read"]);
 }
 
 #[test]
