@@ -3,7 +3,8 @@
 // `IDP_CONFIG` (JSON) describes it:
 //   {"port": 0, "clients": [{"client_id", "client_secret", "redirect_uris": [...],
 //     "post_logout_redirect_uris": [...], "token_endpoint_auth_method": "client_secret_basic"}],
-//    "users": {"alice": {"email", "name", "scope_grants": "chat:read chat:write"}},
+//    "users": {"alice": {"email", "name", "scope_grants": "chat:read chat:write",
+//                        "roles": ["admin"]}},
 //    "extra_scopes": ["chat:read", ...]}
 //
 // Listens on 127.0.0.1 only and, once ready, prints one line to stdout:
@@ -146,7 +147,9 @@ const provider = new Provider(issuer, {
     keys: [crypto.randomBytes(32).toString('hex')],
   },
   claims: {
-    openid: ['sub'],
+    // A user's roles (if any) go into the ID token, as Azure AD's `roles` and Keycloak's
+    // `realm_access.roles` (with a mapper adding them to the ID token).
+    openid: ['sub', 'roles', 'realm_access'],
     email: ['email', 'email_verified'],
     profile: ['name', 'preferred_username'],
   },
@@ -191,6 +194,9 @@ const provider = new Provider(issuer, {
           email_verified: true,
           name: user.name,
           preferred_username: id,
+          ...(user.roles && user.roles.length
+            ? { roles: user.roles, realm_access: { roles: user.roles } }
+            : {}),
         };
       },
     };

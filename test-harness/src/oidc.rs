@@ -103,6 +103,9 @@ pub struct OidcUser {
     pub name: String,
     /// Space-separated custom scopes this user may be granted (e.g. `chat:read chat:write`).
     pub scopes: String,
+    /// IdP roles, released in the ID token as `roles` (Azure AD's shape) and
+    /// `realm_access.roles` (Keycloak's).
+    pub roles: Vec<String>,
 }
 
 impl OidcUser {
@@ -112,7 +115,13 @@ impl OidcUser {
             email: email.to_string(),
             name: name.to_string(),
             scopes: scopes.to_string(),
+            roles: Vec::new(),
         }
+    }
+
+    pub fn with_roles(mut self, roles: &[&str]) -> Self {
+        self.roles = roles.iter().map(|r| r.to_string()).collect();
+        self
     }
 }
 
@@ -167,7 +176,8 @@ impl OidcOptions {
             .map(|u| {
                 (
                     u.login.clone(),
-                    json!({"email": u.email, "name": u.name, "scope_grants": u.scopes}),
+                    json!({"email": u.email, "name": u.name, "scope_grants": u.scopes,
+                           "roles": u.roles}),
                 )
             })
             .collect();
