@@ -38,6 +38,8 @@ pub enum GatewayError {
     LoginFailed { status: u32, details: String },
     /// A state-changing request carrying the session cookie from another site.
     CrossSiteRequest,
+    /// `models.allow` does not let the caller use this model (canonical name).
+    ModelNotAllowed(String),
     /// The gateway itself could not do its job (host call failed, plugin not configured).
     /// Never a reason to forward: the request is refused.
     Internal(&'static str),
@@ -76,7 +78,7 @@ impl GatewayError {
             Self::LoginRedirect(_) => 302,
             Self::LoginUnavailable { .. } => 503,
             Self::LoginFailed { status, .. } => *status,
-            Self::CrossSiteRequest => 403,
+            Self::CrossSiteRequest | Self::ModelNotAllowed(_) => 403,
         }
     }
 
@@ -97,6 +99,7 @@ impl GatewayError {
             Self::LoginUnavailable { .. } => "LOGIN_UNAVAILABLE",
             Self::LoginFailed { .. } => "LOGIN_FAILED",
             Self::CrossSiteRequest => "CROSS_SITE_REQUEST",
+            Self::ModelNotAllowed(_) => "MODEL_NOT_ALLOWED",
         }
     }
 
@@ -110,7 +113,7 @@ impl GatewayError {
                 "invalid_request_error"
             }
             Self::LoginRedirect(_) | Self::LoginFailed { .. } => "authentication_error",
-            Self::CrossSiteRequest => "permission_error",
+            Self::CrossSiteRequest | Self::ModelNotAllowed(_) => "permission_error",
             Self::JwksUnavailable { .. }
             | Self::UpstreamError(_)
             | Self::Internal(_)
@@ -134,6 +137,7 @@ impl GatewayError {
             Self::LoginUnavailable { .. } => "Login is not available yet",
             Self::LoginFailed { .. } => "Login failed",
             Self::CrossSiteRequest => "Cross-site request refused",
+            Self::ModelNotAllowed(_) => "Model not allowed",
         }
     }
 
@@ -168,6 +172,9 @@ impl GatewayError {
             Self::CrossSiteRequest => {
                 "a state-changing request from another origin carried the session cookie"
                     .to_string()
+            }
+            Self::ModelNotAllowed(model) => {
+                format!("the model `{}` is not allowed", shortened(model))
             }
         }
     }
@@ -256,6 +263,14 @@ pub fn rate_limit_headers(state: &RateLimitState) -> Vec<(String, String)> {
     ]
 }
 
+/// At most 128 characters of a client-chosen name, for `details` (the body may be megabytes).
+fn shortened(name: &str) -> String {
+    match name.char_indices().nth(128) {
+        Some((end, _)) => format!("{}...", name.get(..end).unwrap_or_default()),
+        None => name.to_string(),
+    }
+}
+
 /// Keeps a value inside an RFC 7230 quoted-string: drops `"`, `\` and control characters rather
 /// than escaping them, since some clients do not unescape.
 fn quoted_string_safe(value: &str) -> String {
@@ -280,6 +295,23 @@ mod tests {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn model_not_allowed_is_403_naming_the_model() {
+        let reply = GatewayError::ModelNotAllowed("qwen3:32b".into()).to_reply("r");
+        assert_eq!(reply.status, 403);
+        assert_eq!(header(&reply, "www-authenticate"), None);
+        let b = body(&reply);
+        assert_eq!(b["error"]["code"], "MODEL_NOT_ALLOWED");
+        assert_eq!(b["error"]["type"], "permission_error");
+        assert_eq!(b["error"]["message"], "Model not allowed");
+        assert_eq!(
+            b["error"]["details"],
+            "the model `qwen3:32b` is not allowed"
+        );
+        let long = GatewayError::ModelNotAllowed("é".repeat(1000)).details();
+        assert!(long.chars().count() < 200, "{long}");
     }
 
     #[test]

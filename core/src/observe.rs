@@ -33,6 +33,7 @@ pub fn refusal_metric(error: &GatewayError) -> &'static str {
         GatewayError::JwksUnavailable { .. } => "requests_jwks_unavailable",
         GatewayError::UpstreamError(_) => "upstream_errors",
         GatewayError::CrossSiteRequest => "requests_cross_site",
+        GatewayError::ModelNotAllowed(_) => "requests_model_not_allowed",
         GatewayError::LoginUnavailable { .. } | GatewayError::LoginFailed { .. } => {
             "oauth2_logins_failed"
         }
@@ -60,6 +61,7 @@ pub const COUNTERS: &[&str] = &[
     "requests_too_large",
     "requests_jwks_unavailable",
     "requests_cross_site",
+    "requests_model_not_allowed",
     "requests_internal_error",
     "jwks_fetches_ok",
     "jwks_fetches_failed",
@@ -210,6 +212,7 @@ mod tests {
             GatewayError::JwksUnavailable { retry_after_s: 1 },
             GatewayError::UpstreamError("x".into()),
             GatewayError::CrossSiteRequest,
+            GatewayError::ModelNotAllowed("x".into()),
             GatewayError::LoginUnavailable { retry_after_s: 1 },
             GatewayError::Internal("x"),
         ];

@@ -62,6 +62,9 @@ pub struct Forwarding {
     /// The request is for `oauth2.userinfo_path`: once the caller is verified, the gateway
     /// answers with [`userinfo_reply`] instead of forwarding.
     pub answer_userinfo: bool,
+    /// Under `models`, an untranslated request whose body names its model (`/api/chat`, ...):
+    /// the body is held whole and its `model` checked before any of it goes on.
+    pub model_in_body: bool,
 }
 
 /// A request the gateway translates (OpenAI client, Ollama upstream).
@@ -139,6 +142,16 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
         forwarding
             .set_headers
             .push((":path".into(), "/api/chat".into()));
+        forwarding.hold_body_up_to = Some(limit);
+    }
+    if config.models.is_some()
+        && forwarding.translation.is_none()
+        && crate::models::names_model_in_body(head.method(), &path)
+    {
+        if head.end_of_stream {
+            return Err(GatewayError::InvalidRequestBody("model is required".into()));
+        }
+        forwarding.model_in_body = true;
         forwarding.hold_body_up_to = Some(limit);
     }
     if forwarding.limit_facts.token_budget && !head.end_of_stream {

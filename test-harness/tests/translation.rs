@@ -4,13 +4,12 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use test_harness::contract::assert_contract_error;
 use test_harness::ollama::{self, Chunking, OllamaConfig};
-use test_harness::paths::repo_root;
+use test_harness::openai_sdk;
 use test_harness::tokens::{claims, Hs256Key};
 use test_harness::upstream::Reply;
 use test_harness::{Envoy, Request, Upstream};
@@ -47,26 +46,9 @@ fn token(sub: &str) -> String {
     ))
 }
 
-/// Runs the openai SDK driver; returns its JSON line.
+/// Runs the openai SDK driver against `envoy`; its JSON line.
 fn sdk(envoy: &Envoy, api_key: &str, scenario: &str, extra: &[&str]) -> Value {
-    let root = repo_root();
-    let output = Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("test-harness/py/openai_driver.py"))
-        .args(["--base-url", &format!("http://{}/v1", envoy.addr())])
-        .args(["--api-key", api_key])
-        .arg(scenario)
-        .args(extra)
-        .output()
-        .expect("run the openai driver (make setup installs .venv)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|e| {
-        panic!(
-            "driver output is not JSON ({e}): {stdout}\nstderr: {}\n{}",
-            String::from_utf8_lossy(&output.stderr),
-            envoy.log_tail(30)
-        )
-    })
+    openai_sdk::run(envoy.addr(), api_key, scenario, extra)
 }
 
 #[test]

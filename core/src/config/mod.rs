@@ -1,6 +1,7 @@
 //! Configuration: parsed from the plugin's JSON document, validated, and compiled once (in
 //! `on_configure`) into an immutable [`GatewayConfig`] that every request shares.
 
+mod models;
 mod oauth2;
 mod providers;
 mod ratelimits;
@@ -19,6 +20,7 @@ pub use schema::AuthMode;
 use crate::authz::RouteRule;
 use crate::jwt::Provider;
 pub use crate::jwt::TokenConfig;
+use crate::models::ModelAllowList;
 use crate::ratelimit::{LimitKey, RateLimit};
 use crate::roles::Roles;
 
@@ -53,6 +55,8 @@ pub struct GatewayConfig {
     /// verification (each such provider shares this), and so do login ID tokens, whose granted
     /// scopes are carried in the session.
     pub roles: Option<Rc<Roles>>,
+    /// `models.allow`: which models callers may use; `None`: every model.
+    pub models: Option<ModelAllowList>,
 }
 
 /// The audit trail's settings.
@@ -277,6 +281,7 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         .translate
         .map(translate::compile_translate)
         .transpose()?;
+    let models = doc.models.map(models::compile_models).transpose()?;
     let audit = compile_audit(doc.audit)?;
     let mut kept_claims: Vec<String> = Vec::new();
     for limit in &rate_limits {
@@ -307,6 +312,7 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         oauth2,
         audit,
         roles,
+        models,
     })
 }
 

@@ -28,6 +28,8 @@ pub struct ConfigDocument {
     #[serde(default)]
     pub roles: Option<RolesSection>,
     #[serde(default)]
+    pub models: Option<ModelsSection>,
+    #[serde(default)]
     pub forward: ForwardSection,
     #[serde(default)]
     pub limits: LimitsSection,
@@ -335,6 +337,23 @@ pub struct RolesSection {
     pub claims: Vec<String>,
     /// Role → the scopes it grants.
     pub grants: UniqueMap<Vec<String>>,
+}
+
+/// Which models a caller may use.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsSection {
+    /// Tried in order; the first entry whose scopes the caller all holds decides.
+    pub allow: Vec<ModelAllowSection>,
+}
+
+/// One entry of `models.allow`. Both fields are required: an entry whose `scopes` were left out
+/// by mistake would otherwise apply to every caller.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelAllowSection {
+    pub scopes: Vec<String>,
+    pub models: Vec<String>,
 }
 
 /// Browser login through the company's OpenID Provider.

@@ -1016,3 +1016,90 @@ fn roles_section_is_checked() {
         assert!(!message.contains('\n'), "one line only: {message:?}");
     }
 }
+
+#[test]
+fn models_section_is_compiled_in_order() {
+    let cfg = load_str(&with_provider(
+        r#""models": {"allow": [
+            {"scopes": ["team:research"], "models": ["qwen3:32b", "Qwen3:*", "qwen3:*"]},
+            {"scopes": [], "models": ["qwen3:8b"]}]}"#,
+    ))
+    .unwrap();
+    let models = cfg.models.unwrap();
+    let research = vec!["team:research".to_string()];
+    assert!(models.may_use(&research, "qwen3:14b"));
+    assert!(models.may_use(&[], "qwen3:8b"));
+    assert!(!models.may_use(&[], "qwen3:14b"));
+    assert!(load_str(&with_provider("")).unwrap().models.is_none());
+}
+
+#[test]
+fn models_section_is_checked() {
+    let cases = [
+        (
+            r#"{"allow": []}"#,
+            "config: models.allow: must have at least one entry",
+        ),
+        (r#"{}"#, "config: models.allow: is required"),
+        (
+            r#"{"allow": [{"scopes": [], "models": ["a"]}, {"scopes": [], "models": []}]}"#,
+            "config: models.allow[1].models: must name at least one model",
+        ),
+        (
+            r#"{"allow": [{"scopes": [], "models": ["a", "b", ""]}]}"#,
+            "config: models.allow[0].models[2]: must not be empty",
+        ),
+        (
+            r#"{"allow": [{"scopes": [], "models": ["a", "b", "qwen 3"]}]}"#,
+            "config: models.allow[0].models[2]: must not contain whitespace",
+        ),
+        (
+            r#"{"allow": [{"scopes": [], "models": ["qwen*"]}]}"#,
+            "config: models.allow[0].models[0]: `*` is only allowed",
+        ),
+        (
+            r#"{"allow": [{"scopes": [], "models": ["*"]}]}"#,
+            "config: models.allow[0].models[0]: `*` is only allowed",
+        ),
+        (
+            r#"{"allow": [{"scopes": [], "models": ["qwen3:*b"]}]}"#,
+            "config: models.allow[0].models[0]: `*` is only allowed",
+        ),
+        (
+            r#"{"allow": [{"scopes": [], "models": ["a:b:c"]}]}"#,
+            "config: models.allow[0].models[0]: must have at most one `:`",
+        ),
+        (
+            r#"{"allow": [{"scopes": [], "models": ["qwen3:"]}]}"#,
+            "config: models.allow[0].models[0]: needs a name before `:` and a tag",
+        ),
+        (
+            r#"{"allow": [{"scopes": ["ok", "a b"], "models": ["a"]}]}"#,
+            "config: models.allow[0].scopes[1]: `a b` is not a valid scope",
+        ),
+        (
+            r#"{"allow": [{"scopes": [""], "models": ["a"]}]}"#,
+            "config: models.allow[0].scopes[0]: must not be empty",
+        ),
+        (
+            r#"{"allow": [{"models": ["a"]}]}"#,
+            "config: models.allow[0].scopes: is required",
+        ),
+        (
+            r#"{"allow": [{"scopes": [], "models": ["a"], "deny": []}]}"#,
+            "config: models.allow[0].deny: unknown field",
+        ),
+        (
+            r#"{"allow": [{"scopes": [], "models": [1]}]}"#,
+            "config: models.allow[0].models[0]: invalid type",
+        ),
+    ];
+    for (section, expected) in cases {
+        let message = error(&with_provider(&format!(r#""models": {section}"#)));
+        assert!(
+            message.starts_with(expected),
+            "for {section}\n  got:      {message}\n  expected: {expected}..."
+        );
+        assert!(!message.contains('\n'), "one line only: {message:?}");
+    }
+}

@@ -62,7 +62,13 @@ impl Gateway {
         let (Some(Translation::Chat { session_id }), Some(settings)) =
             (&flow.translation, &config.translate)
         else {
-            return match self.reserve_tokens(flow, &body) {
+            let checked = if flow.model_in_body {
+                self.check_body_model(flow, &body)
+            } else {
+                Ok(())
+            };
+            // Forwarded unchanged once its model is allowed.
+            return match checked.and_then(|()| self.reserve_tokens(flow, &body)) {
                 Ok(()) => Next::Continue,
                 Err(error) => self.finish(id, flow, Decision::refused(error, None), true, effects),
             };
@@ -78,7 +84,9 @@ impl Gateway {
                 return self.finish(id, flow, Decision::refused(error, None), true, effects);
             }
         };
-        if let Err(error) = self.reserve_tokens(flow, &body) {
+        // The model the upstream would get (after default and alias) is the one checked.
+        let checked = self.check_model(flow, &chat.model);
+        if let Err(error) = checked.and_then(|()| self.reserve_tokens(flow, &body)) {
             return self.finish(id, flow, Decision::refused(error, None), true, effects);
         }
         let Some(random) = self.random::<12>() else {
@@ -91,7 +99,6 @@ impl Gateway {
             include_usage: chat.include_usage,
         };
         self.count("translated_requests", 1);
-        flow.audit.model = Some(chat.model);
         if !chat.stream {
             let fetch = Fetch::Chat(context);
             return self.fetch_from_model_server(id, flow, fetch, Some(chat.body), effects);

@@ -4,6 +4,7 @@
 
 use crate::error::{GatewayError, LocalReply};
 use crate::jwt::Identity;
+use crate::models::Grant;
 use crate::observe::refusal_metric;
 use crate::pipeline::{Forwarding, Translation};
 use crate::ratelimit::{self, Admission};
@@ -53,6 +54,8 @@ pub struct Admitted {
     pub admission: Admission,
     /// The gateway's own answer instead of forwarding (the userinfo endpoint).
     pub answer: Option<LocalReply>,
+    /// Under `models`: the models the caller's scopes let it use.
+    pub model_grant: Option<Grant>,
 }
 
 impl Decision {
@@ -65,6 +68,9 @@ impl Gateway {
     /// Counts an allowed request against the rate limits that apply to it.
     pub(super) fn admit(&self, forwarding: Forwarding, identity: Option<&Identity>) -> Decision {
         let by = identity.map(|identity| self.subject(identity));
+        // Anonymous callers hold no scopes: only an entry that asks for none can apply.
+        let scopes = identity.map_or(&[][..], |identity| identity.scopes.as_slice());
+        let model_grant = self.config.models.as_ref().map(|list| list.grant(scopes));
         let admission = ratelimit::admit(
             &self.config.rate_limits,
             &forwarding.limit_facts,
@@ -79,6 +85,7 @@ impl Gateway {
                     forwarding,
                     admission,
                     answer: None,
+                    model_grant,
                 }))
             }
             Err(error) => Decision::refused(error, by),
@@ -169,6 +176,7 @@ impl Gateway {
             forwarding,
             admission,
             answer,
+            model_grant,
         } = admitted;
         flow.audit.decision = "allowed";
         flow.audit.sub = admission.subject.clone();
@@ -176,6 +184,8 @@ impl Gateway {
         flow.audit.rule = forwarding.rule;
         flow.admission = Some(admission);
         flow.translation = forwarding.translation.clone();
+        flow.model_grant = model_grant;
+        flow.model_in_body = forwarding.model_in_body;
         if flow.translation.is_some() {
             // Only translated requests lead to calls the gateway makes on their behalf.
             flow.caller_headers = model_server::caller_headers(&forwarding, &flow.audit);

@@ -5,6 +5,7 @@ use crate::config::GatewayConfig;
 use crate::host::Host;
 use crate::http::RequestHead;
 use crate::jwt::TokenError;
+use crate::models::Grant;
 use crate::oauth2::{FlowState, TokenResponse};
 use crate::observe::{sampled, truncated, AuditRecord};
 use crate::pipeline::{PendingAuth, Translation};
@@ -100,6 +101,11 @@ pub(super) struct Flow {
     pub published_audit: Option<String>,
     /// The upstream's token usage was charged (once).
     pub settled: bool,
+    /// Under `models`: which models the caller may use, worked out from its scopes when it was
+    /// allowed (the body naming the model comes later). `None` until then.
+    pub model_grant: Option<Grant>,
+    /// The body names a model to check (an untranslated model route under `models`).
+    pub model_in_body: bool,
 }
 
 impl Flow {
@@ -133,6 +139,8 @@ impl Flow {
             model_server: None,
             published_audit: None,
             settled: false,
+            model_grant: None,
+            model_in_body: false,
         }
     }
 

@@ -13,6 +13,7 @@ mod finish;
 mod flow;
 mod keys;
 mod login;
+mod model_access;
 mod model_server;
 mod response;
 #[cfg(test)]

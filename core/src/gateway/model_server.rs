@@ -71,8 +71,14 @@ fn no_answer(realm: &str) -> LocalReply {
     GatewayError::UpstreamError("the model server did not answer".into()).to_reply(realm)
 }
 
-/// The reply to `GET /v1/models` or `/v1/models/{id}` from `/api/tags`.
-pub(super) fn models_reply(plan: &Translation, response: &CallResponse, realm: &str) -> LocalReply {
+/// The reply to `GET /v1/models` or `/v1/models/{id}` from `/api/tags`, among the models the
+/// caller may use (`usable`): one it may not is answered as one that does not exist.
+pub(super) fn models_reply(
+    plan: &Translation,
+    response: &CallResponse,
+    realm: &str,
+    usable: impl Fn(&str) -> bool,
+) -> LocalReply {
     let (Some(status), Some(body)) = (response.status, response.body.as_deref()) else {
         return no_answer(realm);
     };
@@ -80,7 +86,7 @@ pub(super) fn models_reply(plan: &Translation, response: &CallResponse, realm: &
         return error_reply(status, body, realm);
     }
     let result = match plan {
-        Translation::Model(id) => translate::model_object(body, id).map(|found| {
+        Translation::Model(id) => translate::model_object_where(body, id, usable).map(|found| {
             found.map_or_else(
                 || {
                     json_reply(
@@ -91,7 +97,7 @@ pub(super) fn models_reply(plan: &Translation, response: &CallResponse, realm: &
                 |object| json_reply(200, object),
             )
         }),
-        _ => translate::models_list(body).map(|list| json_reply(200, list)),
+        _ => translate::models_list_where(body, usable).map(|list| json_reply(200, list)),
     };
     result.unwrap_or_else(|e| GatewayError::UpstreamError(e.0).to_reply(realm))
 }

@@ -139,7 +139,10 @@ impl Gateway {
             return;
         };
         let reply = match &fetch {
-            Fetch::Models(plan) => model_server::models_reply(plan, response, self.realm()),
+            Fetch::Models(plan) => {
+                let usable = |model: &str| self.may_use_model(flow, model);
+                model_server::models_reply(plan, response, self.realm(), usable)
+            }
             Fetch::Chat(context) => {
                 let (reply, usage) = model_server::chat_reply(context, response, self.realm());
                 if let Some((prompt, completion)) = usage {

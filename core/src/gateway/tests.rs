@@ -657,3 +657,355 @@ fn realm_roles_grant_the_scopes_a_rule_requires() {
         403
     );
 }
+
+/// `CONFIG` with a model allow-list (`team:research` may use every `qwen3`, everyone else
+/// `qwen3:8b` and `llama3`), a default model and aliases; the worker has `key`.
+fn models_worker(key: &Key) -> Worker {
+    let config = CONFIG.replace(
+        r#""translate": {"to": "ollama", "cluster": "ollama", "authority": "ollama"},"#,
+        r#""translate": {"to": "ollama", "cluster": "ollama", "authority": "ollama",
+                         "default_model": "Qwen3:8B",
+                         "model_aliases": {"research": "qwen3:32b", "small": " QWEN3:8b "}},
+           "models": {"allow": [
+               {"scopes": ["team:research"], "models": ["qwen3:32b", "qwen3:*"]},
+               {"scopes": [], "models": ["qwen3:8b", "llama3"]}]},"#,
+    );
+    assert_ne!(config, CONFIG);
+    let mut worker = Worker::with_config(&config, FakeHost::new(NOW_MS));
+    worker.gateway.on_tick();
+    worker.answer_jwks(jwks(&[key]));
+    worker
+}
+
+/// `POST path` with `body` in one chunk: the header callback's output, then the body's.
+fn models_post(
+    worker: &mut Worker,
+    id: u32,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (Output, Output) {
+    let headers = [
+        (":method", "POST".to_string()),
+        (":path", path.to_string()),
+        (":authority", "gw".to_string()),
+        ("authorization", format!("Bearer {token}")),
+        ("content-type", "application/json".to_string()),
+        ("x-request-id", format!("req-{id}")),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .collect();
+    let head = worker.gateway.on_request_headers(id, headers, false);
+    *worker.host.state.request_body.borrow_mut() = body.as_bytes().to_vec();
+    let body = worker.gateway.on_request_body(id, body.len(), true);
+    (head, body)
+}
+
+fn models_chat(model: Option<&str>, stream: bool) -> String {
+    let mut chat = json!({"messages": [{"role": "user", "content": "hi"}], "stream": stream});
+    if let Some(model) = model {
+        chat["model"] = json!(model);
+    }
+    chat.to_string()
+}
+
+/// What the body callback did with a request: `Some(model)` it went on (streamed: the
+/// translated body replaces the client's; not streamed: the gateway's `/api/chat` call carries
+/// it), `None` it was refused with `status` and nothing went upstream.
+fn models_outcome(worker: &Worker, id: u32, body: &Output, status: u32) -> Option<String> {
+    let replaced = effects_on(body, id).into_iter().find_map(|e| match e {
+        Effect::ReplaceRequestBody { body, .. } => Some(body),
+        _ => None,
+    });
+    let called = worker
+        .host
+        .state
+        .calls
+        .borrow()
+        .iter()
+        .filter(|(_, call, from)| call.path() == "/api/chat" && *from == Some(id))
+        .find_map(|(_, call, _)| call.body.clone());
+    let sent = replaced.or(called);
+    if let Some(sent) = sent {
+        let sent: Value = serde_json::from_slice(&sent).unwrap();
+        return Some(sent["model"].as_str().unwrap().to_string());
+    }
+    let reply = reply_of(body, id);
+    assert_eq!(reply.status, status, "{}", reply.body);
+    assert_eq!(body.next, Next::Pause);
+    None
+}
+
+#[test]
+fn a_chat_for_a_model_the_caller_may_not_use_is_refused_before_the_upstream_gets_it() {
+    let key = Key::new("k1");
+    let mut worker = models_worker(&key);
+    let bob = key.token("bob", "chat");
+    let alice = key.token("alice", "chat team:research");
+
+    // Streamed and not, named directly or through an alias: refused, nothing sent.
+    for (id, model, stream) in [
+        (1, "qwen3:32b", true),
+        (2, "qwen3:32b", false),
+        (3, "research", true),
+        (4, "research", false),
+    ] {
+        let (_, body) = models_post(
+            &mut worker,
+            id,
+            "/v1/chat/completions",
+            &bob,
+            &models_chat(Some(model), stream),
+        );
+        assert_eq!(models_outcome(&worker, id, &body, 403), None, "{model}");
+        let reply: Value = serde_json::from_str(&reply_of(&body, id).body).unwrap();
+        assert_eq!(reply["error"]["code"], "MODEL_NOT_ALLOWED");
+        assert_eq!(reply["error"]["type"], "permission_error");
+        assert_eq!(
+            reply["error"]["details"],
+            "the model `qwen3:32b` is not allowed"
+        );
+        let audit = worker.audit(id);
+        assert_eq!(audit["decision"], "refused");
+        assert_eq!(audit["code"], "MODEL_NOT_ALLOWED");
+        assert_eq!(audit["sub"], "bob", "who tried");
+        assert_eq!(audit["provider"], "sso");
+    }
+    assert!(worker.host.state.calls_to("/api/chat").is_empty());
+    assert_eq!(worker.host.state.counter("requests_model_not_allowed"), 4);
+
+    // Allowed ones go on as before: streamed through the route, or fetched by the gateway.
+    let (_, body) = models_post(
+        &mut worker,
+        5,
+        "/v1/chat/completions",
+        &alice,
+        &models_chat(Some("research"), true),
+    );
+    assert_eq!(body.next, Next::Continue);
+    assert_eq!(
+        models_outcome(&worker, 5, &body, 0).as_deref(),
+        Some("qwen3:32b")
+    );
+    let (_, body) = models_post(
+        &mut worker,
+        6,
+        "/v1/chat/completions",
+        &bob,
+        &models_chat(None, false),
+    );
+    assert_eq!(
+        models_outcome(&worker, 6, &body, 0).as_deref(),
+        Some("Qwen3:8B"),
+        "the default model, allowed"
+    );
+    assert_eq!(worker.audit(6)["decision"], "allowed");
+
+    // Two `model` keys: the strict parser refuses the body (no model is guessed).
+    let (_, body) = models_post(
+        &mut worker,
+        7,
+        "/v1/chat/completions",
+        &bob,
+        r#"{"model": "qwen3:8b", "model": "qwen3:32b", "messages": [{"role": "user", "content": "x"}]}"#,
+    );
+    assert_eq!(models_outcome(&worker, 7, &body, 400), None);
+    assert_eq!(worker.audit(7)["code"], "INVALID_REQUEST_BODY");
+}
+
+#[test]
+fn every_spelling_of_a_model_gets_the_same_decision_and_the_first_matching_entry_decides() {
+    let key = Key::new("k1");
+    let mut worker = models_worker(&key);
+    let bob = key.token("bob", "chat");
+    let alice = key.token("alice", "chat team:research");
+    let cases: [(&str, &[&str], bool); 6] = [
+        // bob: the second entry.
+        (
+            &bob,
+            &["qwen3:8b", " QWEN3:8B ", "Qwen3:8b", "small", ""],
+            true,
+        ),
+        (&bob, &["llama3", "llama3:latest", " Llama3:LATEST"], true),
+        (
+            &bob,
+            &["qwen3", "qwen3:latest", "QWEN3", "qwen3:32b "],
+            false,
+        ),
+        // alice: the first entry, and only it (no llama3 there).
+        (
+            &alice,
+            &["qwen3", "QWEN3:Latest", "qwen3:0.6b", "research"],
+            true,
+        ),
+        (&alice, &["llama3", "llama3:latest"], false),
+        (&alice, &["mistral", "qwen3x:8b"], false),
+    ];
+    let mut id = 100;
+    for (token, spellings, allowed) in cases {
+        for spelling in spellings {
+            for stream in [true, false] {
+                id += 1;
+                let chat = models_chat(Some(spelling), stream);
+                let (_, body) = models_post(&mut worker, id, "/v1/chat/completions", token, &chat);
+                let sent = models_outcome(&worker, id, &body, 403);
+                assert_eq!(sent.is_some(), allowed, "{spelling:?} stream {stream}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_model_list_shows_only_usable_models_and_hides_the_others_as_absent() {
+    let key = Key::new("k1");
+    let mut worker = models_worker(&key);
+    let bob = key.token("bob", "chat");
+    let alice = key.token("alice", "chat team:research");
+    let tags = CallResponse {
+        status: Some(200),
+        body: Some(
+            json!({"models": [{"name": "qwen3:8b"}, {"name": "qwen3:32b"},
+                              {"name": "llama3:latest"}, {"name": "Mistral:7b"}]})
+            .to_string()
+            .into_bytes(),
+        ),
+    };
+    let fetch = |worker: &mut Worker, id: u32, path: &str, token: &str| {
+        worker.get(id, path, token);
+        let call = *worker.host.state.calls_to("/api/tags").last().unwrap();
+        let out = worker.answer(call, tags.clone());
+        let reply = reply_of(&out, id);
+        (
+            reply.status,
+            serde_json::from_str::<Value>(&reply.body).unwrap(),
+        )
+    };
+    let ids = |list: &Value| -> Vec<String> {
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, list) = fetch(&mut worker, 1, "/v1/models", &bob);
+    assert_eq!(status, 200);
+    assert_eq!(ids(&list), ["qwen3:8b", "llama3:latest"]);
+    let (_, list) = fetch(&mut worker, 2, "/v1/models", &alice);
+    assert_eq!(ids(&list), ["qwen3:8b", "qwen3:32b"]);
+
+    // A model bob may not use is answered exactly as one that does not exist.
+    let (status, forbidden) = fetch(&mut worker, 3, "/v1/models/qwen3:32b", &bob);
+    let (_, missing) = fetch(&mut worker, 4, "/v1/models/nothing:1", &bob);
+    assert_eq!(status, 404);
+    assert_eq!(forbidden["error"]["type"], "not_found_error");
+    let message = forbidden["error"]["message"].as_str().unwrap();
+    assert_eq!(message, "The model `qwen3:32b` does not exist");
+    assert_eq!(
+        forbidden.to_string().replace("qwen3:32b", "X"),
+        missing.to_string().replace("nothing:1", "X")
+    );
+    let (status, _) = fetch(&mut worker, 5, "/v1/models/qwen3:32b", &alice);
+    assert_eq!(status, 200);
+    let (status, found) = fetch(&mut worker, 6, "/v1/models/llama3", &bob);
+    assert_eq!((status, found["id"].as_str()), (200, Some("llama3")));
+}
+
+#[test]
+fn untranslated_ollama_routes_are_checked_on_their_whole_body_and_forwarded_unchanged() {
+    let key = Key::new("k1");
+    let mut worker = models_worker(&key);
+    let bob = key.token("bob", "chat");
+    let cases = [
+        (
+            "/api/chat",
+            r#"{"model": "qwen3:32b", "messages": []}"#,
+            Some(403),
+        ),
+        (
+            "/api/generate",
+            r#"{"model": "QWEN3", "prompt": "x"}"#,
+            Some(403),
+        ),
+        (
+            "/api/embed",
+            r#"{"model": "mistral", "input": "x"}"#,
+            Some(403),
+        ),
+        (
+            "/api/embeddings",
+            r#"{"model": "qwen3:32b", "prompt": "x"}"#,
+            Some(403),
+        ),
+        ("/api/chat", r#"{"messages": []}"#, Some(400)),
+        ("/api/chat", r#"{"model": ["qwen3:8b"]}"#, Some(400)),
+        (
+            "/api/chat",
+            r#"{"model": "qwen3:8b", "model": "qwen3:32b"}"#,
+            Some(400),
+        ),
+        ("/api/chat", "not json", Some(400)),
+        (
+            "/api/chat",
+            r#"{"model": " Qwen3:8B", "messages": []}"#,
+            None,
+        ),
+        (
+            "/api/generate",
+            r#"{"model": "llama3", "prompt": "x"}"#,
+            None,
+        ),
+    ];
+    for (i, (path, body, refused)) in cases.into_iter().enumerate() {
+        let id = 200 + i as u32;
+        let (head, out) = models_post(&mut worker, id, path, &bob, body);
+        // The headers go on (towards Envoy's buffer filter); the body is held until complete.
+        assert_eq!(head.next, Next::Continue, "{path} {body}");
+        match refused {
+            Some(status) => {
+                assert_eq!(reply_of(&out, id).status, status, "{path} {body}");
+                assert_eq!(out.next, Next::Pause);
+                let code = if status == 403 {
+                    "MODEL_NOT_ALLOWED"
+                } else {
+                    "INVALID_REQUEST_BODY"
+                };
+                let audit = worker.audit(id);
+                assert_eq!(
+                    (audit["code"].as_str(), audit["sub"].as_str()),
+                    (Some(code), Some("bob"))
+                );
+            }
+            None => {
+                assert_eq!(out.next, Next::Continue, "{path} {body}");
+                assert!(effects_on(&out, id).is_empty(), "unchanged: {out:?}");
+                assert_eq!(worker.audit(id)["decision"], "allowed");
+            }
+        }
+    }
+    assert!(
+        !worker
+            .host
+            .state
+            .calls
+            .borrow()
+            .iter()
+            .any(|(_, call, _)| call.path().starts_with("/api/")),
+        "the gateway calls no model server for these"
+    );
+
+    // Without `models`, the body is not held for this (a declared length: not held at all).
+    let mut plain = worker_with_keys(&[&key]);
+    let headers = vec![
+        (":method".to_string(), "POST".to_string()),
+        (":path".to_string(), "/api/chat".to_string()),
+        ("authorization".to_string(), format!("Bearer {bob}")),
+        ("content-length".to_string(), "20".to_string()),
+    ];
+    plain.gateway.on_request_headers(1, headers, false);
+    *plain.host.state.request_body.borrow_mut() = br#"{"model": "qwen3:32b"}"#.to_vec();
+    let out = plain.gateway.on_request_body(1, 20, true);
+    assert_eq!(out.next, Next::Continue);
+    assert!(out.effects.is_empty());
+}

@@ -23,7 +23,7 @@ mod time;
 #[cfg(test)]
 mod tests;
 
-pub use models::{model_object, models_list};
+pub use models::{model_object, model_object_where, models_list, models_list_where};
 pub use request::chat_request;
 pub use response::chat_response;
 pub use stream::{StreamTranslator, MAX_STREAM_LINE_BYTES};

@@ -53,8 +53,17 @@ fn object(id: &str, model: &Map<String, Value>) -> Value {
 
 /// `GET /api/tags` body -> OpenAI's model list.
 pub fn models_list(body: &[u8]) -> Result<Vec<u8>, UpstreamError> {
+    models_list_where(body, |_| true)
+}
+
+/// `GET /api/tags` body -> OpenAI's model list of the models `keep` accepts (by name).
+pub fn models_list_where(
+    body: &[u8],
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<u8>, UpstreamError> {
     let data: Vec<Value> = parse_tags(body)?
         .iter()
+        .filter(|m| keep(name(m)))
         .map(|m| object(name(m), m))
         .collect();
     Ok(to_bytes(&json!({"object": "list", "data": data})))
@@ -63,7 +72,18 @@ pub fn models_list(body: &[u8]) -> Result<Vec<u8>, UpstreamError> {
 /// `GET /api/tags` body -> the model `id` as an OpenAI model object; `None` when absent. A name
 /// without a tag also finds its `:latest`.
 pub fn model_object(body: &[u8], id: &str) -> Result<Option<Vec<u8>>, UpstreamError> {
-    let models = parse_tags(body)?;
+    model_object_where(body, id, |_| true)
+}
+
+/// [`model_object`] among the models `keep` accepts (by name): one it refuses is absent, so a
+/// caller cannot tell it from a model that does not exist.
+pub fn model_object_where(
+    body: &[u8],
+    id: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Option<Vec<u8>>, UpstreamError> {
+    let mut models = parse_tags(body)?;
+    models.retain(|m| keep(name(m)));
     let exact = models.iter().find(|m| name(m) == id);
     let latest = || {
         let has_tag = id.rsplit('/').next().is_none_or(|last| last.contains(':'));
