@@ -310,3 +310,51 @@ fn max_tokens_is_reserved_before_the_model_is_reached() {
     assert_eq!(envoy.send(chat(100)).status, 200);
     assert_eq!(upstream.requests().len(), 2);
 }
+
+/// Sends `per_connection` requests on each of `requests.len()` parallel clients, client `i`
+/// sending `requests[i]`; returns every response.
+fn burst_each(envoy: &Envoy, requests: Vec<Request>, per_connection: usize) -> Vec<Response> {
+    let addr = envoy.addr();
+    let handles: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            thread::spawn(move || {
+                (0..per_connection)
+                    .map(|_| request.send(addr).expect("response"))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("client thread"))
+        .collect()
+}
+
+fn team_token(sub: &str, team: &str) -> String {
+    let mut claims = claims("https://idp.test", "gw", sub, "chat:read");
+    claims["team"] = json!(team);
+    Hs256Key::new(SECRET.as_bytes()).mint(&claims)
+}
+
+#[test]
+fn a_team_budget_is_exact_for_its_members_together_under_concurrency() {
+    let (upstream, envoy) = gateway(&config(
+        json!([{"name": "per-team", "key": "claim:team", "requests": 100, "window_s": 3600}]),
+        "required",
+    ));
+    // Sixteen members of one team, each on its own client, 400 requests in all.
+    let members: Vec<Request> = (0..16)
+        .map(|i| Request::get("/v1/models").bearer(&team_token(&format!("member-{i}"), "research")))
+        .collect();
+    let responses = burst_each(&envoy, members, 25);
+    assert_eq!(count(&responses, 200), 100, "the team's budget, shared");
+    assert_eq!(count(&responses, 429), 300);
+    assert_eq!(upstream.requests().len(), 100);
+    envoy.assert_every_worker_served(2);
+    // Another team has its own budget; a new member of the first team has none left.
+    let other = envoy.send(Request::get("/v1/models").bearer(&team_token("olga", "ops")));
+    assert_eq!(other.status, 200);
+    let late = envoy.send(Request::get("/v1/models").bearer(&team_token("newcomer", "research")));
+    assert_contract_error(&late, 429, "RATE_LIMITED");
+}
