@@ -495,6 +495,7 @@ mod tests {
             exp: u64::MAX,
             nbf: None,
             claims: vec![],
+            roles: vec![],
         }
     }
 

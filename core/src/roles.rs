@@ -46,6 +46,32 @@ impl Roles {
             .collect()
     }
 
+    /// The configured roles the claims hold, in the order of `grants` (so the same roles give
+    /// the same list whatever their order in the token): what rate limits keyed on `role` see.
+    pub fn held(&self, claims: &Map<String, Value>) -> Vec<String> {
+        let roles = self.roles_in(claims);
+        self.grants
+            .iter()
+            .filter(|(role, _)| roles.contains(role.as_str()))
+            .map(|(role, _)| role.clone())
+            .collect()
+    }
+
+    /// The same roles read from the gateway's own session token instead: its `claim` (written
+    /// at login from the ID token's roles), granting no scopes, since the session's scopes were
+    /// settled at login. Only configured roles are read back, so a session minted under an
+    /// older `roles` section holds none that is no longer configured.
+    pub fn carried_in(&self, claim: &str) -> Roles {
+        Roles {
+            claims: vec![vec![claim.to_string()]],
+            grants: self
+                .grants
+                .iter()
+                .map(|(role, _)| (role.clone(), Vec::new()))
+                .collect(),
+        }
+    }
+
     /// The scopes the token's roles grant, deduplicated, in the order of `grants`: the same
     /// roles give the same list whatever their order in the token.
     pub fn granted_scopes(&self, claims: &Map<String, Value>) -> Vec<String> {

@@ -211,7 +211,8 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         .map(Rc::new);
     let mut providers = providers::compile_providers(doc.providers, env)?;
     // The configured providers, and below the ID token's (its roles go into the session at
-    // login); not the session's own provider, whose scopes were settled at login.
+    // login); the session's own provider only reads the roles back from the session's claim,
+    // granting nothing: its scopes were settled at login.
     for provider in &mut providers {
         provider.roles = roles.clone();
     }
@@ -223,9 +224,12 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
                     "names starting with \"oauth2-\" are reserved",
                 ));
             }
-            let (config, session, mut id_token) =
+            let (config, mut session, mut id_token) =
                 oauth2::compile_oauth2(section, env, providers.len())?;
             id_token.roles = roles.clone();
+            session.roles = roles
+                .as_deref()
+                .map(|r| Rc::new(r.carried_in(crate::oauth2::SESSION_ROLES_CLAIM)));
             providers.push(session);
             providers.push(id_token);
             Some(config)
@@ -276,7 +280,8 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         }
     }
     let limits = compile_limits(doc.limits)?;
-    let rate_limits = ratelimits::compile_rate_limits(doc.rate_limits, !providers.is_empty())?;
+    let rate_limits =
+        ratelimits::compile_rate_limits(doc.rate_limits, !providers.is_empty(), roles.as_deref())?;
     let translate = doc
         .translate
         .map(translate::compile_translate)

@@ -6,16 +6,21 @@ use super::rules::compile_match;
 use super::schema::RateLimitSection;
 use super::validate;
 use super::ConfigError;
-use crate::ratelimit::{LimitKey, LimitKind, RateLimit};
+use crate::ratelimit::{LimitKey, LimitKind, Period, RateLimit};
+use crate::roles::Roles;
 
 /// Slots per limit when not given: at most 0.75 MiB of Envoy heap per limit (96 bytes a slot;
 /// see `ratelimit::counter`).
 pub const DEFAULT_SLOTS: u64 = 8192;
 pub const MAX_SLOTS: u64 = 1 << 20;
+/// The longest sliding window: 31 days (the longest month), so a monthly budget may also be
+/// a sliding one. A slot stays busy for two windows, so longer ones would mostly saturate.
+pub const MAX_WINDOW_S: u64 = 31 * 86_400;
 
 pub fn compile_rate_limits(
     sections: Vec<RateLimitSection>,
     have_providers: bool,
+    roles: Option<&Roles>,
 ) -> Result<Vec<RateLimit>, ConfigError> {
     let mut names = HashSet::new();
     let mut limits = Vec::with_capacity(sections.len());
@@ -27,6 +32,18 @@ pub fn compile_rate_limits(
         }
         let key = match s.key.as_str() {
             "sub" => LimitKey::Sub,
+            // Roles come only from the `roles` section: without it no caller holds any.
+            "role" => match roles {
+                Some(roles) => {
+                    LimitKey::Role(roles.grants().iter().map(|(r, _)| r.clone()).collect())
+                }
+                None => {
+                    return Err(ConfigError::new(
+                        at("key"),
+                        "counts callers by role, but no roles are configured",
+                    ))
+                }
+            },
             "ip" => LimitKey::Ip {
                 trusted_hops: s.trusted_hops,
             },
@@ -38,7 +55,7 @@ pub fn compile_rate_limits(
                 _ => {
                     return Err(ConfigError::new(
                         at("key"),
-                        "must be \"sub\", \"ip\", \"header:NAME\" or \"claim:NAME\"",
+                        "must be \"sub\", \"ip\", \"role\", \"header:NAME\" or \"claim:NAME\"",
                     ))
                 }
             },
@@ -52,7 +69,8 @@ pub fn compile_rate_limits(
         if s.trusted_hops > 16 {
             return Err(ConfigError::new(at("trusted_hops"), "must be at most 16"));
         }
-        if matches!(key, LimitKey::Sub | LimitKey::Claim(_)) && !have_providers {
+        if matches!(key, LimitKey::Sub | LimitKey::Claim(_) | LimitKey::Role(_)) && !have_providers
+        {
             return Err(ConfigError::new(
                 at("key"),
                 "counts verified callers, but no provider is configured",
@@ -78,12 +96,8 @@ pub fn compile_rate_limits(
                 ))
             }
         };
-        if !(1..=86_400).contains(&s.window_s) {
-            return Err(ConfigError::new(
-                at("window_s"),
-                "must be between 1 and 86400",
-            ));
-        }
+        let period =
+            period(s.window_s, s.window.as_deref()).map_err(|(f, r)| ConfigError::new(at(f), r))?;
         let slots = s.slots.unwrap_or(DEFAULT_SLOTS);
         if !(1..=MAX_SLOTS).contains(&slots) {
             return Err(ConfigError::new(
@@ -99,10 +113,31 @@ pub fn compile_rate_limits(
             name: s.name,
             key,
             kind,
-            window_s: s.window_s,
+            period,
             matcher,
             slots,
         });
     }
     Ok(limits)
 }
+
+/// The limit's window: `window_s` (a sliding window) or `window: "month"`, exactly one; `Err`
+/// names the field to blame and why.
+fn period(window_s: Option<u64>, window: Option<&str>) -> Result<Period, (&'static str, String)> {
+    match (window_s, window) {
+        (Some(_), Some(_)) => Err(("window", "cannot be given with \"window_s\"".into())),
+        (None, None) => Err(("window_s", "is required (or \"window\": \"month\")".into())),
+        (None, Some("month")) => Ok(Period::CalendarMonth),
+        (None, Some(_)) => Err(("window", "must be \"month\"".into())),
+        (Some(seconds), None) if (1..=MAX_WINDOW_S).contains(&seconds) => Ok(Period::Sliding {
+            window_ms: seconds * 1000,
+        }),
+        (Some(_), None) => Err((
+            "window_s",
+            format!("must be between 1 and {MAX_WINDOW_S} (31 days)"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

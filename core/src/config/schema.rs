@@ -246,13 +246,18 @@ pub struct MatchSection {
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSection {
     pub name: String,
-    /// `sub`, `ip`, `header:NAME` or `claim:NAME`.
+    /// `sub`, `ip`, `role`, `header:NAME` or `claim:NAME`.
     pub key: String,
     #[serde(default)]
     pub requests: Option<u64>,
     #[serde(default)]
     pub tokens: Option<u64>,
-    pub window_s: u64,
+    /// A sliding window's length; exactly one of it and `window`.
+    #[serde(default)]
+    pub window_s: Option<u64>,
+    /// `"month"`: UTC calendar months, counted exactly.
+    #[serde(default)]
+    pub window: Option<String>,
     #[serde(default, rename = "match")]
     pub matcher: Option<MatchSection>,
     /// For `key: "ip"`: how many proxies in front of Envoy append to `x-forwarded-for`.

@@ -479,6 +479,9 @@ impl Gateway {
                 email: claim("email"),
                 name: claim("name"),
                 scopes: &scopes,
+                // The session's roles, as the ID token held them (the session provider reads
+                // them back): `role` limits count the session like a bearer token.
+                roles: &identity.roles,
                 session_id: &session_id,
                 id_token: Some(&wait.tokens.id_token),
             },

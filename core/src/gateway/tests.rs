@@ -97,7 +97,7 @@ impl Worker {
         }
     }
 
-    fn get(&mut self, id: u32, path: &str, token: &str) -> Output {
+    pub(super) fn get(&mut self, id: u32, path: &str, token: &str) -> Output {
         let headers = vec![
             (":method".to_string(), "GET".to_string()),
             (":path".to_string(), path.to_string()),
@@ -596,7 +596,7 @@ fn without_translate_cluster_the_gateways_calls_go_where_the_route_goes() {
 }
 
 /// A token of `sso` whose Keycloak realm roles are `roles`, with no scope of its own.
-fn token_with_realm_roles(key: &Key, sub: &str, roles: &[&str]) -> String {
+pub(super) fn token_with_realm_roles(key: &Key, sub: &str, roles: &[&str]) -> String {
     #[derive(Serialize, serde::Deserialize)]
     struct Extra {
         realm_access: Value,

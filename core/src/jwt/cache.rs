@@ -123,6 +123,7 @@ mod tests {
             exp,
             nbf: None,
             claims: vec![],
+            roles: vec![],
         }
     }
 

@@ -20,7 +20,9 @@ pub struct Provider {
     pub keys: KeySource,
     pub clock_skew_s: u64,
     pub scope_claim: String,
-    /// Roles whose scopes its tokens get (configured providers only).
+    /// Roles its tokens hold and the scopes they grant (configured providers and the ID
+    /// token's); for the session provider, the roles its own `roles` claim carries, granting
+    /// nothing (see [`Roles::carried_in`]).
     pub roles: Option<Rc<Roles>>,
 }
 

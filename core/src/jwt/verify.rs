@@ -34,6 +34,9 @@ pub struct Identity {
     pub nbf: Option<u64>,
     /// The claims rate limits are keyed on (`claim:NAME`), as strings.
     pub claims: Vec<(String, String)>,
+    /// The configured roles the token holds, in `roles.grants` order (for `role` rate limits
+    /// and the session minted at login): worked out once, so the cached identity has them.
+    pub roles: Vec<String>,
 }
 
 /// The outcome of a verification.
@@ -165,8 +168,10 @@ fn verify_inner(
         return Err(TokenError::BadSignature);
     }
     let mut scopes = claims.scopes;
+    let mut held = Vec::new();
     if let Some(roles) = &provider.roles {
         roles.add_granted_scopes(&parsed.claims, &mut scopes);
+        held = roles.held(&parsed.claims);
     }
     Ok(Verdict::Verified(Identity {
         provider: index,
@@ -175,6 +180,7 @@ fn verify_inner(
         exp: claims.exp,
         nbf: claims.nbf,
         claims: kept_claims(&parsed.claims, keep),
+        roles: held,
     }))
 }
 

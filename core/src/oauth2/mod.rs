@@ -31,7 +31,7 @@ pub use flow::{open_flow, seal_flow, FlowError, FlowState, FLOW_TTL_S};
 pub use pkce::{pkce_challenge_s256, pkce_verifier, random_token};
 pub use query::{form_encode, parse_query, query_value, raw_query_value};
 pub use redirect::sanitize_rd;
-pub use session::{check_nonce, mint_session, session_scopes, SessionClaims};
+pub use session::{check_nonce, mint_session, session_scopes, SessionClaims, SESSION_ROLES_CLAIM};
 pub use signed::{sign_value, verify_value};
 pub use token::{parse_token_response, token_request, TokenExchangeError, TokenResponse};
 pub use url::{url_origin, url_path};

@@ -12,6 +12,10 @@ const MIN_SESSION_SECRET_BYTES: usize = 32;
 /// The largest timestamp the JWT library represents exactly (it keeps seconds in 32 bits).
 const MAX_TIMESTAMP: u64 = u32::MAX as u64;
 
+/// The session claim carrying the caller's configured roles: the session provider reads its
+/// roles from it (the ID token that held them is not presented again).
+pub const SESSION_ROLES_CLAIM: &str = "roles";
+
 /// Checks the ID token's `nonce` against the one sealed in the flow cookie (OIDC Core 3.1.3.7
 /// step 11): this binds the ID token to this browser's login, so a token obtained elsewhere
 /// and injected into the callback is refused. Missing or empty is refused; the comparison is
@@ -58,6 +62,8 @@ pub struct SessionClaims<'a> {
     pub email: Option<&'a str>,
     pub name: Option<&'a str>,
     pub scopes: &'a [String],
+    /// The configured roles the ID token held, in `roles.grants` order (for `role` limits).
+    pub roles: &'a [String],
     /// The session's id (`sid`): random, minted at login; the upstream's `session_id` for
     /// callers authenticated by this session.
     pub session_id: &'a str,
@@ -73,13 +79,15 @@ struct SessionExtra<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
     scope: String,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    roles: &'a [String],
     sid: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     idt: Option<&'a str>,
 }
 
-/// The gateway's session token: an HS256 JWT `{iss, aud, sub, email?, name?, scope, sid, iat,
-/// exp = now + ttl_s, idt?}` signed with `secret`.
+/// The gateway's session token: an HS256 JWT `{iss, aud, sub, email?, name?, scope, roles?,
+/// sid, iat, exp = now + ttl_s, idt?}` signed with `secret` (`roles` only when there are some).
 ///
 /// Refused: a secret under 32 bytes, an empty issuer, audience, subject or session id (a
 /// session must name who it is for, who may accept it and which session it is), a zero TTL, and an expiry beyond what the JWT library
@@ -123,6 +131,7 @@ pub fn mint_session(
             email: claims.email,
             name: claims.name,
             scope: claims.scopes.join(" "),
+            roles: claims.roles,
             sid: claims.session_id,
             idt: claims.id_token,
         },
@@ -200,6 +209,7 @@ mod tests {
             email: Some("u@example.com"),
             name: Some("Ada \"L\" Lovelace"),
             scopes,
+            roles: &[],
             session_id: "c2Vzc2lvbi0xMjg",
             id_token: Some("h.p.s"),
         }
@@ -290,6 +300,29 @@ mod tests {
                 "exp": 150
             })
         );
+    }
+
+    #[test]
+    fn the_roles_go_into_their_claim_when_there_are_some() {
+        let scopes = strings(&["chat"]);
+        let roles = strings(&["research", "user"]);
+        let token = mint_session(
+            SECRET,
+            &SessionClaims {
+                roles: &roles,
+                ..claims(&scopes)
+            },
+            100,
+            50,
+        )
+        .unwrap();
+        assert_eq!(
+            payload(&token)[SESSION_ROLES_CLAIM],
+            json!(["research", "user"])
+        );
+        // None: no claim at all (as in `optional_claims_are_left_out`).
+        let token = mint_session(SECRET, &claims(&scopes), 100, 50).unwrap();
+        assert_eq!(payload(&token).get(SESSION_ROLES_CLAIM), None);
     }
 
     #[test]

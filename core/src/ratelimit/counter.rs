@@ -36,6 +36,7 @@
 
 use sha2::{Digest, Sha256};
 
+use super::period::Period;
 use super::window::{SlotState, Window};
 use crate::store::{ensure_exists, SharedStore, StoreError};
 
@@ -169,11 +170,12 @@ impl Bucket {
 
     /// Rolls every count forward to the window of `now_ms`. A clock behind the bucket's window
     /// (another worker's clock read a moment later) keeps the bucket as it is: never forgets.
-    fn roll(&mut self, now_ms: u64, window_ms: u64) {
-        let window = now_ms / window_ms.max(1);
+    /// The previous window's counts are kept only where they still weigh (not for a month).
+    fn roll(&mut self, now_ms: u64, period: Period) {
+        let window = period.index(now_ms);
         let keep_prev = match window.checked_sub(self.window) {
             None | Some(0) => return,
-            Some(1) => true,
+            Some(1) => period.weighs_previous(),
             _ => false,
         };
         let roll = |curr: u64| if keep_prev { curr } else { 0 };
@@ -275,16 +277,29 @@ pub enum CountError {
 
 /// Reads a caller's bucket, rolled to `now_ms` (or to the bucket's window if the clock is
 /// behind it); returns it, its CAS version and the time to judge it at.
+///
+/// A bucket more than one window ahead of the clock was not rolled there by a worker's clock
+/// (they differ by moments): it was counted under another window setting of the same limit
+/// (e.g. `window_s` made longer, or changed to `"month"`), whose indices mean other times.
+/// Judged as it is, it would pin the limit to a far-future window that never ends; it is
+/// started over instead, as a changed window setting promises.
 fn read(
     store: &dyn SharedStore,
     key: &str,
-    window_ms: u64,
+    period: Period,
     now_ms: u64,
 ) -> Result<(Bucket, u32, u64), CountError> {
     let (bytes, cas) = store.get(key).ok_or(CountError::Store)?;
     let mut bucket = Bucket::decode(&bytes).ok_or(CountError::Store)?;
-    let now_ms = now_ms.max(bucket.window.saturating_mul(window_ms));
-    bucket.roll(now_ms, window_ms);
+    let index = period.index(now_ms);
+    if bucket.window > index.saturating_add(1) {
+        bucket = Bucket {
+            window: index,
+            ..Bucket::empty(bucket.slots.len())
+        };
+    }
+    let now_ms = now_ms.max(period.start_ms(bucket.window));
+    bucket.roll(now_ms, period);
     Ok((bucket, cas, now_ms))
 }
 
@@ -302,7 +317,7 @@ pub fn consume(
     let bucket_index = bucket_of(caller, slots);
     let key = bucket_key(limit, bucket_index);
     for _ in 0..CAS_RETRIES {
-        let (mut bucket, cas, now_ms) = read(store, &key, window.window_ms, now_ms)?;
+        let (mut bucket, cas, now_ms) = read(store, &key, window.period, now_ms)?;
         let (place, state) = bucket.locate(caller);
         if !window.fits(&state, now_ms, cost) {
             return Err(CountError::Spent {
@@ -343,14 +358,14 @@ pub fn charge(
     store: &dyn SharedStore,
     limit: &str,
     slots: u64,
-    window_ms: u64,
+    period: Period,
     caller: u64,
     amount: u64,
     now_ms: u64,
 ) -> bool {
     let key = bucket_key(limit, bucket_of(caller, slots));
     for _ in 0..CAS_RETRIES {
-        let Ok((mut bucket, cas, _)) = read(store, &key, window_ms, now_ms) else {
+        let Ok((mut bucket, cas, _)) = read(store, &key, period, now_ms) else {
             return false;
         };
         let (place, state) = bucket.locate(caller);
@@ -366,13 +381,14 @@ pub fn charge(
 
 /// Gives back `amount` that [`consume`] counted for `caller` at `charged`, from that same
 /// count, in the window it is in now (the previous one after a boundary; nothing once it no
-/// longer counts). A slot that is no longer the caller's is left alone: it could only have been
-/// taken over once idle, when the amount no longer counted. Returns false when shared data
-/// could not be updated.
+/// longer counts, so nothing after a month's end: the new month owes the caller nothing). A
+/// slot that is no longer the caller's is left alone: it could only have been taken over once
+/// idle, when the amount no longer counted. Returns false when shared data could not be
+/// updated.
 pub fn refund(
     store: &dyn SharedStore,
     limit: &str,
-    window_ms: u64,
+    period: Period,
     caller: u64,
     charged: Charged,
     amount: u64,
@@ -380,12 +396,12 @@ pub fn refund(
 ) -> bool {
     let key = bucket_key(limit, charged.bucket);
     for _ in 0..CAS_RETRIES {
-        let Ok((mut bucket, cas, _)) = read(store, &key, window_ms, now_ms) else {
+        let Ok((mut bucket, cas, _)) = read(store, &key, period, now_ms) else {
             return false;
         };
         let in_prev = match bucket.window.checked_sub(charged.window) {
             Some(0) => false,
-            Some(1) => true,
+            Some(1) if period.weighs_previous() => true,
             _ => return true,
         };
         let take = |count: &mut u64| *count = count.saturating_sub(amount);
@@ -417,11 +433,10 @@ mod tests {
 
     const W: u64 = 60_000;
 
+    const P: Period = Period::Sliding { window_ms: W };
+
     fn window(limit: u64) -> Window {
-        Window {
-            limit,
-            window_ms: W,
-        }
+        Window { limit, period: P }
     }
 
     #[test]
@@ -555,31 +570,31 @@ mod tests {
         let w = window(1000);
         let counted = consume(&store, "l", 8, w, a, 300, 10 * W).unwrap();
         assert_eq!(counted.remaining, 700);
-        assert!(refund(&store, "l", W, a, counted.charged, 200, 10 * W + 1));
-        assert!(charge(&store, "l", 8, W, a, 850, 10 * W + 2));
+        assert!(refund(&store, "l", P, a, counted.charged, 200, 10 * W + 1));
+        assert!(charge(&store, "l", 8, P, a, 850, 10 * W + 2));
         assert!(
             consume(&store, "l", 8, w, a, 0, 10 * W + 3).is_ok(),
             "950 < 1000"
         );
-        assert!(charge(&store, "l", 8, W, a, 50, 10 * W + 4));
+        assert!(charge(&store, "l", 8, P, a, 50, 10 * W + 4));
         assert!(
             consume(&store, "l", 8, w, a, 0, 10 * W + 5).is_err(),
             "spent"
         );
         // Another caller's refund never credits a's count.
         let b = caller_hash("b");
-        assert!(refund(&store, "l", W, b, counted.charged, 1000, 10 * W + 6));
+        assert!(refund(&store, "l", P, b, counted.charged, 1000, 10 * W + 6));
         assert!(consume(&store, "l", 8, w, a, 0, 10 * W + 7).is_err());
         // After a boundary, a refund comes from the previous window's count: at 11W + W/2,
         // 1000 * 0.5 still counts; giving back 400 leaves 300.
         let store = MemoryStore::new();
         prepare(&store, "l", 8);
         let counted = consume(&store, "l", 8, w, a, 1000, 10 * W + 5).unwrap();
-        assert!(refund(&store, "l", W, a, counted.charged, 400, 11 * W));
+        assert!(refund(&store, "l", P, a, counted.charged, 400, 11 * W));
         let left = consume(&store, "l", 8, w, a, 0, 11 * W + W / 2).unwrap();
         assert_eq!(left.remaining, 700);
         // Two windows on, nothing is given back (nothing counts any more).
-        assert!(refund(&store, "l", W, a, counted.charged, 600, 12 * W));
+        assert!(refund(&store, "l", P, a, counted.charged, 600, 12 * W));
         assert_eq!(
             consume(&store, "l", 8, w, a, 0, 12 * W).unwrap().remaining,
             1000
@@ -596,7 +611,7 @@ mod tests {
         let (a, b) = (caller_hash("a"), caller_hash("b"));
         assert!(consume(&store, "l", 1, w, a, 0, 10 * W).is_ok());
         consume(&store, "l", 1, w, b, 1, 10 * W + 1).unwrap();
-        assert!(charge(&store, "l", 1, W, a, 1000, 10 * W + 2));
+        assert!(charge(&store, "l", 1, P, a, 1000, 10 * W + 2));
         assert!(
             consume(&store, "l", 1, w, a, 0, 10 * W + 3).is_err(),
             "a's budget is spent"
@@ -681,7 +696,7 @@ mod tests {
             Err(CountError::Store)
         );
         assert_eq!(store.attempts.get(), CAS_RETRIES);
-        assert!(!charge(&store, "l", 4, W, a, 5, 10 * W));
+        assert!(!charge(&store, "l", 4, P, a, 5, 10 * W));
     }
 
     #[test]

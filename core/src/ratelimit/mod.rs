@@ -1,11 +1,14 @@
 //! Rate limits: request counts and LLM token budgets per caller, counted in shared data so that
-//! every Envoy worker sees one count ([`counter`]), over sliding windows ([`window`]).
+//! every Envoy worker sees one count ([`counter`]), over sliding windows or calendar months
+//! ([`period`], [`window`]).
 
 pub mod counter;
+pub mod period;
 pub mod usage;
 pub mod window;
 
 use counter::{caller_hash, consume, Charged, CountError};
+pub use period::Period;
 use window::Window;
 
 use crate::authz::RouteMatch;
@@ -24,6 +27,10 @@ pub enum LimitKey {
     Header(String),
     /// A verified claim's value.
     Claim(String),
+    /// The first of these roles (the configured ones, in `roles.grants` order) that the
+    /// verified caller holds: everyone holding it shares one count (a team's budget).
+    /// Callers holding none of them are not counted by it.
+    Role(Vec<String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +45,8 @@ pub struct RateLimit {
     pub name: String,
     pub key: LimitKey,
     pub kind: LimitKind,
-    pub window_s: u64,
+    /// A sliding window of `window_s`, or calendar months.
+    pub period: Period,
     /// Routes it applies to; `None`: all.
     pub matcher: Option<RouteMatch>,
     pub slots: u64,
@@ -51,7 +59,7 @@ impl RateLimit {
         };
         Window {
             limit,
-            window_ms: self.window_s.saturating_mul(1000),
+            period: self.period,
         }
     }
 
@@ -109,6 +117,14 @@ pub fn caller_identity(
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| format!("claim\u{0}{}\u{0}{v}", id.provider))
+        }),
+        // Not per provider: a role is the gateway's (`roles` applies to every provider), so a
+        // team's browser sessions and bearer tokens share its budget.
+        LimitKey::Role(roles) => identity.and_then(|id| {
+            roles
+                .iter()
+                .find(|role| id.roles.contains(role))
+                .map(|role| format!("role\u{0}{role}"))
         }),
         LimitKey::Ip { trusted_hops } => client_ip(
             facts.remote_address.as_deref(),
@@ -276,7 +292,7 @@ fn refund(limits: &[RateLimit], counted: &[Counted], store: &dyn SharedStore, no
             && !counter::refund(
                 store,
                 &limit.name,
-                limit.window().window_ms,
+                limit.period,
                 c.caller,
                 c.charged,
                 c.cost,
@@ -381,14 +397,13 @@ pub fn settle(
         let Some(limit) = limits.get(charge.limit) else {
             continue;
         };
-        let window_ms = limit.window().window_ms;
         let recorded = match (used.checked_sub(charge.reserved), charge.reservation) {
             (Some(0), _) => true,
             (Some(extra), _) => counter::charge(
                 store,
                 &limit.name,
                 limit.slots,
-                window_ms,
+                limit.period,
                 charge.caller,
                 extra,
                 now_ms,
@@ -396,7 +411,7 @@ pub fn settle(
             (None, Some(reservation)) => counter::refund(
                 store,
                 &limit.name,
-                window_ms,
+                limit.period,
                 charge.caller,
                 reservation,
                 charge.reserved - used,
@@ -413,5 +428,9 @@ pub fn settle(
     }
 }
 
+#[cfg(test)]
+mod month_tests;
+#[cfg(test)]
+mod role_tests;
 #[cfg(test)]
 mod tests;

@@ -53,6 +53,7 @@ fn identity(sub: &str) -> Identity {
         exp: u64::MAX,
         nbf: None,
         claims: vec![("tenant".into(), "acme".into())],
+        roles: vec![],
     }
 }
 

@@ -4,27 +4,31 @@
 //! sliding estimate weights the previous window by the part of it that still overlaps the last
 //! `window` milliseconds: `prev * (window - elapsed) / window + curr`. Inside one window the
 //! count is exact; across a boundary there is no 2x burst (which a plain fixed window allows).
-//! Everything is integer arithmetic (scaled by the window length), so every worker computes
-//! the same decision from the same slot.
+//! A calendar-month budget is the same arithmetic with the previous window weighing nothing
+//! ([`Period`]). Everything is integer arithmetic (scaled by the weight's denominator), so
+//! every worker computes the same decision from the same slot.
+
+use super::period::Period;
 
 /// A caller's count (the counter stores it more compactly, in buckets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SlotState {
     /// Hash of the caller owning the slot (0: free).
     pub owner: u64,
-    /// Index of the current window (`now_ms / window_ms`).
+    /// Index of the current window ([`Period::index`]).
     pub window: u64,
     pub curr: u64,
     pub prev: u64,
 }
 
 impl SlotState {
-    /// The state rolled forward to the window containing `now_ms`.
-    pub fn at(&self, now_ms: u64, window_ms: u64) -> SlotState {
-        let window = now_ms / window_ms.max(1);
+    /// The state rolled forward to the window containing `now_ms`. The previous window's count
+    /// is kept only where it still weighs, so a month's slot is idle as soon as the month ends.
+    pub fn at(&self, now_ms: u64, period: Period) -> SlotState {
+        let window = period.index(now_ms);
         let (curr, prev) = match window.checked_sub(self.window) {
             Some(0) => (self.curr, self.prev),
-            Some(1) => (0, self.curr),
+            Some(1) if period.weighs_previous() => (0, self.curr),
             _ => (0, 0),
         };
         SlotState {
@@ -41,70 +45,80 @@ impl SlotState {
     }
 }
 
-/// The limit's view of a slot at `now_ms`, scaled by `window_ms` to stay in integers.
+/// The limit's view of a slot at `now_ms`, scaled by the previous window's weight
+/// denominator to stay in integers.
 #[derive(Debug, Clone, Copy)]
 pub struct Window {
     pub limit: u64,
-    pub window_ms: u64,
+    pub period: Period,
 }
 
 impl Window {
-    /// `estimate * window_ms` for the rolled state at `now_ms`.
-    fn scaled_estimate(&self, state: &SlotState, now_ms: u64) -> u128 {
-        let elapsed = u128::from(now_ms % self.window_ms.max(1));
-        let w = u128::from(self.window_ms);
-        u128::from(state.prev) * (w - elapsed) + u128::from(state.curr) * w
+    /// `(estimate * scale, scale)` for the rolled state at `now_ms`.
+    fn scaled_estimate(&self, state: &SlotState, now_ms: u64) -> (u128, u128) {
+        let (weight, scale) = self.period.previous_weight(now_ms);
+        let scale = u128::from(scale.max(1));
+        let estimate = u128::from(state.prev) * u128::from(weight) + u128::from(state.curr) * scale;
+        (estimate, scale)
     }
 
     /// Whether `cost` more fits. A cost of 0 (a token budget without a reservation) fits while
     /// the budget is not spent.
     pub fn fits(&self, state: &SlotState, now_ms: u64, cost: u64) -> bool {
-        let estimate = self.scaled_estimate(state, now_ms);
-        let limit = u128::from(self.limit) * u128::from(self.window_ms);
+        let (estimate, scale) = self.scaled_estimate(state, now_ms);
+        let limit = u128::from(self.limit) * scale;
         if cost == 0 {
             estimate < limit
         } else {
-            estimate + u128::from(cost) * u128::from(self.window_ms) <= limit
+            estimate + u128::from(cost) * scale <= limit
         }
     }
 
     /// What is left, rounded down.
     pub fn remaining(&self, state: &SlotState, now_ms: u64) -> u64 {
-        let estimate = self.scaled_estimate(state, now_ms);
-        let used = estimate.div_ceil(u128::from(self.window_ms.max(1)));
+        let (estimate, scale) = self.scaled_estimate(state, now_ms);
+        let used = estimate.div_ceil(scale);
         u64::try_from(u128::from(self.limit).saturating_sub(used)).unwrap_or(0)
     }
 
     /// Seconds until `cost` (at least 1) would fit again, at least 1.
     pub fn retry_after_s(&self, state: &SlotState, now_ms: u64, cost: u64) -> u64 {
         let cost = cost.max(1);
-        let w = self.window_ms.max(1);
-        let window_end = (now_ms / w + 1) * w;
-        // Within this window the estimate only falls as the previous window slides out.
+        let window_end = self.period.end_ms(now_ms);
+        let next_end = self.period.end_ms(window_end);
+        let seconds_until = |t: u64| t.saturating_sub(now_ms).div_ceil(1000).max(1);
+        // Within this window the estimate only falls as the previous window slides out (a
+        // month's never does: its count is exact until the month ends).
+        let window_start = self.period.start_ms(self.period.index(now_ms));
+        let step = (window_end.saturating_sub(window_start) / 50).max(1);
         let mut t = now_ms;
-        let step = (w / 50).max(1);
-        while t < window_end {
+        while t < window_end && self.period.weighs_previous() {
             if self.fits(state, t, cost) {
-                return (t - now_ms).div_ceil(1000).max(1);
+                return seconds_until(t);
             }
-            t += step;
+            t = t.saturating_add(step);
         }
-        // From the next window on, this window's count becomes the weighted one.
-        let next = state.at(window_end, w);
+        // From the next window on, this window's count becomes the weighted one (or, for a
+        // month, is forgotten).
+        let next = state.at(window_end, self.period);
+        let step = (next_end.saturating_sub(window_end) / 50).max(1);
         let mut t = window_end;
-        while t < window_end + w {
+        while t < next_end {
             if self.fits(&next, t, cost) {
-                return (t - now_ms).div_ceil(1000).max(1);
+                return seconds_until(t);
             }
-            t += step;
+            t = t.saturating_add(step);
         }
-        (window_end + w - now_ms).div_ceil(1000).max(1)
+        seconds_until(next_end)
     }
 
     /// Seconds until the current window ends (`X-RateLimit-Reset`).
     pub fn reset_s(&self, now_ms: u64) -> u64 {
-        let w = self.window_ms.max(1);
-        ((now_ms / w + 1) * w - now_ms).div_ceil(1000).max(1)
+        self.period
+            .end_ms(now_ms)
+            .saturating_sub(now_ms)
+            .div_ceil(1000)
+            .max(1)
     }
 }
 
@@ -114,11 +128,10 @@ mod tests {
 
     const W: u64 = 60_000;
 
+    const P: Period = Period::Sliding { window_ms: W };
+
     fn window(limit: u64) -> Window {
-        Window {
-            limit,
-            window_ms: W,
-        }
+        Window { limit, period: P }
     }
 
     #[test]
@@ -129,9 +142,9 @@ mod tests {
             curr: 5,
             prev: 2,
         };
-        assert_eq!(s.at(10 * W + 1, W), s);
+        assert_eq!(s.at(10 * W + 1, P), s);
         assert_eq!(
-            s.at(11 * W, W),
+            s.at(11 * W, P),
             SlotState {
                 owner: 1,
                 window: 11,
@@ -140,7 +153,7 @@ mod tests {
             }
         );
         assert_eq!(
-            s.at(12 * W, W),
+            s.at(12 * W, P),
             SlotState {
                 owner: 1,
                 window: 12,
@@ -148,19 +161,19 @@ mod tests {
                 prev: 0
             }
         );
-        assert!(s.at(12 * W, W).is_idle());
+        assert!(s.at(12 * W, P).is_idle());
         // A clock that went backwards does not resurrect or underflow.
-        assert_eq!(s.at(5 * W, W).curr, 0);
+        assert_eq!(s.at(5 * W, P).curr, 0);
     }
 
     #[test]
     fn within_one_window_exactly_the_limit_fits() {
         let w = window(100);
-        let mut s = SlotState::default().at(5 * W, W);
+        let mut s = SlotState::default().at(5 * W, P);
         let mut admitted = 0;
         for i in 0..400 {
             let now = 5 * W + i * 10;
-            s = s.at(now, W);
+            s = s.at(now, P);
             if w.fits(&s, now, 1) {
                 s.curr += 1;
                 admitted += 1;
@@ -179,13 +192,13 @@ mod tests {
             prev: 0,
         };
         // Just after the boundary the previous window still counts almost fully.
-        let s = full.at(6 * W + 1, W);
+        let s = full.at(6 * W + 1, P);
         assert!(!w.fits(&s, 6 * W + 1, 1));
         // Halfway through, about half is free again.
         let half = 6 * W + W / 2;
         assert_eq!(w.remaining(&s, half), 50);
         // Two windows later everything is free.
-        let later = full.at(7 * W, W);
+        let later = full.at(7 * W, P);
         assert_eq!(w.remaining(&later, 7 * W), 100);
     }
 
@@ -222,7 +235,7 @@ mod tests {
         let retry = w.retry_after_s(&s, now, 1);
         // The full window must slide until a tenth of it is out: 30 s + 6 s.
         assert!((36..=38).contains(&retry), "{retry}");
-        let after = s.at(now + retry * 1000, W);
+        let after = s.at(now + retry * 1000, P);
         assert!(w.fits(&after, now + retry * 1000, 1));
         assert!(w.retry_after_s(&SlotState::default(), now, 1) >= 1);
     }

@@ -184,3 +184,29 @@ fn roles_are_collected_from_every_claim() {
         ["a", "b", "c"]
     );
 }
+
+#[test]
+fn the_roles_held_are_the_configured_ones_in_grants_order() {
+    let held = roles().held(&claims(json!({
+        "groups": ["guest", "staff"],
+        "realm_access": {"roles": ["offline_access", "admin"]}
+    })));
+    assert_eq!(held, vec!["admin".to_string(), "guest".to_string()]);
+    assert!(roles().held(&claims(json!({"groups": 5}))).is_empty());
+}
+
+#[test]
+fn a_session_carries_its_roles_in_its_own_claim_granting_nothing() {
+    let session = roles().carried_in("roles");
+    // Only the session's `roles` claim is read: the IdP's claim paths are not its claims.
+    let token = claims(json!({
+        "roles": ["user", "unknown"],
+        "realm_access": {"roles": ["admin"]}
+    }));
+    assert_eq!(session.held(&token), vec!["user".to_string()]);
+    // Its scopes were settled at login: the roles add none.
+    assert!(session.granted_scopes(&token).is_empty());
+    let mut scopes = vec!["chat:read".to_string()];
+    session.add_granted_scopes(&token, &mut scopes);
+    assert_eq!(scopes, vec!["chat:read".to_string()]);
+}

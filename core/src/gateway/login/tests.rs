@@ -21,6 +21,8 @@ use crate::oauth2::{
 };
 use crate::outgoing::{CallResponse, OutgoingCall};
 
+mod role_limits;
+
 /// `oauth2.session.secret` of [`CONFIG`].
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 const ISSUER: &str = "https://idp.test";
