@@ -358,3 +358,72 @@ fn a_team_budget_is_exact_for_its_members_together_under_concurrency() {
     let late = envoy.send(Request::get("/v1/models").bearer(&team_token("newcomer", "research")));
     assert_contract_error(&late, 429, "RATE_LIMITED");
 }
+
+fn role_token(sub: &str, role: &str) -> String {
+    let mut claims = claims("https://idp.test", "gw", sub, "chat:read");
+    claims["groups"] = json!([role]);
+    Hs256Key::new(SECRET.as_bytes()).mint(&claims)
+}
+
+#[test]
+fn a_role_budget_is_shared_by_everyone_holding_the_role_under_concurrency() {
+    let config = json!({
+        "providers": [{"name": "sso", "issuer": "https://idp.test", "audiences": ["gw"],
+                       "hs256_secret": {"env": "JWT_SECRET"}}],
+        "roles": {"claims": ["groups"], "grants": {"research": ["chat:read"], "ops": ["chat:read"]}},
+        "rate_limits": [{"name": "per-role", "key": "role", "requests": 100, "window_s": 3600}]
+    });
+    let (upstream, envoy) = gateway(&config.to_string());
+    let members: Vec<Request> = (0..16)
+        .map(|i| Request::get("/v1/models").bearer(&role_token(&format!("member-{i}"), "research")))
+        .collect();
+    let responses = burst_each(&envoy, members, 25);
+    assert_eq!(count(&responses, 200), 100, "the role's budget, shared");
+    assert_eq!(count(&responses, 429), 300);
+    assert_eq!(upstream.requests().len(), 100);
+    envoy.assert_every_worker_served(2);
+    let other = envoy.send(Request::get("/v1/models").bearer(&role_token("olga", "ops")));
+    assert_eq!(other.status, 200, "another role has its own budget");
+}
+
+/// Seconds from now until the next UTC month starts, by Python's own calendar (an oracle
+/// independent of the gateway's date arithmetic).
+fn seconds_to_next_month() -> i64 {
+    let script = "import datetime as d\n\
+        n = d.datetime.now(d.timezone.utc)\n\
+        y, m = (n.year + 1, 1) if n.month == 12 else (n.year, n.month + 1)\n\
+        print(int((d.datetime(y, m, 1, tzinfo=d.timezone.utc) - n).total_seconds()))";
+    let output = std::process::Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .expect("python3");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("seconds")
+}
+
+#[test]
+fn a_monthly_budget_says_it_resets_when_the_month_ends() {
+    let (_upstream, envoy) = gateway(&config(
+        json!([{"name": "monthly", "key": "sub", "requests": 2, "window": "month"}]),
+        "required",
+    ));
+    let request = || Request::get("/v1/models").bearer(&token("mona"));
+    let expected = seconds_to_next_month();
+    let first = envoy.send(request());
+    assert_eq!(first.status, 200);
+    let reset: i64 = first.header("x-ratelimit-reset").unwrap().parse().unwrap();
+    assert!(
+        (reset - expected).abs() <= 2,
+        "reset {reset} s, month ends in {expected} s"
+    );
+    assert_eq!(envoy.send(request()).status, 200);
+    let refused = envoy.send(request());
+    assert_contract_error(&refused, 429, "RATE_LIMITED");
+    let retry: i64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        (retry - expected).abs() <= 2,
+        "retry after {retry} s, month ends in {expected} s"
+    );
+}
