@@ -631,6 +631,34 @@ impl Browser {
     }
 }
 
+/// `GET <gateway>/oauth2/login?rd=<rd>` until the gateway has the IdP's configuration (it
+/// answers 503 before, for up to 15 s); the last answer (a 302 to the IdP once ready).
+pub fn gateway_login_redirect(browser: &mut Browser, gateway: SocketAddr, rd: &str) -> Response {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let response = browser.get(&format!("http://{gateway}/oauth2/login?rd={rd}"));
+        if response.status != 503 || Instant::now() > deadline {
+            return response;
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A whole browser login through the gateway at `gateway`: its redirect, the provider's form as
+/// `user`, and the gateway's callback; the callback's answer (the session-setting redirect).
+pub fn gateway_login(browser: &mut Browser, gateway: SocketAddr, user: &str, rd: &str) -> Response {
+    let redirect = gateway_login_redirect(browser, gateway, rd);
+    assert_eq!(redirect.status, 302, "{}", redirect.text());
+    let authorize = redirect.header("location").unwrap_or_default().to_string();
+    let callback = login(
+        browser,
+        &authorize,
+        &format!("http://{gateway}/oauth2/callback"),
+        user,
+    );
+    browser.get(&callback)
+}
+
 /// Drives the provider's login for `authorization_url` (where the gateway sent the browser):
 /// follows to the login form, submits `login` (any password), submits any further form the
 /// provider shows (consent, session switch), and returns the redirect URL back to the client

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use test_harness::contract::assert_contract_error;
 use test_harness::idp::reserve_port;
 use test_harness::oidc::{
-    jwt_payload, login, logout as oidc_logout, query_param, Browser, OidcClient, OidcOptions,
-    OidcProvider,
+    gateway_login, gateway_login_redirect, jwt_payload, login, logout as oidc_logout, query_param,
+    Browser, OidcClient, OidcOptions, OidcProvider,
 };
 use test_harness::ollama::{self, OllamaConfig};
 use test_harness::{Envoy, Request, Response, Upstream};
@@ -90,14 +90,7 @@ fn start(idp_down: bool) -> Setup {
 
 /// `GET /oauth2/login?rd=...` until discovery is ready; the 302 to the IdP.
 fn login_redirect(browser: &mut Browser, gateway: SocketAddr, rd: &str) -> Response {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let response = browser.get(&format!("{}/oauth2/login?rd={rd}", base(gateway)));
-        if response.status != 503 || Instant::now() > deadline {
-            return response;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    gateway_login_redirect(browser, gateway, rd)
 }
 
 /// Fills in the IdP's login form as `user`; returns the callback URL the IdP redirects to.
@@ -108,11 +101,7 @@ fn idp_callback(s: &Setup, browser: &mut Browser, authorize: &str, user: &str) -
 
 /// Logs `user` in; returns the callback's response (the session-setting redirect).
 fn log_in(s: &Setup, browser: &mut Browser, user: &str, rd: &str) -> Response {
-    let redirect = login_redirect(browser, s.gateway, rd);
-    assert_eq!(redirect.status, 302, "{}", redirect.text());
-    let authorize = redirect.header("location").unwrap().to_string();
-    let callback = idp_callback(s, browser, &authorize, user);
-    browser.get(&callback)
+    gateway_login(browser, s.gateway, user, rd)
 }
 
 fn host(gateway: SocketAddr) -> String {

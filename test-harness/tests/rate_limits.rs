@@ -1,7 +1,6 @@
 //! Rate limits in a real Envoy with two workers: exact counts under concurrency, windows,
 //! per-caller keys, forged x-forwarded-for, token budgets charged from the upstream's usage.
 
-use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -43,23 +42,7 @@ fn token(sub: &str) -> String {
 
 /// Sends `total` requests over `connections` parallel clients; returns every response.
 fn burst(envoy: &Envoy, request: Request, total: usize, connections: usize) -> Vec<Response> {
-    let addr = envoy.addr();
-    let request = Arc::new(request);
-    let per = total / connections;
-    let handles: Vec<_> = (0..connections)
-        .map(|_| {
-            let request = Arc::clone(&request);
-            thread::spawn(move || {
-                (0..per)
-                    .map(|_| request.send(addr).expect("response"))
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    handles
-        .into_iter()
-        .flat_map(|h| h.join().expect("client thread"))
-        .collect()
+    burst_each(envoy, vec![request; connections], total / connections)
 }
 
 fn count(responses: &[Response], status: u16) -> usize {

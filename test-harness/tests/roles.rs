@@ -4,12 +4,11 @@
 //! as a bearer token of the same person.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use test_harness::contract::assert_insufficient_scope;
 use test_harness::idp::reserve_port;
-use test_harness::oidc::{login, Browser, OidcClient, OidcOptions, OidcProvider, OidcUser};
+use test_harness::oidc::{gateway_login, Browser, OidcClient, OidcOptions, OidcProvider, OidcUser};
 use test_harness::tokens::{claims, Hs256Key};
 use test_harness::{Envoy, Request, Response, Upstream};
 
@@ -102,19 +101,7 @@ fn start() -> Setup {
 /// Logs `user` in through the IdP; the session cookie's value.
 fn session_of(s: &Setup, user: &str) -> String {
     let mut browser = Browser::new();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let redirect = loop {
-        let response = browser.get(&format!("{}/oauth2/login?rd=/", base(s.gateway)));
-        if response.status != 503 || Instant::now() > deadline {
-            break response;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(redirect.status, 302, "{}", redirect.text());
-    let authorize = redirect.header("location").unwrap().to_string();
-    let callback_prefix = format!("{}/oauth2/callback", base(s.gateway));
-    let callback = login(&mut browser, &authorize, &callback_prefix, user);
-    let answer = browser.get(&callback);
+    let answer = gateway_login(&mut browser, s.gateway, user, "/");
     assert_eq!(answer.status, 302, "{}", answer.text());
     browser
         .cookie(&s.gateway.to_string(), "gw_session")
