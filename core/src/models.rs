@@ -77,6 +77,13 @@ impl ModelPattern {
     }
 }
 
+/// Whether `model` (any spelling) is one of `patterns`' (an empty name is none's). Shared by
+/// `models.allow` and the model-restricted rate limits, so both read a name the same way.
+pub fn matches_any(patterns: &[ModelPattern], model: &str) -> bool {
+    let model = canonical_model(model);
+    !model.is_empty() && patterns.iter().any(|pattern| pattern.matches(&model))
+}
+
 /// The compiled `models.allow`: entries in order, each the scopes a caller must all hold and
 /// the models the first such entry lets it use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,8 +115,7 @@ impl ModelAllowList {
         let Some((_, patterns)) = grant.0.and_then(|i| self.entries.get(i)) else {
             return false;
         };
-        let model = canonical_model(model);
-        !model.is_empty() && patterns.iter().any(|pattern| pattern.matches(&model))
+        matches_any(patterns, model)
     }
 
     pub fn may_use(&self, scopes: &[String], model: &str) -> bool {

@@ -62,8 +62,9 @@ pub struct Forwarding {
     /// The request is for `oauth2.userinfo_path`: once the caller is verified, the gateway
     /// answers with [`userinfo_reply`] instead of forwarding.
     pub answer_userinfo: bool,
-    /// Under `models`, an untranslated request whose body names its model (`/api/chat`, ...):
-    /// the body is held whole and its `model` checked before any of it goes on.
+    /// Under `models`, or when a limit restricted to models applies, an untranslated request
+    /// whose body names its model (`/api/chat`, ...): the body is held whole and its `model`
+    /// checked (and counted by those limits) before any of it goes on.
     pub model_in_body: bool,
 }
 
@@ -144,7 +145,9 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
             .push((":path".into(), "/api/chat".into()));
         forwarding.hold_body_up_to = Some(limit);
     }
-    if config.models.is_some()
+    // A model-restricted limit needs the model as much as `models` does (same hold, same check).
+    let model_matters = config.models.is_some() || forwarding.limit_facts.model_limit;
+    if model_matters
         && forwarding.translation.is_none()
         && crate::models::names_model_in_body(head.method(), &path)
     {
@@ -280,6 +283,9 @@ fn limit_facts(config: &GatewayConfig, head: &RequestHead, path: &str) -> LimitF
         facts.applicable.push(i);
         if matches!(limit.kind, crate::ratelimit::LimitKind::Tokens(_)) {
             facts.token_budget = true;
+        }
+        if limit.models.is_some() {
+            facts.model_limit = true;
         }
         match &limit.key {
             LimitKey::Header(name) => {

@@ -1,4 +1,4 @@
-//! Compiles `models`: every entry's scopes valid scope tokens, every model a valid pattern, no
+//! Compiles `models` (and the model patterns `rate_limits[].models` shares): every entry's scopes valid scope tokens, every model a valid pattern, no
 //! empty list (an empty `allow` or `models` would lock callers out by a slip of the editor).
 
 use super::schema::ModelsSection;
@@ -24,21 +24,25 @@ pub fn compile_models(section: ModelsSection) -> Result<ModelAllowList, ConfigEr
                 scopes.push(scope);
             }
         }
-        if entry.models.is_empty() {
-            return Err(ConfigError::new(
-                format!("{at}.models"),
-                "must name at least one model",
-            ));
-        }
-        let mut patterns: Vec<ModelPattern> = Vec::with_capacity(entry.models.len());
-        for (j, model) in entry.models.iter().enumerate() {
-            let pattern = ModelPattern::parse(model)
-                .map_err(|r| ConfigError::new(format!("{at}.models[{j}]"), r))?;
-            if !patterns.contains(&pattern) {
-                patterns.push(pattern);
-            }
-        }
+        let patterns = compile_patterns(&format!("{at}.models"), &entry.models)?;
         entries.push((scopes, patterns));
     }
     Ok(ModelAllowList::new(entries))
+}
+
+/// A list of model patterns at `at` (`models.allow[0].models`, `rate_limits[2].models`): not
+/// empty, every entry a valid pattern (an error names it, `at[j]`), duplicates dropped.
+pub fn compile_patterns(at: &str, models: &[String]) -> Result<Vec<ModelPattern>, ConfigError> {
+    if models.is_empty() {
+        return Err(ConfigError::new(at, "must name at least one model"));
+    }
+    let mut patterns: Vec<ModelPattern> = Vec::with_capacity(models.len());
+    for (j, model) in models.iter().enumerate() {
+        let pattern =
+            ModelPattern::parse(model).map_err(|r| ConfigError::new(format!("{at}[{j}]"), r))?;
+        if !patterns.contains(&pattern) {
+            patterns.push(pattern);
+        }
+    }
+    Ok(patterns)
 }

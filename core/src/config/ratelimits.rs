@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use super::models::compile_patterns;
 use super::rules::compile_match;
 use super::schema::RateLimitSection;
 use super::validate;
@@ -109,12 +110,17 @@ pub fn compile_rate_limits(
             .matcher
             .map(|m| compile_match(&at("match"), m))
             .transpose()?;
+        let models = s
+            .models
+            .map(|m| compile_patterns(&at("models"), &m))
+            .transpose()?;
         limits.push(RateLimit {
             name: s.name,
             key,
             kind,
             period,
             matcher,
+            models,
             slots,
         });
     }
@@ -139,5 +145,7 @@ fn period(window_s: Option<u64>, window: Option<&str>) -> Result<Period, (&'stat
     }
 }
 
+#[cfg(test)]
+mod model_tests;
 #[cfg(test)]
 mod tests;

@@ -260,6 +260,9 @@ pub struct RateLimitSection {
     pub window: Option<String>,
     #[serde(default, rename = "match")]
     pub matcher: Option<MatchSection>,
+    /// Model patterns (as in `models.allow`): only requests for these models are counted.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
     /// For `key: "ip"`: how many proxies in front of Envoy append to `x-forwarded-for`.
     #[serde(default)]
     pub trusted_hops: u32,

@@ -7,7 +7,7 @@ use crate::translate::{self, Caller, ResponseContext};
 
 use super::finish::Decision;
 use super::flow::{Fetch, Flow, Phase, ResponseMode};
-use super::{model_server, Effect, Gateway, Next};
+use super::{model_limits, model_server, Effect, Gateway, Next};
 
 impl Gateway {
     pub(super) fn request_body(
@@ -62,12 +62,14 @@ impl Gateway {
         let (Some(Translation::Chat { session_id }), Some(settings)) =
             (&flow.translation, &config.translate)
         else {
+            // A body that names no model is counted by no model-restricted limit.
             let checked = if flow.model_in_body {
                 self.check_body_model(flow, &body)
+                    .and_then(|model| self.admit_model(flow, &model))
             } else {
                 Ok(())
             };
-            // Forwarded unchanged once its model is allowed.
+            // Forwarded unchanged once its model is allowed and counted.
             return match checked.and_then(|()| self.reserve_tokens(flow, &body)) {
                 Ok(()) => Next::Continue,
                 Err(error) => self.finish(id, flow, Decision::refused(error, None), true, effects),
@@ -84,8 +86,11 @@ impl Gateway {
                 return self.finish(id, flow, Decision::refused(error, None), true, effects);
             }
         };
-        // The model the upstream would get (after default and alias) is the one checked.
-        let checked = self.check_model(flow, &chat.model);
+        // The model the upstream would get (after default and alias) is the one checked and
+        // counted by model-restricted limits (before reserving: their budgets reserve too).
+        let checked = self
+            .check_model(flow, &chat.model)
+            .and_then(|()| self.admit_model(flow, &chat.model));
         if let Err(error) = checked.and_then(|()| self.reserve_tokens(flow, &body)) {
             return self.finish(id, flow, Decision::refused(error, None), true, effects);
         }
@@ -126,12 +131,13 @@ impl Gateway {
         let Some(tokens) = crate::ratelimit::requested_tokens(body) else {
             return Ok(());
         };
-        crate::ratelimit::reserve(
+        let reserved = crate::ratelimit::reserve(
             &self.config.rate_limits,
             &mut admission.token_charges,
             tokens,
             self.host.store(),
             self.host.now_ms(),
-        )
+        );
+        model_limits::refused_by_limit(admission, reserved)
     }
 }

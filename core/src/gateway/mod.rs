@@ -14,6 +14,7 @@ mod flow;
 mod keys;
 mod login;
 mod model_access;
+mod model_limits;
 mod model_server;
 mod response;
 #[cfg(test)]

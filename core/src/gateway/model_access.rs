@@ -29,13 +29,14 @@ impl Gateway {
         }
     }
 
-    /// Checks the `model` of an untranslated request's body (held whole).
+    /// Checks the `model` of an untranslated request's body (held whole); `Ok`: that model.
     pub(super) fn check_body_model(
         &self,
         flow: &mut Flow,
         body: &[u8],
-    ) -> Result<(), GatewayError> {
+    ) -> Result<String, GatewayError> {
         let model = requested_model(body).map_err(GatewayError::InvalidRequestBody)?;
-        self.check_model(flow, &model)
+        self.check_model(flow, &model)?;
+        Ok(model)
     }
 }

@@ -1009,3 +1009,226 @@ fn untranslated_ollama_routes_are_checked_on_their_whole_body_and_forwarded_unch
     assert_eq!(out.next, Next::Continue);
     assert!(out.effects.is_empty());
 }
+
+/// `CONFIG` with aliases, `limits` as `rate_limits` and no `models` section; the worker has `key`.
+fn model_limits_worker(key: &Key, limits: &str) -> Worker {
+    let config = CONFIG.replace(
+        r#""translate": {"to": "ollama", "cluster": "ollama", "authority": "ollama"},"#,
+        &format!(
+            r#""translate": {{"to": "ollama", "cluster": "ollama", "authority": "ollama",
+                             "model_aliases": {{"research": "qwen3:32b"}}}},
+               "rate_limits": {limits},"#
+        ),
+    );
+    assert_ne!(config, CONFIG);
+    let mut worker = Worker::with_config(&config, FakeHost::new(NOW_MS));
+    worker.gateway.on_tick();
+    worker.answer_jwks(jwks(&[key]));
+    worker
+}
+
+/// The `X-RateLimit-*` the response of request `id` gets (`limit`, `remaining`), if any.
+fn limit_headers_of(worker: &mut Worker, id: u32) -> Option<(String, String)> {
+    let out = worker.gateway.on_response_headers(id, false);
+    let added: Vec<(String, String)> = effects_on(&out, id)
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::AddResponseHeader(name, value) => Some((name, value)),
+            _ => None,
+        })
+        .collect();
+    let value = |name: &str| {
+        let values: Vec<&String> = added
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .collect();
+        assert!(values.len() <= 1, "one set of headers: {added:?}");
+        values.first().map(|v| (*v).clone())
+    };
+    Some((value("x-ratelimit-limit")?, value("x-ratelimit-remaining")?))
+}
+
+fn pair(limit: &str, remaining: &str) -> Option<(String, String)> {
+    Some((limit.to_string(), remaining.to_string()))
+}
+
+#[test]
+fn a_model_limit_counts_only_chats_for_its_models_and_the_tightest_limit_sets_the_headers() {
+    let key = Key::new("k1");
+    let mut worker = model_limits_worker(
+        &key,
+        r#"[{"name": "all", "key": "sub", "requests": 100, "window_s": 60},
+            {"name": "big", "key": "sub", "requests": 2, "window_s": 60, "models": ["qwen3:32b"]}]"#,
+    );
+    let bob = key.token("bob", "chat");
+    let chat = |worker: &mut Worker, id: u32, model: &str| {
+        let body = models_chat(Some(model), true);
+        models_post(worker, id, "/v1/chat/completions", &bob, &body).1
+    };
+
+    // Another model: only `all` counts it, and its headers are `all`'s.
+    let out = chat(&mut worker, 1, "qwen3:8b");
+    assert_eq!(out.next, Next::Continue);
+    assert_eq!(limit_headers_of(&mut worker, 1), pair("100", "99"));
+    // Through the alias and directly: `big` counts both, and is the tightest.
+    let out = chat(&mut worker, 2, "research");
+    assert_eq!(
+        models_outcome(&worker, 2, &out, 0).as_deref(),
+        Some("qwen3:32b")
+    );
+    assert_eq!(limit_headers_of(&mut worker, 2), pair("2", "1"));
+    chat(&mut worker, 3, " QWEN3:32b");
+    assert_eq!(limit_headers_of(&mut worker, 3), pair("2", "0"));
+
+    // Spent: refused at body time with the 429 contract, nothing sent on.
+    let out = chat(&mut worker, 4, "research");
+    assert_eq!(models_outcome(&worker, 4, &out, 429), None);
+    let reply = reply_of(&out, 4);
+    let header = |name: &str| {
+        reply
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("x-ratelimit-limit").as_deref(), Some("2"));
+    assert_eq!(header("x-ratelimit-remaining").as_deref(), Some("0"));
+    assert!(header("retry-after").is_some());
+    let body: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    assert_eq!(
+        limit_headers_of(&mut worker, 4),
+        None,
+        "only the refusing limit's headers, on the reply itself"
+    );
+    let audit = worker.audit(4);
+    assert_eq!(
+        (audit["decision"].as_str(), audit["code"].as_str()),
+        (Some("refused"), Some("RATE_LIMITED"))
+    );
+
+    // Other models still go.
+    let out = chat(&mut worker, 5, "qwen3:8b");
+    assert_eq!(
+        models_outcome(&worker, 5, &out, 0).as_deref(),
+        Some("qwen3:8b")
+    );
+    assert_eq!(limit_headers_of(&mut worker, 5), pair("100", "95"));
+}
+
+#[test]
+fn a_model_token_budget_reserves_and_charges_only_chats_for_its_models() {
+    let key = Key::new("k1");
+    let mut worker = model_limits_worker(
+        &key,
+        r#"[{"name": "big", "key": "sub", "tokens": 1000, "window": "month",
+             "models": ["qwen3:32b"]}]"#,
+    );
+    let bob = key.token("bob", "chat");
+    // A non-streamed chat asking for `max_tokens`, answered with `used` tokens; its status.
+    let chat = |worker: &mut Worker, id: u32, model: &str, max_tokens: u64, used: u64| {
+        let body = json!({"model": model, "max_tokens": max_tokens, "stream": false,
+                          "messages": [{"role": "user", "content": "hi"}]});
+        let (_, out) = models_post(worker, id, "/v1/chat/completions", &bob, &body.to_string());
+        let Some(call) = worker
+            .host
+            .state
+            .calls
+            .borrow()
+            .iter()
+            .rev()
+            .find(|(_, call, from)| call.path() == "/api/chat" && *from == Some(id))
+            .map(|(token, _, _)| *token)
+        else {
+            return reply_of(&out, id).status;
+        };
+        let answer = json!({"model": model, "done": true,
+                            "message": {"role": "assistant", "content": "ok"},
+                            "prompt_eval_count": used / 2, "eval_count": used - used / 2});
+        let out = worker.answer(
+            call,
+            CallResponse {
+                status: Some(200),
+                body: Some(answer.to_string().into_bytes()),
+            },
+        );
+        reply_of(&out, id).status
+    };
+
+    // Another model: neither reserved nor charged, however large.
+    assert_eq!(chat(&mut worker, 1, "qwen3:8b", 5000, 5000), 200);
+    assert_eq!(limit_headers_of(&mut worker, 1), None, "no limit applied");
+    // The model's (through the alias): 600 reserved, 200 used, 400 given back.
+    assert_eq!(chat(&mut worker, 2, "research", 600, 200), 200);
+    assert_eq!(limit_headers_of(&mut worker, 2), pair("1000", "1000"));
+    // 800 left: 801 does not fit (refused), 800 does.
+    assert_eq!(chat(&mut worker, 3, "qwen3:32b", 801, 0), 429);
+    assert_eq!(chat(&mut worker, 4, "qwen3:32b", 800, 800), 200);
+    assert_eq!(limit_headers_of(&mut worker, 4), pair("1000", "800"));
+    // Spent for the model, not for the others.
+    assert_eq!(chat(&mut worker, 5, "research", 1, 1), 429);
+    assert_eq!(chat(&mut worker, 6, "qwen3:8b", 10, 10), 200);
+}
+
+#[test]
+fn an_untranslated_chat_for_a_limited_model_is_counted_and_the_model_list_is_not() {
+    let key = Key::new("k1");
+    let mut worker = model_limits_worker(
+        &key,
+        r#"[{"name": "big", "key": "sub", "requests": 1, "window_s": 60,
+             "models": ["qwen3:32b", "llama3:*"]}]"#,
+    );
+    let bob = key.token("bob", "chat");
+    // A declared length: without the limit's models such a body is not held at all.
+    let post = |worker: &mut Worker, id: u32, path: &str, body: &str| {
+        let headers = vec![
+            (":method".to_string(), "POST".to_string()),
+            (":path".to_string(), path.to_string()),
+            ("authorization".to_string(), format!("Bearer {bob}")),
+            ("content-length".to_string(), body.len().to_string()),
+        ];
+        let head = worker.gateway.on_request_headers(id, headers, false);
+        assert_eq!(head.next, Next::Continue, "the headers go on");
+        *worker.host.state.request_body.borrow_mut() = body.as_bytes().to_vec();
+        worker.gateway.on_request_body(id, body.len(), true)
+    };
+
+    // The model list names no model: never counted by the limit.
+    for id in [1, 2] {
+        worker.get(id, "/v1/models", &bob);
+        let call = *worker.host.state.calls_to("/api/tags").last().unwrap();
+        assert_eq!(reply_of(&worker.answer(call, tags()), id).status, 200);
+        assert_eq!(limit_headers_of(&mut worker, id), None);
+    }
+    // Another model is not counted either.
+    let out = post(
+        &mut worker,
+        3,
+        "/api/chat",
+        r#"{"model": "qwen3:8b", "messages": []}"#,
+    );
+    assert_eq!(out.next, Next::Continue);
+    assert!(effects_on(&out, 3).is_empty(), "forwarded unchanged");
+    // The model's: counted (once), then refused.
+    let out = post(
+        &mut worker,
+        4,
+        "/api/chat",
+        r#"{"model": "Qwen3:32B", "messages": []}"#,
+    );
+    assert_eq!(out.next, Next::Continue);
+    assert!(effects_on(&out, 4).is_empty(), "forwarded unchanged");
+    assert_eq!(limit_headers_of(&mut worker, 4), pair("1", "0"));
+    let out = post(
+        &mut worker,
+        5,
+        "/api/generate",
+        r#"{"model": "llama3", "prompt": "x"}"#,
+    );
+    assert_eq!(reply_of(&out, 5).status, 429);
+    assert_eq!(worker.audit(5)["code"], "RATE_LIMITED");
+    // A model route's body must name its model when a limit counts by it (as under `models`).
+    let out = post(&mut worker, 6, "/api/chat", r#"{"messages": []}"#);
+    assert_eq!(reply_of(&out, 6).status, 400);
+}

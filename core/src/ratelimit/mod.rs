@@ -2,6 +2,7 @@
 //! every Envoy worker sees one count ([`counter`]), over sliding windows or calendar months
 //! ([`period`], [`window`]).
 
+pub mod by_model;
 pub mod counter;
 pub mod period;
 pub mod usage;
@@ -14,6 +15,7 @@ use window::Window;
 use crate::authz::RouteMatch;
 use crate::error::{GatewayError, RateLimitState};
 use crate::jwt::Identity;
+use crate::models::ModelPattern;
 use crate::store::SharedStore;
 
 /// Who a limit counts.
@@ -49,6 +51,9 @@ pub struct RateLimit {
     pub period: Period,
     /// Routes it applies to; `None`: all.
     pub matcher: Option<RouteMatch>,
+    /// Models it counts (`None`: every request, model or not). Such a limit is admitted once
+    /// the body names the model ([`by_model`]); a request naming none is never counted by it.
+    pub models: Option<Vec<ModelPattern>>,
     pub slots: u64,
 }
 
@@ -66,6 +71,13 @@ impl RateLimit {
     fn limit(&self) -> u64 {
         self.window().limit
     }
+
+    /// Whether this limit counts a request for `model` (any spelling).
+    pub fn counts_model(&self, model: &str) -> bool {
+        self.models
+            .as_deref()
+            .is_none_or(|patterns| crate::models::matches_any(patterns, model))
+    }
 }
 
 /// What a request looks like to the limits, gathered before authentication.
@@ -79,6 +91,8 @@ pub struct LimitFacts {
     pub headers: Vec<(String, String)>,
     /// A token budget applies: the body is read for `max_tokens` to reserve.
     pub token_budget: bool,
+    /// A limit restricted to models applies: a body naming its model is held whole to read it.
+    pub model_limit: bool,
 }
 
 /// A token budget charged for this request, to reconcile with the upstream's usage.
@@ -102,6 +116,29 @@ pub struct Admission {
     pub subject: Option<String>,
     /// The provider that verified it (`oauth2-session` for browser sessions).
     pub provider: Option<String>,
+    /// Limits restricted to models, with the caller each counts: left for the body, which
+    /// names the model ([`by_model::admit_model`]). The caller is worked out here, while the
+    /// identity is at hand.
+    pub pending: Vec<PendingLimit>,
+    /// The tightest state so far, so that limits admitted later merge into the headers.
+    tightest: Option<RateLimitState>,
+}
+
+/// A model-restricted limit that applies to a request, not counted yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingLimit {
+    pub limit: usize,
+    pub caller: u64,
+}
+
+impl Admission {
+    /// Makes `state` the one the headers show if it is tighter than what they show.
+    fn note(&mut self, state: RateLimitState) {
+        if self.tightest.is_none_or(|t| state.remaining < t.remaining) {
+            self.tightest = Some(state);
+            self.headers = crate::error::rate_limit_headers(&state);
+        }
+    }
 }
 
 /// The caller identity a limit counts, or `None` when the limit does not count this request.
@@ -181,7 +218,8 @@ fn strip_port(address: &str) -> String {
 
 /// Counts the request against every applicable limit, in order. The first spent limit refuses
 /// (and what earlier limits counted for this request is given back). Token budgets are only
-/// checked here (refused when spent) and charged from the upstream's usage later.
+/// checked here (refused when spent) and charged from the upstream's usage later. Limits
+/// restricted to models are left pending for the body (see [`by_model`]).
 pub fn admit(
     limits: &[RateLimit],
     facts: &LimitFacts,
@@ -191,7 +229,6 @@ pub fn admit(
 ) -> Result<Admission, GatewayError> {
     let mut counted: Vec<Counted> = Vec::new();
     let mut admission = Admission::default();
-    let mut tightest: Option<RateLimitState> = None;
     for &index in &facts.applicable {
         let Some(limit) = limits.get(index) else {
             continue;
@@ -200,55 +237,80 @@ pub fn admit(
             continue;
         };
         let caller = caller_hash(&format!("{}\u{0}{identity_key}", limit.name));
-        let cost = match limit.kind {
-            LimitKind::Requests(_) => 1,
-            LimitKind::Tokens(_) => 0,
-        };
-        match consume(
-            store,
-            &limit.name,
-            limit.slots,
-            limit.window(),
+        if limit.models.is_some() {
+            admission.pending.push(PendingLimit {
+                limit: index,
+                caller,
+            });
+            continue;
+        }
+        if let Err(error) = count(
+            limits,
+            index,
             caller,
-            cost,
+            &mut admission,
+            &mut counted,
+            store,
             now_ms,
         ) {
-            Ok(c) => {
-                counted.push(Counted {
-                    limit: index,
-                    caller,
-                    cost,
-                    charged: c.charged,
-                });
-                if let LimitKind::Tokens(_) = limit.kind {
-                    admission.token_charges.push(TokenCharge {
-                        limit: index,
-                        caller,
-                        reserved: 0,
-                        reservation: None,
-                    });
-                }
-                let state = RateLimitState {
-                    limit: limit.limit(),
-                    remaining: c.remaining,
-                    reset_s: c.reset_s,
-                    retry_after_s: 0,
-                };
-                if tightest.is_none_or(|t| state.remaining < t.remaining) {
-                    tightest = Some(state);
-                }
-            }
-            Err(error) => {
-                refund(limits, &counted, store, now_ms);
-                return Err(refusal(limit, error));
-            }
+            refund(limits, &counted, store, now_ms);
+            return Err(error);
         }
-    }
-    if let Some(state) = tightest {
-        admission.headers = crate::error::rate_limit_headers(&state);
     }
     admission.subject = identity.map(|id| id.sub.clone());
     Ok(admission)
+}
+
+/// Counts one request against limit `index` for `caller` (a token budget: checks it is not
+/// spent and records the charge to settle), noting its state for the headers and what it
+/// counted (to give back if a later limit refuses).
+fn count(
+    limits: &[RateLimit],
+    index: usize,
+    caller: u64,
+    admission: &mut Admission,
+    counted: &mut Vec<Counted>,
+    store: &dyn SharedStore,
+    now_ms: u64,
+) -> Result<(), GatewayError> {
+    let Some(limit) = limits.get(index) else {
+        return Ok(());
+    };
+    let cost = match limit.kind {
+        LimitKind::Requests(_) => 1,
+        LimitKind::Tokens(_) => 0,
+    };
+    let c = consume(
+        store,
+        &limit.name,
+        limit.slots,
+        limit.window(),
+        caller,
+        cost,
+        now_ms,
+    )
+    .map_err(|error| refusal(limit, error))?;
+    counted.push(Counted {
+        limit: index,
+        caller,
+        cost,
+        charged: c.charged,
+    });
+    if let LimitKind::Tokens(_) = limit.kind {
+        admission.token_charges.push(TokenCharge {
+            limit: index,
+            caller,
+            reserved: 0,
+            reservation: None,
+        });
+    }
+    admission.note(RateLimitState {
+        limit: limit.limit(),
+        remaining: c.remaining,
+        reset_s: c.reset_s,
+        retry_after_s: 0,
+    });
+    Ok(())
 }
 
 /// The contract's answer when a limit cannot count a request (admission or token reservation).
@@ -428,6 +490,8 @@ pub fn settle(
     }
 }
 
+#[cfg(test)]
+mod model_tests;
 #[cfg(test)]
 mod month_tests;
 #[cfg(test)]

@@ -64,6 +64,7 @@ fn facts(applicable: Vec<usize>, ip: &str) -> LimitFacts {
         forwarded_for: None,
         headers: vec![("x-api-key".into(), "k1".into())],
         token_budget: false,
+        model_limit: false,
     }
 }
 
