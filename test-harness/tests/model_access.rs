@@ -150,3 +150,44 @@ fn ollama_routes_and_hostile_bodies_are_checked_too() {
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].body, body.as_bytes());
 }
+
+#[test]
+fn a_limit_restricted_to_a_model_counts_only_its_chats() {
+    let upstream = ollama::start(OllamaConfig {
+        models: vec!["qwen3:32b".into(), "qwen3:8b".into()],
+        ..OllamaConfig::default()
+    });
+    let config = json!({
+        "providers": [{"name": "sso", "issuer": "https://idp.test", "audiences": ["gw"],
+                       "hs256_secret": {"env": "JWT_SECRET"}}],
+        "translate": {"to": "ollama", "default_model": "qwen3:8b",
+                      "model_aliases": {"gpt-4o": "qwen3:32b"}},
+        "rate_limits": [{"name": "big-model", "key": "sub", "requests": 2, "window": "month",
+                         "models": ["qwen3:32b"]}]
+    });
+    let envoy = Envoy::builder(&config.to_string())
+        .upstream(upstream.addr())
+        .env("JWT_SECRET", SECRET)
+        .start()
+        .unwrap_or_else(|e| panic!("envoy did not start: {}", e.log));
+    let caller = token("erin", "chat:read chat:write");
+    // The model list and the small model are never counted by it.
+    for _ in 0..3 {
+        let listed = openai_sdk::run(envoy.addr(), &caller, "models", &[]);
+        assert_eq!(listed["ok"], true, "{listed}");
+        let small = openai_sdk::run(envoy.addr(), &caller, "chat", &["--model", "qwen3:8b"]);
+        assert_eq!(small["ok"], true, "{small}");
+    }
+    // Two chats with the big model, by name and by alias; the third is refused before Ollama.
+    for model in ["qwen3:32b", "gpt-4o"] {
+        let big = openai_sdk::run(envoy.addr(), &caller, "stream", &["--model", model]);
+        assert_eq!(big["ok"], true, "{model}: {big}");
+    }
+    let chats_before = upstream.count("/api/chat");
+    let refused = openai_sdk::run(envoy.addr(), &caller, "chat", &["--model", "QWEN3:32B"]);
+    assert_eq!(refused["error_class"], "RateLimitError", "{refused}");
+    assert_eq!(refused["body"]["code"], "RATE_LIMITED", "{refused}");
+    assert_eq!(upstream.count("/api/chat"), chats_before);
+    let small = openai_sdk::run(envoy.addr(), &caller, "chat", &["--model", "qwen3:8b"]);
+    assert_eq!(small["ok"], true, "the small model is unaffected: {small}");
+}
