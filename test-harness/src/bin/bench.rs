@@ -60,6 +60,7 @@ const FULL_STACK: &str = "gateway full stack (RS256 hit + scope rule + rate limi
 const EMPTY_WASM: &str =
     "diagnostic: empty proxy-wasm filter (does nothing; the floor of any Wasm filter)";
 const AUTH_NONE: &str = "diagnostic: gateway, auth none (its fixed per-request cost)";
+const ROLES: &str = "gateway full stack, the rule's scope granted by an IdP role (`roles`)";
 const QUIET: &str =
     "diagnostic: gateway RS256 cache hit, Envoy log level warning (no audit log line)";
 const NO_RECORDS: &str =
@@ -92,10 +93,14 @@ fn main() {
     let rsa = RsaKey::generate("bench", 2048);
     let hs_token = hs.mint(&claims(ISSUER, AUDIENCE, "alice", SCOPES));
     let rs_token = rsa.mint(&claims(ISSUER, AUDIENCE, "alice", SCOPES));
+    let mut with_role = claims(ISSUER, AUDIENCE, "alice", "");
+    with_role["realm_access"] = json!({"roles": ["offline_access", "user"]});
+    let role_token = rsa.mint(&with_role);
     let cold_tokens = mint_rs256_many(&rsa, COLD_TOKENS);
     let dir = work.path();
     let hs_script = write_header_script(dir, "hs256.lua", &hs_token);
     let rs_script = write_header_script(dir, "rs256.lua", &rs_token);
+    let role_script = write_header_script(dir, "rs256-role.lua", &role_token);
     let cold_script = write_cycling_script(dir, "rs256-cold", &cold_tokens);
     let none_script = write_file(dir, "none.lua", "-- no header\n");
     eprintln!(
@@ -180,6 +185,14 @@ fn main() {
         FULL_STACK,
         gateway_builder(&full_stack.to_string()),
         &rs_script,
+    );
+    let mut with_roles = full_stack.clone();
+    with_roles["roles"] =
+        json!({"claims": ["realm_access.roles"], "grants": {"user": ["chat:read"]}});
+    add(
+        ROLES,
+        gateway_builder(&with_roles.to_string()),
+        &role_script,
     );
     // Diagnostics: the floor of any Wasm filter, the gateway's cost with no auth at all, and
     // without its audit log line.
