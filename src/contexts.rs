@@ -135,6 +135,11 @@ impl HttpContext for Request {
         self.forward(|gateway| gateway.on_request_body(id, body_size, end_of_stream))
     }
 
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        let id = self.id;
+        self.forward(|gateway| gateway.on_request_trailers(id))
+    }
+
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let id = self.id;
         self.forward(|gateway| gateway.on_response_headers(id, end_of_stream))

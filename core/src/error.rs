@@ -264,7 +264,7 @@ pub fn rate_limit_headers(state: &RateLimitState) -> Vec<(String, String)> {
 }
 
 /// At most 128 characters of a client-chosen name, for `details` (the body may be megabytes).
-fn shortened(name: &str) -> String {
+pub(crate) fn shortened(name: &str) -> String {
     match name.char_indices().nth(128) {
         Some((end, _)) => format!("{}...", name.get(..end).unwrap_or_default()),
         None => name.to_string(),

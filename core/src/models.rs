@@ -9,19 +9,31 @@ use serde_json::Value;
 
 use crate::json::{parse_strict_object, StrictJsonError};
 
-/// A model name as it is compared: ASCII whitespace trimmed, lower-cased, and `:latest` added
-/// when it has no tag (a tag is after the last `:` of the last path segment, so a registry's
-/// `host:port/` is not one). An empty name stays empty and matches no pattern.
+/// The default registry and namespace Ollama assumes: `qwen3`, `library/qwen3` and
+/// `registry.ollama.ai/library/qwen3` are one model to it, so they are one here too.
+const DEFAULT_REGISTRY: &str = "registry.ollama.ai/";
+const DEFAULT_NAMESPACE: &str = "library/";
+
+/// A model name as it is compared: ASCII whitespace trimmed, lower-cased, Ollama's default
+/// registry and namespace dropped, and `:latest` added when it has no tag (a tag is after the
+/// last `:` of the last path segment, so a registry's `host:port/` is not one). An empty name
+/// stays empty and matches no pattern.
 pub fn canonical_model(name: &str) -> String {
     let name = name.trim_matches(|c: char| c.is_ascii_whitespace());
     if name.is_empty() {
         return String::new();
     }
-    let mut canonical = name.to_ascii_lowercase();
+    let mut canonical = without_defaults(&name.to_ascii_lowercase()).to_string();
     if !has_tag(&canonical) {
         canonical.push_str(":latest");
     }
     canonical
+}
+
+/// `name` (lower-case) without Ollama's default registry and namespace.
+fn without_defaults(name: &str) -> &str {
+    let name = name.strip_prefix(DEFAULT_REGISTRY).unwrap_or(name);
+    name.strip_prefix(DEFAULT_NAMESPACE).unwrap_or(name)
 }
 
 fn has_tag(name: &str) -> bool {
@@ -52,9 +64,9 @@ impl ModelPattern {
             return Err("must have at most one `:` (name:tag)".into());
         }
         match text.split_once(':') {
-            Some((name, "*")) if !name.is_empty() && !name.contains('*') => {
-                Ok(Self::AnyTag(name.to_ascii_lowercase()))
-            }
+            Some((name, "*")) if !name.is_empty() && !name.contains('*') => Ok(Self::AnyTag(
+                without_defaults(&name.to_ascii_lowercase()).to_string(),
+            )),
             _ if text.contains('*') => {
                 Err("`*` is only allowed as the whole tag, as in `name:*`".into())
             }
@@ -151,7 +163,19 @@ pub fn requested_model(body: &[u8]) -> Result<String, String> {
         StrictJsonError::DuplicateKey => "the body has a duplicate key".to_string(),
         StrictJsonError::Invalid => "the body is not a valid JSON object".to_string(),
     })?;
+    // Ollama (Go's encoding/json) matches keys case-insensitively, the last one winning: a
+    // `MODEL` beside `model` would run a model the gateway never checked.
+    if object
+        .keys()
+        .any(|key| key != "model" && key.eq_ignore_ascii_case("model"))
+    {
+        return Err("the body names its model twice (keys differing only in case)".into());
+    }
     match object.get("model") {
+        // A digest (`name@sha256:...`) names no tag the allow-list could judge.
+        Some(Value::String(model)) if model.contains('@') => {
+            Err("model must be a name, not a digest".into())
+        }
         Some(Value::String(model)) if !model.trim().is_empty() => Ok(model.clone()),
         Some(Value::String(_)) | None => Err("model is required".into()),
         Some(_) => Err("model must be a string".into()),

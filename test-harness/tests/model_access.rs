@@ -141,6 +141,32 @@ fn ollama_routes_and_hostile_bodies_are_checked_too() {
         400,
         "INVALID_REQUEST_BODY",
     );
+    // Ollama reads keys case-insensitively (the last wins): a `MODEL` beside `model` is refused,
+    // and so is a digest; Ollama's default namespace names the same model.
+    assert_contract_error(
+        &send(
+            "/api/chat",
+            r#"{"model": "qwen3:8b", "MODEL": "qwen3:32b"}"#,
+        ),
+        400,
+        "INVALID_REQUEST_BODY",
+    );
+    assert_contract_error(
+        &send(
+            "/api/generate",
+            r#"{"model": "qwen3@sha256:0123", "prompt": "hi"}"#,
+        ),
+        400,
+        "INVALID_REQUEST_BODY",
+    );
+    assert_contract_error(
+        &send(
+            "/api/chat",
+            r#"{"model": "library/qwen3:32b", "messages": []}"#,
+        ),
+        403,
+        "MODEL_NOT_ALLOWED",
+    );
     assert!(upstream.requests().is_empty(), "{:?}", upstream.requests());
     // Allowed on Ollama's own route: forwarded unchanged.
     let body = r#"{"model":"qwen3:8b","messages":[{"role":"user","content":"hi"}],"stream":false}"#;

@@ -238,6 +238,28 @@ impl Gateway {
         })
     }
 
+    /// The request's trailers arrived: its body ended without an end-of-stream body callback.
+    /// A body the gateway holds (or a request not decided yet) is refused: Envoy would otherwise
+    /// send the held body on unread once this callback continues.
+    pub fn on_request_trailers(&mut self, id: u32) -> Output {
+        self.with_flow(id, |gateway, flow, out| {
+            if matches!(flow.phase, Phase::Forwarded | Phase::Answered) {
+                return;
+            }
+            let error = crate::error::GatewayError::InvalidRequestBody(
+                "request trailers are not accepted on a request whose body the gateway reads"
+                    .into(),
+            );
+            out.next = gateway.finish(
+                id,
+                flow,
+                Decision::refused(error, None),
+                true,
+                &mut out.effects,
+            );
+        })
+    }
+
     pub fn on_response_headers(&mut self, id: u32, end_of_stream: bool) -> Output {
         self.with_flow(id, |gateway, flow, out| {
             gateway.response_headers(id, flow, end_of_stream, &mut out.effects);

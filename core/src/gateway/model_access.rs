@@ -5,6 +5,9 @@ use crate::error::GatewayError;
 use crate::models::{canonical_model, requested_model};
 
 use super::flow::Flow;
+
+/// Longer than any model name Ollama serves (registry host, namespace, name and tag).
+const MAX_MODEL_NAME_BYTES: usize = 256;
 use super::Gateway;
 
 impl Gateway {
@@ -21,7 +24,14 @@ impl Gateway {
 
     /// Checks the model the request runs, recording it for the audit (refused ones too).
     pub(super) fn check_model(&self, flow: &mut Flow, model: &str) -> Result<(), GatewayError> {
-        flow.audit.model = Some(model.to_string());
+        // A client-chosen name: kept short in the audit record, and refused when longer than any
+        // model name (a huge tag would otherwise pass a `name:*` pattern).
+        flow.audit.model = Some(crate::error::shortened(model));
+        if self.config.models.is_some() && model.len() > MAX_MODEL_NAME_BYTES {
+            return Err(GatewayError::InvalidRequestBody(
+                "model name is too long".into(),
+            ));
+        }
         if self.may_use_model(flow, model) {
             Ok(())
         } else {

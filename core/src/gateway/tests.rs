@@ -1232,3 +1232,41 @@ fn an_untranslated_chat_for_a_limited_model_is_counted_and_the_model_list_is_not
     let out = post(&mut worker, 6, "/api/chat", r#"{"messages": []}"#);
     assert_eq!(reply_of(&out, 6).status, 400);
 }
+
+/// HTTP/2 lets a body end with trailers instead of an end-of-stream body callback: a body the
+/// gateway holds is then refused, never sent on unread when the trailers callback continues.
+#[test]
+fn a_held_body_ended_by_trailers_is_refused_not_forwarded_unread() {
+    let key = Key::new("k1");
+    let mut worker = models_worker(&key);
+    let token = key.token("erin", "chat");
+    let headers = [
+        (":method", "POST"),
+        (":path", "/api/chat"),
+        (":authority", "gw"),
+        ("content-type", "application/json"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .chain([("authorization".to_string(), format!("Bearer {token}"))])
+    .collect();
+    worker.gateway.on_request_headers(1, headers, false);
+    let body = r#"{"model": "qwen3:32b", "messages": []}"#;
+    *worker.host.state.request_body.borrow_mut() = body.as_bytes().to_vec();
+    let held = worker.gateway.on_request_body(1, body.len(), false);
+    assert_eq!(held.next, Next::Pause, "held until the whole body is in");
+    let out = worker.gateway.on_request_trailers(1);
+    assert_eq!(out.next, Next::Pause);
+    assert_eq!(reply_of(&out, 1).status, 400);
+    assert!(
+        !effects_on(&out, 1).iter().any(|e| matches!(
+            e,
+            Effect::Forward { .. } | Effect::ReplaceRequestBody { .. }
+        )),
+        "{out:?}"
+    );
+    // A request already on its way (its body not read) keeps going.
+    let (_, _) = models_post(&mut worker, 2, "/v1/anything", &token, "{}");
+    let out = worker.gateway.on_request_trailers(2);
+    assert!(out.effects.is_empty(), "{out:?}");
+}

@@ -32,6 +32,16 @@ fn canonical_names_trim_lowercase_and_add_latest() {
         canonical_model("reg.local:5000/user/model"),
         "reg.local:5000/user/model:latest"
     );
+    // Ollama's default registry and namespace name the same model.
+    assert_eq!(canonical_model("library/qwen3:32b"), "qwen3:32b");
+    assert_eq!(
+        canonical_model("Registry.Ollama.AI/library/Qwen3:32b"),
+        "qwen3:32b"
+    );
+    assert_eq!(
+        ModelPattern::parse("library/qwen3:*"),
+        Ok(ModelPattern::AnyTag("qwen3".into()))
+    );
     assert_eq!(canonical_model("  "), "");
     assert_eq!(canonical_model(""), "");
 }
@@ -129,6 +139,19 @@ fn model_routes_and_the_model_of_a_body() {
         requested_model(br#"{"prompt": "x"}"#),
         Err("model is required".into())
     );
+    // Ollama reads keys case-insensitively, the last one winning: a second spelling of `model`
+    // is refused, as is a digest the allow-list cannot judge.
+    for body in [
+        &br#"{"model": "qwen3:8b", "MODEL": "qwen3:32b"}"#[..],
+        br#"{"Model": "qwen3:32b"}"#,
+    ] {
+        assert!(
+            requested_model(body).is_err(),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    assert!(requested_model(br#"{"model": "qwen3@sha256:abc"}"#).is_err());
     assert_eq!(
         requested_model(br#"{"model": " "}"#),
         Err("model is required".into())
