@@ -217,3 +217,52 @@ fn a_limit_restricted_to_a_model_counts_only_its_chats() {
     let small = openai_sdk::run(envoy.addr(), &caller, "chat", &["--model", "qwen3:8b"]);
     assert_eq!(small["ok"], true, "the small model is unaffected: {small}");
 }
+
+/// An HTTP/2 request whose body ends with trailers (Node's own http2 client): `status` and body.
+fn post_with_trailers(envoy: &Envoy, path: &str, token: &str, body: &str) -> (u16, String) {
+    let script = r#"
+const http2 = require('node:http2');
+const [url, path, token, body] = process.argv.slice(1);
+const client = http2.connect(url);
+const req = client.request({':method': 'POST', ':path': path, 'authorization': `Bearer ${token}`,
+  'content-type': 'application/json'}, {waitForTrailers: true});
+req.on('wantTrailers', () => req.sendTrailers({'x-checksum': 'abc'}));
+let status = 0; let data = '';
+req.on('response', (h) => { status = h[':status']; });
+req.on('data', (d) => { data += d; });
+req.on('end', () => { console.log(JSON.stringify({status, body: data})); client.close(); });
+req.on('error', (e) => { console.log(JSON.stringify({status: 0, body: String(e)})); client.close(); });
+req.end(body);
+"#;
+    let output = std::process::Command::new("node")
+        .args(["-e", script])
+        .arg(format!("http://{}", envoy.addr()))
+        .args([path, token, body])
+        .output()
+        .expect("node");
+    let line = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let parsed: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("{e}: {line} {}", String::from_utf8_lossy(&output.stderr)));
+    (
+        parsed["status"].as_u64().unwrap_or(0) as u16,
+        parsed["body"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[test]
+fn a_held_body_ended_by_http2_trailers_never_reaches_the_model_server_unread() {
+    let (upstream, envoy) = gateway();
+    let everyone = token("erin", "chat:read chat:write");
+    for (path, body) in [
+        ("/api/chat", r#"{"model": "qwen3:32b", "messages": []}"#),
+        (
+            "/v1/chat/completions",
+            r#"{"model": "qwen3:32b", "messages": [{"role": "user", "content": "hi"}]}"#,
+        ),
+    ] {
+        let (status, answer) = post_with_trailers(&envoy, path, &everyone, body);
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert!(answer.contains("INVALID_REQUEST_BODY"), "{path}: {answer}");
+    }
+    assert!(upstream.requests().is_empty(), "{:?}", upstream.requests());
+}
