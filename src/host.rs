@@ -2,6 +2,7 @@
 //! effects the core returns applied with them. A failing host call is a value, never a panic.
 
 use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -210,6 +211,8 @@ impl SharedStore for HostStore {
 /// shares a stat of the same name between workers) as `wasmcustom.ai_gateway.*`.
 pub struct WasmHost {
     metrics: HashMap<&'static str, u32>,
+    /// Counters named at run time, defined on first use.
+    named: RefCell<HashMap<String, u32>>,
 }
 
 impl WasmHost {
@@ -224,7 +227,10 @@ impl WasmHost {
                 Some((name, id))
             })
             .collect();
-        Self { metrics }
+        Self {
+            metrics,
+            named: RefCell::new(HashMap::new()),
+        }
     }
 }
 
@@ -289,6 +295,25 @@ impl Host for WasmHost {
         if let Some(id) = self.metrics.get(counter) {
             let _ = hostcalls::increment_metric(*id, i64::try_from(by).unwrap_or(i64::MAX));
         }
+    }
+
+    fn count_named(&self, counter: &str, by: u64) {
+        if by == 0 {
+            return;
+        }
+        let known = self.named.borrow().get(counter).copied();
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let name = format!("{PREFIX}.{counter}");
+                let Ok(id) = hostcalls::define_metric(MetricType::Counter, &name) else {
+                    return;
+                };
+                self.named.borrow_mut().insert(counter.to_string(), id);
+                id
+            }
+        };
+        let _ = hostcalls::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
     }
 
     fn gauge(&self, gauge: &'static str, value: u64) {

@@ -40,6 +40,8 @@ pub enum GatewayError {
     CrossSiteRequest,
     /// `models.allow` does not let the caller use this model (canonical name).
     ModelNotAllowed(String),
+    /// A prompt matched a `data_protection.deny` pattern: its name (never the text).
+    ContentBlocked(String),
     /// The gateway itself could not do its job (host call failed, plugin not configured).
     /// Never a reason to forward: the request is refused.
     Internal(&'static str),
@@ -70,7 +72,7 @@ impl GatewayError {
             Self::MissingToken | Self::InvalidToken(_) => 401,
             Self::InsufficientScope { .. } => 403,
             Self::RateLimited(_) | Self::RateLimitUnavailable { .. } => 429,
-            Self::InvalidRequestBody(_) | Self::InvalidPath(_) => 400,
+            Self::InvalidRequestBody(_) | Self::InvalidPath(_) | Self::ContentBlocked(_) => 400,
             Self::RequestTooLarge { .. } => 413,
             Self::JwksUnavailable { .. } => 503,
             Self::UpstreamError(_) => 502,
@@ -100,6 +102,7 @@ impl GatewayError {
             Self::LoginFailed { .. } => "LOGIN_FAILED",
             Self::CrossSiteRequest => "CROSS_SITE_REQUEST",
             Self::ModelNotAllowed(_) => "MODEL_NOT_ALLOWED",
+            Self::ContentBlocked(_) => "CONTENT_BLOCKED",
         }
     }
 
@@ -109,9 +112,10 @@ impl GatewayError {
             Self::MissingToken | Self::InvalidToken(_) => "authentication_error",
             Self::InsufficientScope { .. } => "permission_error",
             Self::RateLimited(_) | Self::RateLimitUnavailable { .. } => "rate_limit_error",
-            Self::InvalidRequestBody(_) | Self::InvalidPath(_) | Self::RequestTooLarge { .. } => {
-                "invalid_request_error"
-            }
+            Self::InvalidRequestBody(_)
+            | Self::InvalidPath(_)
+            | Self::RequestTooLarge { .. }
+            | Self::ContentBlocked(_) => "invalid_request_error",
             Self::LoginRedirect(_) | Self::LoginFailed { .. } => "authentication_error",
             Self::CrossSiteRequest | Self::ModelNotAllowed(_) => "permission_error",
             Self::JwksUnavailable { .. }
@@ -138,6 +142,7 @@ impl GatewayError {
             Self::LoginFailed { .. } => "Login failed",
             Self::CrossSiteRequest => "Cross-site request refused",
             Self::ModelNotAllowed(_) => "Model not allowed",
+            Self::ContentBlocked(_) => "The request contains content that is not allowed",
         }
     }
 
@@ -175,6 +180,9 @@ impl GatewayError {
             }
             Self::ModelNotAllowed(model) => {
                 format!("the model `{}` is not allowed", shortened(model))
+            }
+            Self::ContentBlocked(pattern) => {
+                format!("the prompt matched the deny pattern `{pattern}`")
             }
         }
     }

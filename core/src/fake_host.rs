@@ -20,6 +20,7 @@ pub struct HostState {
     /// The answer `call_response` gives next.
     pub answer: RefCell<CallResponse>,
     pub counters: RefCell<HashMap<&'static str, u64>>,
+    pub named_counters: RefCell<HashMap<String, u64>>,
     pub gauges: RefCell<HashMap<&'static str, u64>>,
     /// The running callback's request body, response body and response headers.
     pub request_body: RefCell<Vec<u8>>,
@@ -38,6 +39,10 @@ pub struct HostState {
 impl HostState {
     pub fn counter(&self, name: &str) -> u64 {
         self.counters.borrow().get(name).copied().unwrap_or(0)
+    }
+
+    pub fn named_counter(&self, name: &str) -> u64 {
+        self.named_counters.borrow().get(name).copied().unwrap_or(0)
     }
 
     pub fn advance(&self, ms: u64) {
@@ -131,6 +136,15 @@ impl Host for FakeHost {
 
     fn count(&self, counter: &'static str, by: u64) {
         *self.state.counters.borrow_mut().entry(counter).or_default() += by;
+    }
+
+    fn count_named(&self, counter: &str, by: u64) {
+        *self
+            .state
+            .named_counters
+            .borrow_mut()
+            .entry(counter.to_string())
+            .or_default() += by;
     }
 
     fn gauge(&self, gauge: &'static str, value: u64) {

@@ -24,6 +24,9 @@ pub trait Host {
     fn call_response(&self, body_size: usize, max_body: usize) -> CallResponse;
     /// Adds to one of [`crate::observe::COUNTERS`].
     fn count(&self, counter: &'static str, by: u64);
+    /// Adds to a counter named at run time (`data_protection.prompt.email`): defined by the host
+    /// on first use. Callers keep the set of names bounded (configured names only).
+    fn count_named(&self, counter: &str, by: u64);
     /// Sets one of [`crate::observe::GAUGES`].
     fn gauge(&self, gauge: &'static str, value: u64);
 

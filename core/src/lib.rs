@@ -35,6 +35,7 @@ pub mod oauth2;
 pub mod observe;
 pub mod outgoing;
 pub mod pipeline;
+pub mod protect;
 pub mod ratelimit;
 pub mod roles;
 pub mod store;

@@ -34,6 +34,7 @@ pub fn refusal_metric(error: &GatewayError) -> &'static str {
         GatewayError::UpstreamError(_) => "upstream_errors",
         GatewayError::CrossSiteRequest => "requests_cross_site",
         GatewayError::ModelNotAllowed(_) => "requests_model_not_allowed",
+        GatewayError::ContentBlocked(_) => "requests_content_blocked",
         GatewayError::LoginUnavailable { .. } | GatewayError::LoginFailed { .. } => {
             "oauth2_logins_failed"
         }
@@ -62,6 +63,7 @@ pub const COUNTERS: &[&str] = &[
     "requests_jwks_unavailable",
     "requests_cross_site",
     "requests_model_not_allowed",
+    "requests_content_blocked",
     "requests_internal_error",
     "jwks_fetches_ok",
     "jwks_fetches_failed",
@@ -75,6 +77,8 @@ pub const COUNTERS: &[&str] = &[
     "llm_prompt_tokens",
     "llm_completion_tokens",
     "upstream_errors",
+    "data_protection_masked_requests",
+    "data_protection_masked_responses",
 ];
 
 /// Gauges: keys in use per worker's view, and the rate limiter's shared-data slots.
@@ -161,6 +165,13 @@ pub struct AuditRecord {
     pub completion_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// How many values of each `data_protection` rule were masked: `{"prompt": {"email": 1},
+    /// "answer": {...}}` (never the values).
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub masked: serde_json::Map<String, serde_json::Value>,
+    /// The `data_protection.deny` pattern that refused the prompt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub denied_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_body: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -100,6 +100,30 @@ pub fn on_request_headers(config: &GatewayConfig, head: &RequestHead) -> Headers
     }
 }
 
+/// Under `data_protection` a body is held whole and scanned before any of it goes on (so its
+/// length may change), and with `responses` the answer must come uncompressed to be read.
+fn protected_forwarding(
+    protector: &crate::protect::Protector,
+    head: &RequestHead,
+    limit: u64,
+    forwarding: &mut Forwarding,
+) {
+    let mut remove = |name: &str| {
+        if head.value(name).is_some() && !forwarding.remove_headers.iter().any(|n| n == name) {
+            forwarding.remove_headers.push(name.into());
+        }
+    };
+    if !head.end_of_stream {
+        remove("content-length");
+    }
+    if protector.responses {
+        remove("accept-encoding");
+    }
+    if !head.end_of_stream {
+        forwarding.hold_body_up_to = Some(limit);
+    }
+}
+
 fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, GatewayError> {
     // First: a path that could be read two ways is never matched one way and forwarded.
     let path = route_path(head.path()).map_err(GatewayError::InvalidPath)?;
@@ -156,6 +180,9 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
         }
         forwarding.model_in_body = true;
         forwarding.hold_body_up_to = Some(limit);
+    }
+    if let Some(protector) = &config.data_protection {
+        protected_forwarding(protector, head, limit, &mut forwarding);
     }
     if forwarding.limit_facts.token_budget && !head.end_of_stream {
         // Held whole so its max_tokens can be reserved before anything reaches the model.

@@ -36,13 +36,18 @@ def extra(obj, name):
     return value
 
 
+def messages(args):
+    system = [{"role": "system", "content": args.system}] if args.system else []
+    return system + [{"role": "user", "content": args.message}]
+
+
 def chat(client, args):
     kwargs = {}
     if args.max_tokens is not None:
         kwargs["max_tokens"] = args.max_tokens
     completion = client.chat.completions.create(
         model=args.model,
-        messages=[{"role": "user", "content": args.message}],
+        messages=messages(args),
         **kwargs,
     )
     choice = completion.choices[0] if completion.choices else None
@@ -74,7 +79,7 @@ def stream(client, args, partial):
     model = None
     response = client.chat.completions.create(
         model=args.model,
-        messages=[{"role": "user", "content": args.message}],
+        messages=messages(args),
         stream=True,
         stream_options={"include_usage": True},
         **kwargs,
@@ -130,6 +135,7 @@ def main():
     parser.add_argument("scenario", choices=["chat", "stream", "models", "model"])
     parser.add_argument("--model", default="qwen3:32b")
     parser.add_argument("--message", default="Hello there")
+    parser.add_argument("--system", default=None, help="a system message before the user's")
     parser.add_argument("--max-tokens", type=int, default=None)
     args = parser.parse_args()
 

@@ -48,6 +48,18 @@ const CASES: &[(&str, &str)] = &[
         r#"{"providers": [{"name": "p", "issuer": "i", "audiences": []}]}"#,
         "config: providers[0].audiences: must not be empty",
     ),
+    (
+        r#"{"default_rule": {"auth": "none"}, "data_protection": {"mask": [{"type": "email"}, {"name": "emp", "regex": "EMP-[0-9"}]}}"#,
+        "config: data_protection.mask[1].regex: invalid regex",
+    ),
+    (
+        r#"{"default_rule": {"auth": "none"}, "data_protection": {"mask": [{"type": "passport"}]}}"#,
+        "config: data_protection.mask[0].type: unknown type `passport`",
+    ),
+    (
+        r#"{"default_rule": {"auth": "none"}, "data_protection": {"deny": [{"name": "x", "regex": "a**("}]}}"#,
+        "config: data_protection.deny[0].regex: invalid regex",
+    ),
     ("{not json", "config: (document): is not valid JSON"),
     ("[]", "config: (document): must be a JSON object"),
 ];

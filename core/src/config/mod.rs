@@ -3,6 +3,7 @@
 
 mod models;
 mod oauth2;
+mod protect;
 mod providers;
 mod ratelimits;
 mod roles;
@@ -21,6 +22,7 @@ use crate::authz::RouteRule;
 use crate::jwt::Provider;
 pub use crate::jwt::TokenConfig;
 use crate::models::ModelAllowList;
+use crate::protect::Protector;
 use crate::ratelimit::{LimitKey, RateLimit};
 use crate::roles::Roles;
 
@@ -57,6 +59,8 @@ pub struct GatewayConfig {
     pub roles: Option<Rc<Roles>>,
     /// `models.allow`: which models callers may use; `None`: every model.
     pub models: Option<ModelAllowList>,
+    /// `data_protection`: values masked in prompts (and answers), prompts refused by pattern.
+    pub data_protection: Option<Rc<Protector>>,
 }
 
 /// The audit trail's settings.
@@ -287,6 +291,11 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         .map(translate::compile_translate)
         .transpose()?;
     let models = doc.models.map(models::compile_models).transpose()?;
+    let data_protection = doc
+        .data_protection
+        .map(protect::compile_data_protection)
+        .transpose()?
+        .map(Rc::new);
     let audit = compile_audit(doc.audit)?;
     let mut kept_claims: Vec<String> = Vec::new();
     for limit in &rate_limits {
@@ -318,6 +327,7 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         audit,
         roles,
         models,
+        data_protection,
     })
 }
 

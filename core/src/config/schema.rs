@@ -30,6 +30,8 @@ pub struct ConfigDocument {
     #[serde(default)]
     pub models: Option<ModelsSection>,
     #[serde(default)]
+    pub data_protection: Option<DataProtectionSection>,
+    #[serde(default)]
     pub forward: ForwardSection,
     #[serde(default)]
     pub limits: LimitsSection,
@@ -462,4 +464,43 @@ fn default_true() -> bool {
 
 fn default_max_logged_body_bytes() -> u64 {
     4096
+}
+
+/// What must not reach the model, or come back from it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataProtectionSection {
+    #[serde(default)]
+    pub mask: Vec<MaskSection>,
+    /// What replaces a masked value (an entry may have its own).
+    #[serde(default = "default_replacement")]
+    pub replacement: String,
+    /// Mask the model's answers too, streamed ones included.
+    #[serde(default)]
+    pub responses: bool,
+    #[serde(default)]
+    pub deny: Vec<DenySection>,
+}
+
+fn default_replacement() -> String {
+    "[FILTERED]".to_string()
+}
+
+/// One `mask` entry: a built-in `type`, or a `name`d `regex`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskSection {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub regex: Option<String>,
+    pub replacement: Option<String>,
+}
+
+/// One `deny` entry: a prompt matching `regex` is refused, naming `name`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenySection {
+    pub name: String,
+    pub regex: String,
 }

@@ -56,7 +56,7 @@ impl Gateway {
         effects: &mut Vec<(u32, Effect)>,
     ) -> Next {
         let body = self.host.request_body(size).unwrap_or_default();
-        flow.keep_request_body(&body, self.config.audit.max_logged_body_bytes);
+        self.keep_prompt(flow, &body);
         flow.phase = Phase::Forwarded;
         let config = std::rc::Rc::clone(&self.config);
         let (Some(Translation::Chat { session_id }), Some(settings)) =
@@ -69,9 +69,17 @@ impl Gateway {
             } else {
                 Ok(())
             };
-            // Forwarded unchanged once its model is allowed and counted.
-            return match checked.and_then(|()| self.reserve_tokens(flow, &body)) {
-                Ok(()) => Next::Continue,
+            // Forwarded (masked) once its model is allowed and counted.
+            let protected = checked.and_then(|()| self.protect_prompt(flow, &body));
+            return match protected
+                .and_then(|masked| Ok((self.reserve_tokens(flow, &body)?, masked)))
+            {
+                Ok(((), masked)) => {
+                    if let Some(masked) = masked {
+                        effects.push((id, Effect::ReplaceRequestBody { size, body: masked }));
+                    }
+                    Next::Continue
+                }
                 Err(error) => self.finish(id, flow, Decision::refused(error, None), true, effects),
             };
         };
@@ -91,9 +99,15 @@ impl Gateway {
         let checked = self
             .check_model(flow, &chat.model)
             .and_then(|()| self.admit_model(flow, &chat.model));
-        if let Err(error) = checked.and_then(|()| self.reserve_tokens(flow, &body)) {
-            return self.finish(id, flow, Decision::refused(error, None), true, effects);
-        }
+        // What the model will see is checked and masked after translation.
+        let protected = checked.and_then(|()| self.protect_prompt(flow, &chat.body));
+        let upstream_body =
+            match protected.and_then(|masked| Ok((self.reserve_tokens(flow, &body)?, masked))) {
+                Ok(((), masked)) => masked.unwrap_or(chat.body),
+                Err(error) => {
+                    return self.finish(id, flow, Decision::refused(error, None), true, effects)
+                }
+            };
         let Some(random) = self.random::<12>() else {
             let error = GatewayError::Internal("no random source");
             return self.finish(id, flow, Decision::refused(error, None), true, effects);
@@ -106,14 +120,14 @@ impl Gateway {
         self.count("translated_requests", 1);
         if !chat.stream {
             let fetch = Fetch::Chat(context);
-            return self.fetch_from_model_server(id, flow, fetch, Some(chat.body), effects);
+            return self.fetch_from_model_server(id, flow, fetch, Some(upstream_body), effects);
         }
         self.count("translated_streams", 1);
         effects.push((
             id,
             Effect::ReplaceRequestBody {
                 size,
-                body: chat.body,
+                body: upstream_body,
             },
         ));
         flow.response = ResponseMode::StreamWith(context);

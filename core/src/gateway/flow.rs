@@ -79,6 +79,8 @@ pub(super) enum ResponseMode {
     Streaming(StreamTranslator),
     /// The upstream refused a streamed chat: its error body, translated once complete.
     ErrorBody(u32),
+    /// Not sent as it came: this replaces it (an answer that cannot be masked).
+    Withheld(Vec<u8>),
 }
 
 pub(super) struct Flow {
@@ -106,6 +108,8 @@ pub(super) struct Flow {
     pub model_grant: Option<Grant>,
     /// The body names a model to check (an untranslated model route under `models`).
     pub model_in_body: bool,
+    /// With `data_protection.responses`: the answer's masker, once its headers are in.
+    pub answer_mask: Option<crate::protect::answer::AnswerMasker>,
 }
 
 impl Flow {
@@ -141,6 +145,7 @@ impl Flow {
             settled: false,
             model_grant: None,
             model_in_body: false,
+            answer_mask: None,
         }
     }
 

@@ -16,6 +16,7 @@ mod login;
 mod model_access;
 mod model_limits;
 mod model_server;
+mod protection;
 mod response;
 #[cfg(test)]
 mod tests;

@@ -37,6 +37,7 @@ impl Gateway {
         if flow.answered_locally() {
             return;
         }
+        self.start_answer_masking(id, flow, end_of_stream, effects);
         match std::mem::replace(&mut flow.response, ResponseMode::AsIs) {
             ResponseMode::StreamWith(context) => {
                 // SSE when the upstream streams, else its error body (translated once complete).
@@ -81,6 +82,7 @@ impl Gateway {
                 if end_of_stream {
                     out.extend(stream.finish());
                 }
+                let out = self.mask_answer(flow, out, end_of_stream);
                 flow.keep_response_body(&out, max_logged);
                 effects.push((id, Effect::ReplaceResponseBody { size, body: out }));
             }
@@ -106,24 +108,100 @@ impl Gateway {
                 if let Some(chunk) = &chunk {
                     scanner.feed(chunk);
                 }
-                if flow.sampled {
-                    if let Some(chunk) = &chunk {
-                        flow.keep_response_body(chunk, max_logged);
-                    }
-                }
+                self.pass_answer(id, flow, chunk, size, end_of_stream, effects);
+            }
+            ResponseMode::Withheld(body) => {
+                let out = if end_of_stream {
+                    std::mem::take(body)
+                } else {
+                    Vec::new()
+                };
+                effects.push((id, Effect::ReplaceResponseBody { size, body: out }));
             }
             ResponseMode::AsIs | ResponseMode::StreamWith(_) => {
-                if flow.sampled {
-                    if let Some(chunk) = self.host.response_body(size) {
-                        flow.keep_response_body(&chunk, max_logged);
-                    }
-                }
+                let chunk = if flow.sampled || flow.answer_mask.is_some() {
+                    self.host.response_body(size)
+                } else {
+                    None
+                };
+                self.pass_answer(id, flow, chunk, size, end_of_stream, effects);
             }
         }
         if end_of_stream {
             self.finish_response(id, flow, effects);
         }
         Next::Continue
+    }
+
+    /// An answer chunk going on as it came, or masked; sampled for the audit either way.
+    fn pass_answer(
+        &mut self,
+        id: u32,
+        flow: &mut Flow,
+        chunk: Option<Vec<u8>>,
+        size: usize,
+        end_of_stream: bool,
+        effects: &mut Vec<(u32, Effect)>,
+    ) {
+        let max_logged = self.config.audit.max_logged_body_bytes;
+        if flow.answer_mask.is_some() {
+            let out = self.mask_answer(flow, chunk.unwrap_or_default(), end_of_stream);
+            flow.keep_response_body(&out, max_logged);
+            effects.push((id, Effect::ReplaceResponseBody { size, body: out }));
+        } else if let Some(chunk) = chunk {
+            flow.keep_response_body(&chunk, max_logged);
+        }
+    }
+
+    /// With `data_protection.responses`: the answer will be masked as it passes (its length
+    /// changes); one the gateway cannot read (compressed) is withheld, never passed unmasked.
+    fn start_answer_masking(
+        &mut self,
+        id: u32,
+        flow: &mut Flow,
+        end_of_stream: bool,
+        effects: &mut Vec<(u32, Effect)>,
+    ) {
+        let translated_stream = matches!(flow.response, ResponseMode::StreamWith(_));
+        let status = flow.audit.status.unwrap_or(0);
+        if translated_stream && status != 200 {
+            return; // The upstream's error, answered in the gateway's own words.
+        }
+        let content_type = if translated_stream {
+            Some("text/event-stream".to_string())
+        } else {
+            self.host.response_header("content-type")
+        };
+        let Some(masker) = self.answer_masker(content_type.as_deref()) else {
+            return;
+        };
+        let encoded = self
+            .host
+            .response_header("content-encoding")
+            .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+        if encoded && masker.rewrites() {
+            let reply = crate::error::GatewayError::UpstreamError(
+                "the model server answered compressed, which the gateway cannot mask".into(),
+            )
+            .to_reply(self.realm());
+            effects.push((id, Effect::SetResponseHeader(":status", "502")));
+            effects.push((id, Effect::RemoveResponseHeader("content-encoding")));
+            effects.push((id, Effect::RemoveResponseHeader("content-length")));
+            effects.push((
+                id,
+                Effect::SetResponseHeader("content-type", "application/json"),
+            ));
+            flow.audit.status = Some(502);
+            self.count("upstream_errors", 1);
+            if !end_of_stream {
+                flow.response = ResponseMode::Withheld(reply.body.into_bytes());
+            }
+            return;
+        }
+        if masker.rewrites() && !end_of_stream {
+            effects.push((id, Effect::RemoveResponseHeader("content-length")));
+        }
+        flow.answer_mask = Some(masker);
     }
 
     /// The model server answered a call the gateway made for request `id`: reply with its
@@ -144,10 +222,11 @@ impl Gateway {
                 model_server::models_reply(plan, response, self.realm(), usable)
             }
             Fetch::Chat(context) => {
-                let (reply, usage) = model_server::chat_reply(context, response, self.realm());
+                let (mut reply, usage) = model_server::chat_reply(context, response, self.realm());
                 if let Some((prompt, completion)) = usage {
                     flow.settled = true;
                     self.charge_usage(flow, prompt, completion);
+                    reply.body = self.mask_whole_answer(flow, reply.body);
                 }
                 reply
             }
@@ -201,6 +280,7 @@ impl Gateway {
     /// state, for Envoy's access log (written after this, before the request ends).
     fn finish_response(&mut self, id: u32, flow: &mut Flow, effects: &mut Vec<(u32, Effect)>) {
         self.settle_usage(flow);
+        self.record_answer_masked(flow);
         if !self.config.audit.records {
             return;
         }

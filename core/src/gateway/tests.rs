@@ -1270,3 +1270,5 @@ fn a_held_body_ended_by_trailers_is_refused_not_forwarded_unread() {
     let out = worker.gateway.on_request_trailers(2);
     assert!(out.effects.is_empty(), "{out:?}");
 }
+
+mod protection;

@@ -7,6 +7,10 @@
 //! throughput with a 1 MB answer, and Envoy's memory after 100,000 distinct tokens and
 //! subjects. Prints one report and writes it to `bench/results.md`.
 
+// Not `src/bin/protection.rs`: cargo would take that for a binary of its own.
+#[path = "bench/protection.rs"]
+mod protection;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -225,6 +229,18 @@ fn main() {
     );
     let rows = run_load(&wrk, &setups, measure, started);
     drop(setups);
+    if only
+        .as_ref()
+        .is_some_and(|only| only.iter().any(|part| part == "protection"))
+    {
+        let report = protection::measure_protection();
+        let mut text = String::new();
+        protection::render(&report, &mut |s: String| {
+            text.push_str(&s);
+            text.push('\n');
+        });
+        println!("{text}");
+    }
     if only.is_some() {
         for row in &rows {
             println!(
@@ -243,6 +259,11 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     let translation = measure_translation();
+    eprintln!(
+        "bench: {:>4.0} s  data protection",
+        started.elapsed().as_secs_f64()
+    );
+    let protection = protection::measure_protection();
 
     // 5. Memory.
     eprintln!(
@@ -255,6 +276,7 @@ fn main() {
     let report = render(
         &rows,
         &translation,
+        &protection,
         &memory,
         measure,
         started.elapsed(),
@@ -1076,6 +1098,7 @@ fn met(ok: bool) -> &'static str {
 fn render(
     rows: &[Row],
     translation: &TranslationReport,
+    protection: &protection::ProtectionReport,
     memory: &MemoryReport,
     measure: Duration,
     elapsed: Duration,
@@ -1218,6 +1241,8 @@ fn render(
         mbps(translation.big_plain_bytes, translation.big_plain)
     ));
     line(String::new());
+
+    protection::render(protection, &mut line);
 
     line("## Memory".into());
     line(String::new());

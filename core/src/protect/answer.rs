@@ -1,0 +1,560 @@
+//! The model's answers masked as they pass: a JSON answer whole, and streamed answers (Ollama's
+//! NDJSON lines, OpenAI's Server-Sent Events) event by event, the text of each streamed field
+//! carried across events by a [`StreamMasker`] so a value split over chunks is still masked.
+
+use serde_json::{Map, Value};
+
+use super::stream::StreamMasker;
+use super::{Counts, Protector};
+
+/// A streamed line or event longer than this ends the answer (nothing more is sent).
+pub const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
+/// A JSON answer longer than this is refused.
+pub const MAX_JSON_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+/// How an answer is framed, from its `content-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One JSON document: masked once complete.
+    Json,
+    /// Newline-delimited JSON (Ollama's streams).
+    Ndjson,
+    /// Server-Sent Events (OpenAI's streams, and the gateway's own translation).
+    Sse,
+    /// Any other text: masked as one stream of text.
+    Text,
+    /// Not text (images, archives): passed as it is.
+    Binary,
+}
+
+impl Framing {
+    pub fn of(content_type: Option<&str>) -> Self {
+        let essence = content_type
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        match essence.as_str() {
+            "text/event-stream" => Self::Sse,
+            "application/x-ndjson" | "application/jsonl" | "application/ndjson" => Self::Ndjson,
+            "" => Self::Text,
+            e if e == "application/json" || e.ends_with("+json") => Self::Json,
+            e if e.starts_with("text/") => Self::Text,
+            _ => Self::Binary,
+        }
+    }
+}
+
+/// One answer being masked.
+#[derive(Debug)]
+pub struct AnswerMasker {
+    framing: Framing,
+    /// Bytes of an incomplete line, event, JSON document or UTF-8 character.
+    pending: Vec<u8>,
+    /// The streamed fields' text so far, by field (`0/content`, `0/tool/1`...).
+    fields: Vec<(String, StreamMasker)>,
+    /// The last SSE chunk seen, the envelope of a closing chunk the gateway adds.
+    last_chunk: Option<Map<String, Value>>,
+    text: StreamMasker,
+    /// Nothing more is sent (an oversized event or document).
+    cut: bool,
+    pub counts: Counts,
+}
+
+impl AnswerMasker {
+    pub fn new(framing: Framing) -> Self {
+        Self {
+            framing,
+            pending: Vec::new(),
+            fields: Vec::new(),
+            last_chunk: None,
+            text: StreamMasker::new(),
+            cut: false,
+            counts: Counts::default(),
+        }
+    }
+
+    /// Whether the answer's length may change (its `content-length` must go).
+    pub fn rewrites(&self) -> bool {
+        self.framing != Framing::Binary
+    }
+
+    /// The next body bytes; returns what to send now.
+    pub fn feed(&mut self, p: &Protector, chunk: &[u8]) -> Vec<u8> {
+        if self.cut {
+            return Vec::new();
+        }
+        match self.framing {
+            Framing::Binary => chunk.to_vec(),
+            Framing::Json => {
+                if self.pending.len().saturating_add(chunk.len()) > MAX_JSON_ANSWER_BYTES {
+                    self.cut = true;
+                    self.pending = Vec::new();
+                    return Vec::new();
+                }
+                self.pending.extend_from_slice(chunk);
+                Vec::new()
+            }
+            Framing::Text => {
+                self.pending.extend_from_slice(chunk);
+                let text = take_utf8(&mut self.pending);
+                self.text.push(p, &text, &mut self.counts).into_bytes()
+            }
+            Framing::Ndjson => self.frames(p, chunk, b"\n"),
+            Framing::Sse => self.frames(p, chunk, b"\n\n"),
+        }
+    }
+
+    /// The body ended: the rest.
+    pub fn finish(&mut self, p: &Protector) -> Vec<u8> {
+        if self.cut {
+            return Vec::new();
+        }
+        let rest = std::mem::take(&mut self.pending);
+        match self.framing {
+            Framing::Binary => rest,
+            Framing::Json => self.json_document(p, &rest),
+            Framing::Text => {
+                let mut text = String::from_utf8_lossy(&rest).into_owned();
+                let mut out = self.text.push(p, &text, &mut self.counts);
+                text = self.text.finish(p, &mut self.counts);
+                out.push_str(&text);
+                out.into_bytes()
+            }
+            Framing::Ndjson | Framing::Sse => {
+                let mut out = Vec::new();
+                if !rest.trim_ascii().is_empty() {
+                    self.frame(p, &rest, &mut out);
+                }
+                self.flush_all(p, &mut out);
+                out
+            }
+        }
+    }
+
+    fn json_document(&mut self, p: &Protector, body: &[u8]) -> Vec<u8> {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(mut value) => {
+                if super::json::mask(p, &mut value, &mut self.counts) {
+                    serde_json::to_vec(&value).unwrap_or_default()
+                } else {
+                    body.to_vec()
+                }
+            }
+            Err(_) => {
+                let text = String::from_utf8_lossy(body);
+                match p.mask(&text, &mut self.counts) {
+                    Some(masked) => masked.into_bytes(),
+                    None => text.into_owned().into_bytes(),
+                }
+            }
+        }
+    }
+
+    /// Splits complete lines (NDJSON) or events (SSE) off the pending bytes.
+    fn frames(&mut self, p: &Protector, chunk: &[u8], end: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.pending.extend_from_slice(chunk);
+        let mut start = 0;
+        while let Some(at) = find(self.pending.get(start..).unwrap_or_default(), end) {
+            let stop = start + at + end.len();
+            let frame = self.pending.get(start..stop).unwrap_or_default().to_vec();
+            self.frame(p, &frame, &mut out);
+            start = stop;
+        }
+        self.pending.drain(..start.min(self.pending.len()));
+        if self.pending.len() > MAX_EVENT_BYTES {
+            self.cut = true;
+            self.pending = Vec::new();
+        }
+        out
+    }
+
+    /// One line or event, with its terminator.
+    fn frame(&mut self, p: &Protector, frame: &[u8], out: &mut Vec<u8>) {
+        match self.framing {
+            Framing::Ndjson => self.ndjson_line(p, frame, out),
+            _ => self.sse_event(p, frame, out),
+        }
+    }
+
+    fn ndjson_line(&mut self, p: &Protector, line: &[u8], out: &mut Vec<u8>) {
+        let Ok(Value::Object(mut answer)) = serde_json::from_slice::<Value>(line) else {
+            return self.as_text(p, line, out);
+        };
+        let done = answer.get("done").and_then(Value::as_bool) == Some(true);
+        let mut changed = false;
+        let mut taken = Vec::new();
+        for path in [
+            &["message", "content"][..],
+            &["message", "thinking"],
+            &["response"],
+            &["thinking"],
+        ] {
+            if let Some(text) = string_at(&mut answer, path) {
+                let key = path.join("/");
+                let piece = std::mem::take(text);
+                taken.push((path, key, piece));
+            }
+        }
+        changed |= mask_object(p, &mut answer, &mut self.counts);
+        for (path, key, piece) in taken {
+            let mut sent = field(&mut self.fields, &key).push(p, &piece, &mut self.counts);
+            if done {
+                sent.push_str(&field(&mut self.fields, &key).finish(p, &mut self.counts));
+            }
+            changed |= sent != piece;
+            if let Some(text) = string_at(&mut answer, path) {
+                *text = sent;
+            }
+        }
+        if done {
+            // Text still held in a field the last line does not carry.
+            for (key, masker) in &mut self.fields {
+                let rest = masker.finish(p, &mut self.counts);
+                if !rest.is_empty() {
+                    let path: Vec<&str> = key.split('/').collect();
+                    append_at(&mut answer, &path, &rest);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            out.extend_from_slice(&serde_json::to_vec(&Value::Object(answer)).unwrap_or_default());
+            out.push(b'\n');
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+
+    fn sse_event(&mut self, p: &Protector, event: &[u8], out: &mut Vec<u8>) {
+        let Ok(text) = std::str::from_utf8(event) else {
+            return self.as_text(p, event, out);
+        };
+        let data: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .map(|d| d.strip_prefix(' ').unwrap_or(d))
+            .collect();
+        let joined = data.join("\n");
+        if joined.trim() == "[DONE]" {
+            self.flush_all(p, out);
+            out.extend_from_slice(event);
+            return;
+        }
+        let Ok(Value::Object(mut chunk)) = serde_json::from_str::<Value>(&joined) else {
+            return match p.mask(text, &mut self.counts) {
+                Some(masked) => out.extend_from_slice(masked.as_bytes()),
+                None => out.extend_from_slice(event),
+            };
+        };
+        let mut changed = false;
+        let mut taken = Vec::new();
+        let choices = chunk
+            .get_mut("choices")
+            .and_then(Value::as_array_mut)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let mut choices_out = Vec::with_capacity(choices.len());
+        for mut choice in choices {
+            let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let ends = choice.get("finish_reason").is_some_and(|r| !r.is_null());
+            for (key, path) in stream_fields(&choice, index) {
+                if let Some(text) = string_at_value(&mut choice, &path) {
+                    taken.push((choices_out.len(), key, path, std::mem::take(text)));
+                }
+            }
+            choices_out.push((index, ends, choice));
+        }
+        changed |= mask_object(p, &mut chunk, &mut self.counts);
+        let mut masked_choices: Vec<(u64, bool, Value)> = choices_out;
+        for (_, _, choice) in &mut masked_choices {
+            if let Value::Object(map) = choice {
+                changed |= mask_object(p, map, &mut self.counts);
+            }
+        }
+        for (at, key, path, piece) in taken {
+            let sent = field(&mut self.fields, &key).push(p, &piece, &mut self.counts);
+            changed |= sent != piece;
+            if let Some((_, _, choice)) = masked_choices.get_mut(at) {
+                if let Some(text) = string_at_value(choice, &path) {
+                    *text = sent;
+                }
+            }
+        }
+        for (index, ends, choice) in &mut masked_choices {
+            if *ends {
+                changed |= self.flush_choice(p, *index, choice);
+            }
+        }
+        chunk.insert(
+            "choices".into(),
+            Value::Array(masked_choices.into_iter().map(|(_, _, c)| c).collect()),
+        );
+        self.last_chunk = Some(chunk.clone());
+        if changed {
+            write_event(&Value::Object(chunk), out);
+        } else {
+            out.extend_from_slice(event);
+        }
+    }
+
+    /// Appends the held text of choice `index` to its closing chunk.
+    fn flush_choice(&mut self, p: &Protector, index: u64, choice: &mut Value) -> bool {
+        let prefix = format!("{index}/");
+        let mut changed = false;
+        for (key, masker) in &mut self.fields {
+            let Some(field) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            let rest = masker.finish(p, &mut self.counts);
+            if rest.is_empty() {
+                continue;
+            }
+            changed = true;
+            let path = field_path(field);
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            if let Value::Object(map) = choice {
+                append_at(map, &path, &rest);
+            }
+        }
+        changed
+    }
+
+    /// The stream ends (`[DONE]`, or the body's end): text still held goes out in a closing
+    /// chunk per field (SSE) or a last line (NDJSON).
+    fn flush_all(&mut self, p: &Protector, out: &mut Vec<u8>) {
+        for (key, masker) in &mut self.fields {
+            let rest = masker.finish(p, &mut self.counts);
+            if rest.is_empty() {
+                continue;
+            }
+            match self.framing {
+                Framing::Ndjson => {
+                    let mut line = Map::new();
+                    let path: Vec<&str> = key.split('/').collect();
+                    append_at(&mut line, &path, &rest);
+                    line.insert("done".into(), Value::Bool(false));
+                    out.extend_from_slice(
+                        &serde_json::to_vec(&Value::Object(line)).unwrap_or_default(),
+                    );
+                    out.push(b'\n');
+                }
+                _ => {
+                    let (index, field) = key.split_once('/').unwrap_or(("0", key));
+                    let mut choice = Map::new();
+                    choice.insert("index".into(), index.parse::<u64>().unwrap_or(0).into());
+                    let path = field_path(field);
+                    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                    append_at(&mut choice, &path, &rest);
+                    choice.insert("finish_reason".into(), Value::Null);
+                    let mut chunk = self.last_chunk.clone().unwrap_or_default();
+                    chunk.remove("usage");
+                    chunk.insert("choices".into(), Value::Array(vec![Value::Object(choice)]));
+                    write_event(&Value::Object(chunk), out);
+                }
+            }
+        }
+    }
+
+    fn as_text(&mut self, p: &Protector, frame: &[u8], out: &mut Vec<u8>) {
+        let text = String::from_utf8_lossy(frame);
+        match p.mask(&text, &mut self.counts) {
+            Some(masked) => out.extend_from_slice(masked.as_bytes()),
+            None => out.extend_from_slice(text.as_bytes()),
+        }
+    }
+}
+
+/// The masker of one streamed field, started on first use.
+fn field<'f>(fields: &'f mut Vec<(String, StreamMasker)>, key: &str) -> &'f mut StreamMasker {
+    let at = match fields.iter().position(|(k, _)| k == key) {
+        Some(at) => at,
+        None => {
+            fields.push((key.to_string(), StreamMasker::new()));
+            fields.len() - 1
+        }
+    };
+    &mut fields[at].1
+}
+
+/// The streamed text fields of one SSE choice: `(field key, path in the choice)`.
+fn stream_fields(choice: &Value, index: u64) -> Vec<(String, Vec<String>)> {
+    let mut fields = Vec::new();
+    for path in [
+        &["delta", "content"][..],
+        &["delta", "reasoning_content"],
+        &["delta", "reasoning"],
+        &["text"],
+    ] {
+        if path
+            .iter()
+            .try_fold(choice, |v, k| v.get(k))
+            .is_some_and(Value::is_string)
+        {
+            fields.push((
+                format!("{index}/{}", path.join("/")),
+                path.iter().map(|k| k.to_string()).collect(),
+            ));
+        }
+    }
+    let calls = choice
+        .get("delta")
+        .and_then(|d| d.get("tool_calls"))
+        .and_then(Value::as_array);
+    for (at, call) in calls.into_iter().flatten().enumerate() {
+        let tool = call
+            .get("index")
+            .and_then(Value::as_u64)
+            .unwrap_or(at as u64);
+        if call
+            .get("function")
+            .and_then(|f| f.get("arguments"))
+            .is_some_and(Value::is_string)
+        {
+            fields.push((
+                format!("{index}/tool/{tool}"),
+                vec![
+                    "delta".into(),
+                    "tool_calls".into(),
+                    at.to_string(),
+                    "function".into(),
+                    "arguments".into(),
+                ],
+            ));
+        }
+    }
+    fields
+}
+
+/// A field key's path inside a choice, for the closing chunk (`tool/1`: the arguments of a
+/// tool call with that index).
+fn field_path(field: &str) -> Vec<String> {
+    match field.strip_prefix("tool/") {
+        Some(tool) => vec![
+            "delta".into(),
+            "tool_calls".into(),
+            format!("#{tool}"),
+            "function".into(),
+            "arguments".into(),
+        ],
+        None => field.split('/').map(str::to_string).collect(),
+    }
+}
+
+/// Masks the object's texts, except its `choices` (masked one by one).
+fn mask_object(p: &Protector, map: &mut Map<String, Value>, counts: &mut Counts) -> bool {
+    super::json::mask_map(p, map, counts, "choices")
+}
+
+fn string_at<'v>(map: &'v mut Map<String, Value>, path: &[&str]) -> Option<&'v mut String> {
+    let (last, parents) = path.split_last()?;
+    let mut at = map;
+    for key in parents {
+        at = at.get_mut(*key)?.as_object_mut()?;
+    }
+    match at.get_mut(*last)? {
+        Value::String(text) => Some(text),
+        _ => None,
+    }
+}
+
+fn string_at_value<'v>(value: &'v mut Value, path: &[String]) -> Option<&'v mut String> {
+    let mut at = value;
+    for key in path {
+        at = match at {
+            Value::Object(map) => map.get_mut(key.as_str())?,
+            Value::Array(items) => items.get_mut(key.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    match at {
+        Value::String(text) => Some(text),
+        _ => None,
+    }
+}
+
+/// Appends `text` to the string at `path`, creating what is missing. A `#N` segment is the
+/// element of an array whose `index` is N (a tool call), added if absent.
+fn append_at(map: &mut Map<String, Value>, path: &[&str], text: &str) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut at = map;
+    for (i, key) in parents.iter().enumerate() {
+        let next_is_tool = parents.get(i + 1).is_some_and(|k| k.starts_with('#'));
+        if key.starts_with('#') {
+            continue; // Resolved by `descend` one step earlier.
+        }
+        let slot = at.entry(key.to_string()).or_insert_with(|| {
+            if next_is_tool {
+                Value::Array(Vec::new())
+            } else {
+                Value::Object(Map::new())
+            }
+        });
+        let Some(next) = descend(slot, parents.get(i + 1).copied()) else {
+            return;
+        };
+        at = next;
+    }
+    let slot = at
+        .entry(last.to_string())
+        .or_insert_with(|| Value::String(String::new()));
+    if let Value::String(existing) = slot {
+        existing.push_str(text);
+    } else if slot.is_null() {
+        *slot = Value::String(text.to_string());
+    }
+}
+
+/// The object inside `slot` where the path goes on: for an array followed by `#N`, the tool
+/// call with that index (added if absent).
+fn descend<'v>(slot: &'v mut Value, next: Option<&str>) -> Option<&'v mut Map<String, Value>> {
+    match slot {
+        Value::Object(map) => Some(map),
+        Value::Array(items) => {
+            let tool: u64 = next?.strip_prefix('#')?.parse().ok()?;
+            let at = match items
+                .iter()
+                .position(|c| c.get("index").and_then(Value::as_u64) == Some(tool))
+            {
+                Some(at) => at,
+                None => {
+                    let mut call = Map::new();
+                    call.insert("index".into(), tool.into());
+                    items.push(Value::Object(call));
+                    items.len() - 1
+                }
+            };
+            items.get_mut(at)?.as_object_mut()
+        }
+        _ => None,
+    }
+}
+
+fn write_event(value: &Value, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(&serde_json::to_vec(value).unwrap_or_default());
+    out.extend_from_slice(b"\n\n");
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The complete UTF-8 text at the front of `pending` (an incomplete character stays; an
+/// invalid sequence becomes U+FFFD).
+fn take_utf8(pending: &mut Vec<u8>) -> String {
+    let cut = match std::str::from_utf8(pending) {
+        Ok(_) => pending.len(),
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        Err(_) => pending.len(),
+    };
+    let rest = pending.split_off(cut);
+    let text = String::from_utf8_lossy(pending).into_owned();
+    *pending = rest;
+    text
+}
+
+#[cfg(test)]
+mod tests;
