@@ -385,6 +385,7 @@ fn stream_fields(choice: &Value, index: u64) -> Vec<(String, Vec<String>)> {
         &["delta", "reasoning_content"],
         &["delta", "reasoning"],
         &["text"],
+        &["reasoning_content"],
     ] {
         if path
             .iter()

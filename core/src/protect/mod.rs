@@ -234,7 +234,7 @@ impl Protector {
         &self,
         text: &str,
         from: usize,
-        cache: &mut Option<regex_automata::hybrid::dfa::Cache>,
+        cache: &mut Option<regex_automata::hybrid::regex::Cache>,
     ) -> usize {
         let mut at = self.detectors.undecided_from(text, from);
         if let Some(custom) = &self.custom {

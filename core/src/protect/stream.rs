@@ -1,7 +1,7 @@
 //! Text that arrives in pieces (a streamed answer's deltas), masked exactly as the whole text
 //! would be: each piece is sent at once except its end that could still become a match.
 
-use regex_automata::hybrid::dfa::Cache;
+use regex_automata::hybrid::regex::Cache;
 
 use super::detect::LEFT_CONTEXT_BYTES;
 use super::{Counts, Found, Protector};

@@ -81,3 +81,17 @@ fn pathological_input_stays_linear() {
     let at = p.undecided_from(&text, 0, &mut cache);
     assert!(at >= text.len() - MAX_UNBOUNDED_MATCH_BYTES);
 }
+
+#[test]
+fn word_boundaries_are_ascii_so_cjk_text_around_an_id_counts_as_a_boundary() {
+    let p = Patterns::new(&[r"\b[A-Z]{2}[0-9]{6}\b"]).unwrap();
+    assert_eq!(matches(&p, "员工编号AB123456已登记"), vec![(12, 20, 0)]);
+    assert!(matches(&p, "XAB123456").is_empty());
+    // A stream is not held after every CJK character (the DFA never gives up on them).
+    let mut cache = p.cache();
+    let text = "员工编号";
+    assert_eq!(p.undecided_from(text, 0, &mut cache), text.len());
+    // `\w` and `(?i)` stay Unicode.
+    let p = Patterns::new(&[r"(?i)straße\s\w+"]).unwrap();
+    assert_eq!(matches(&p, "STRASSE x STRAẞE\u{3000}数据").len(), 1);
+}
