@@ -12,9 +12,13 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
+mod completions;
+mod embeddings;
 mod fields;
 mod messages;
 mod models;
+mod ndjson;
+mod options;
 mod request;
 mod response;
 mod stream;
@@ -23,6 +27,12 @@ mod time;
 #[cfg(test)]
 mod tests;
 
+pub use completions::{
+    completion_request, completion_response, CompletionRequest, CompletionStreamTranslator,
+};
+pub use embeddings::{
+    embeddings_request, embeddings_response, EmbeddingEncoding, EmbeddingsRequest,
+};
 pub use models::{model_object, model_object_where, models_list, models_list_where};
 pub use request::chat_request;
 pub use response::chat_response;

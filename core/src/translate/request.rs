@@ -72,7 +72,7 @@ fn stream_flags(obj: &Map<String, Value>) -> Result<(bool, bool), TranslateError
 }
 
 /// The model sent upstream: the client's (or the default), then its alias.
-fn resolve_model(
+pub(crate) fn resolve_model(
     obj: &Map<String, Value>,
     config: &TranslateConfig,
 ) -> Result<String, TranslateError> {

@@ -36,9 +36,12 @@ pub fn chat_response(
     let mut out = Map::new();
     out.insert("role".into(), Value::String(role(message)));
     out.insert("content".into(), str_of(message, "content").into());
+    // Thinking twice: `reasoning` (the mapping's name) and `reasoning_content` (the name
+    // DeepSeek's API and the clients written for it read).
     let thinking = str_of(message, "thinking");
     if !thinking.is_empty() {
         out.insert("reasoning".into(), thinking.into());
+        out.insert("reasoning_content".into(), thinking.into());
     }
     let finish_reason = if calls.is_empty() {
         finish_reason(&answer)
@@ -59,7 +62,7 @@ pub fn chat_response(
 }
 
 /// Ollama's `{"error": "..."}` as OpenAI's error, or a generic message for any other body.
-fn error_body(status: u16, body: &[u8]) -> Vec<u8> {
+pub(crate) fn error_body(status: u16, body: &[u8]) -> Vec<u8> {
     let parsed = serde_json::from_slice::<Value>(body).ok();
     match parsed.as_ref().and_then(|v| v.get("error")?.as_str()) {
         Some(message) if !message.is_empty() => openai_error(status, message),

@@ -6,6 +6,8 @@ use serde_json::Value;
 
 use super::{Caller, ResponseContext, StreamTranslator, Target, TranslateConfig};
 
+mod completions;
+mod embeddings;
 mod garbage;
 mod stream;
 mod vectors;

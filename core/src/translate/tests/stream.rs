@@ -191,3 +191,31 @@ fn empty_body_is_cut_short() {
     assert_eq!(ev.len(), 2);
     assert_eq!(ev[0]["error"]["type"], Value::String("api_error".into()));
 }
+
+#[test]
+fn thinking_is_sent_as_reasoning_and_reasoning_content() {
+    let input = concat!(
+        r#"{"model":"m","message":{"role":"assistant","content":"","thinking":"Let me see… 🤔"},"done":false}"#,
+        "\n",
+        r#"{"model":"m","message":{"role":"assistant","content":"42","thinking":""},"done":false}"#,
+        "\n",
+        r#"{"model":"m","message":{"role":"assistant","content":"","thinking":" done"},"done":true,"done_reason":"stop"}"#,
+        "\n",
+    );
+    let ev = events(&run_stream(false, &[input.as_bytes()]));
+    assert_eq!(ev.len(), 4, "{ev:?}");
+    assert_eq!(
+        ev[0]["choices"][0]["delta"],
+        json!({"role": "assistant", "reasoning": "Let me see… 🤔",
+               "reasoning_content": "Let me see… 🤔"})
+    );
+    // No reasoning fields when the line has no thinking.
+    assert_eq!(ev[1]["choices"][0]["delta"], json!({"content": "42"}));
+    // Thinking on the done line too.
+    assert_eq!(
+        ev[2]["choices"][0],
+        json!({"index": 0, "delta": {"reasoning": " done", "reasoning_content": " done"},
+               "finish_reason": "stop"})
+    );
+    assert_eq!(ev[3], json!("[DONE]"));
+}

@@ -439,7 +439,8 @@ fn vectors() -> Vec<(&'static str, Case)> {
                 expect: Some((
                     200,
                     completion(
-                        json!({"role": "assistant", "content": "Hel", "reasoning": "so..."}),
+                        json!({"role": "assistant", "content": "Hel", "reasoning": "so...",
+                               "reasoning_content": "so..."}),
                         "length",
                         (5, 1),
                         T0,
@@ -572,7 +573,10 @@ fn vectors() -> Vec<(&'static str, Case)> {
                     r#"{"model":"llama3","message":{"role":"assistant","content":"bye"},"done":true,"done_reason":"stop","prompt_eval_count":1,"eval_count":2}"#,
                 ),
                 expect: vec![
-                    chunk(json!({"role": "assistant", "reasoning": "hm"}), Value::Null),
+                    chunk(
+                        json!({"role": "assistant", "reasoning": "hm", "reasoning_content": "hm"}),
+                        Value::Null,
+                    ),
                     chunk(
                         json!({"tool_calls": [{"id": "call_131b1dff4430cfc0a1a0cfb4", "index": 0,
                             "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}}]}),
@@ -785,5 +789,21 @@ fn model_object_absent_and_errors() {
     assert_eq!(
         parse(&crate::translate::openai_error(429, "slow down")),
         err("api_error", "slow down")
+    );
+}
+
+#[test]
+fn reasoning_content_mirrors_reasoning() {
+    let with = br#"{"model":"qwen3","message":{"role":"assistant","content":"4","thinking":"2+2 \u00e9"},"done":true}"#;
+    let (status, body) = chat_response(200, with, &ctx(false)).unwrap();
+    assert_eq!(status, 200);
+    let message = &parse(&body)["choices"][0]["message"];
+    assert_eq!(message["reasoning"], "2+2 é");
+    assert_eq!(message["reasoning_content"], "2+2 é");
+    let without = br#"{"model":"qwen3","message":{"role":"assistant","content":"4","thinking":""},"done":true}"#;
+    let (_, body) = chat_response(200, without, &ctx(false)).unwrap();
+    assert_eq!(
+        parse(&body)["choices"][0]["message"],
+        json!({"role": "assistant", "content": "4"})
     );
 }
