@@ -234,6 +234,18 @@ impl WasmHost {
     }
 }
 
+impl WasmHost {
+    /// The id of a metric named at run time, defined on first use.
+    fn named_metric(&self, kind: MetricType, name: &str) -> Option<u32> {
+        if let Some(id) = self.named.borrow().get(name) {
+            return Some(*id);
+        }
+        let id = hostcalls::define_metric(kind, &format!("{PREFIX}.{name}")).ok()?;
+        self.named.borrow_mut().insert(name.to_string(), id);
+        Some(id)
+    }
+}
+
 impl Host for WasmHost {
     fn now_ms(&self) -> u64 {
         hostcalls::get_current_time()
@@ -301,19 +313,15 @@ impl Host for WasmHost {
         if by == 0 {
             return;
         }
-        let known = self.named.borrow().get(counter).copied();
-        let id = match known {
-            Some(id) => id,
-            None => {
-                let name = format!("{PREFIX}.{counter}");
-                let Ok(id) = hostcalls::define_metric(MetricType::Counter, &name) else {
-                    return;
-                };
-                self.named.borrow_mut().insert(counter.to_string(), id);
-                id
-            }
-        };
-        let _ = hostcalls::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+        if let Some(id) = self.named_metric(MetricType::Counter, counter) {
+            let _ = hostcalls::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+        }
+    }
+
+    fn histogram_named(&self, histogram: &str, value: u64) {
+        if let Some(id) = self.named_metric(MetricType::Histogram, histogram) {
+            let _ = hostcalls::record_metric(id, value);
+        }
     }
 
     fn gauge(&self, gauge: &'static str, value: u64) {

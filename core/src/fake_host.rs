@@ -21,6 +21,7 @@ pub struct HostState {
     pub answer: RefCell<CallResponse>,
     pub counters: RefCell<HashMap<&'static str, u64>>,
     pub named_counters: RefCell<HashMap<String, u64>>,
+    pub histograms: RefCell<HashMap<String, Vec<u64>>>,
     pub gauges: RefCell<HashMap<&'static str, u64>>,
     /// The running callback's request body, response body and response headers.
     pub request_body: RefCell<Vec<u8>>,
@@ -145,6 +146,15 @@ impl Host for FakeHost {
             .borrow_mut()
             .entry(counter.to_string())
             .or_default() += by;
+    }
+
+    fn histogram_named(&self, histogram: &str, value: u64) {
+        self.state
+            .histograms
+            .borrow_mut()
+            .entry(histogram.to_string())
+            .or_default()
+            .push(value);
     }
 
     fn gauge(&self, gauge: &'static str, value: u64) {

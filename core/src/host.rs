@@ -27,6 +27,8 @@ pub trait Host {
     /// Adds to a counter named at run time (`data_protection.prompt.email`): defined by the host
     /// on first use. Callers keep the set of names bounded (configured names only).
     fn count_named(&self, counter: &str, by: u64);
+    /// Records a value in a histogram named at run time (defined on first use, bounded names).
+    fn histogram_named(&self, histogram: &str, value: u64);
     /// Sets one of [`crate::observe::GAUGES`].
     fn gauge(&self, gauge: &'static str, value: u64);
 

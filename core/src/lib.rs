@@ -30,6 +30,7 @@ pub mod json;
 pub mod jwks;
 pub mod jwt;
 pub mod keys;
+pub mod model_metrics;
 pub mod models;
 pub mod oauth2;
 pub mod observe;

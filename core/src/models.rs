@@ -77,8 +77,16 @@ impl ModelPattern {
         }
     }
 
+    /// How metrics name the models of this pattern (`qwen3:8b`, `qwen3:*`).
+    pub fn label(&self) -> String {
+        match self {
+            Self::Exact(exact) => exact.clone(),
+            Self::AnyTag(name) => format!("{name}:*"),
+        }
+    }
+
     /// Whether `model` (canonical) is this pattern's.
-    fn matches(&self, model: &str) -> bool {
+    pub(crate) fn matches(&self, model: &str) -> bool {
         match self {
             Self::Exact(exact) => exact == model,
             // A canonical name always has its tag after the last `:`.
@@ -128,6 +136,11 @@ impl ModelAllowList {
             return false;
         };
         matches_any(patterns, model)
+    }
+
+    /// Every entry's patterns, in order.
+    pub fn patterns(&self) -> impl Iterator<Item = &ModelPattern> {
+        self.entries.iter().flat_map(|(_, patterns)| patterns)
     }
 
     pub fn may_use(&self, scopes: &[String], model: &str) -> bool {

@@ -143,6 +143,9 @@ pub struct AuditRecord {
     pub event: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The W3C trace id of the request's `traceparent`, to find its trace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     pub method: String,
     pub path: String,
     #[serde(skip_serializing_if = "Option::is_none")]

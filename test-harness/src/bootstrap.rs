@@ -70,6 +70,7 @@ pub fn bootstrap(p: &BootstrapParams<'_>) -> Value {
     }));
     json!({
         "admin": {"address": socket(0)},
+        "stats_config": {"stats_tags": stats_tags()},
         "static_resources": {
             "listeners": [{
                 "name": "main",
@@ -126,4 +127,19 @@ fn cluster(name: &str, addr: SocketAddr) -> Value {
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket(addr.port())}}]}]
         }
     })
+}
+
+/// The `stats_tags` that turn the gateway's per-model metric names into labels, as in
+/// `envoy.yaml` (`observability.rs` checks that the two agree).
+pub fn stats_tags() -> Value {
+    json!([
+        {"tag_name": "ai_gateway_model",
+         "regex": r"^wasmcustom\.ai_gateway\.model\..*?(\.model\.(.+))$"},
+        {"tag_name": "ai_gateway_rule",
+         "regex": r"^wasmcustom\.ai_gateway\.model\..*?(\.rule\.([^.]+))\.model\."},
+        {"tag_name": "ai_gateway_code",
+         "regex": r"^wasmcustom\.ai_gateway\.model\.errors(\.code\.([^.]+))"},
+        {"tag_name": "ai_gateway_mask",
+         "regex": r"^wasmcustom\.ai_gateway\.data_protection\.(?:prompt|answer)(\.([^.]+))$"},
+    ])
 }

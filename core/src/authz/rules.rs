@@ -400,6 +400,8 @@ impl ScopePattern {
 /// A compiled route rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteRule {
+    /// What metrics call it (`rules[].name`); `None`: its index.
+    pub name: Option<String>,
     pub matcher: RouteMatch,
     pub auth: AuthMode,
     pub scopes: Vec<ScopePattern>,

@@ -21,7 +21,8 @@ pub use schema::AuthMode;
 use crate::authz::RouteRule;
 use crate::jwt::Provider;
 pub use crate::jwt::TokenConfig;
-use crate::models::ModelAllowList;
+use crate::model_metrics::MetricModels;
+use crate::models::{ModelAllowList, ModelPattern};
 use crate::protect::Protector;
 use crate::ratelimit::{LimitKey, RateLimit};
 use crate::roles::Roles;
@@ -61,6 +62,8 @@ pub struct GatewayConfig {
     pub models: Option<ModelAllowList>,
     /// `data_protection`: values masked in prompts (and answers), prompts refused by pattern.
     pub data_protection: Option<Rc<Protector>>,
+    /// The models per-model metrics name (the others are `other`).
+    pub metric_models: MetricModels,
 }
 
 /// The audit trail's settings.
@@ -313,6 +316,7 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
             }
         }
     }
+    let metric_models = metric_models(translate.as_ref(), models.as_ref(), &rate_limits);
     Ok(GatewayConfig {
         providers,
         token,
@@ -328,7 +332,33 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         roles,
         models,
         data_protection,
+        metric_models,
     })
+}
+
+/// Every model the configuration names: the ones per-model metrics label by name.
+fn metric_models(
+    translate: Option<&TranslateSettings>,
+    models: Option<&ModelAllowList>,
+    rate_limits: &[RateLimit],
+) -> MetricModels {
+    let mut patterns: Vec<ModelPattern> = Vec::new();
+    if let Some(t) = translate {
+        let named = t.config.default_model.iter().chain(
+            t.config
+                .model_aliases
+                .iter()
+                .flat_map(|(from, to)| [from, to]),
+        );
+        patterns.extend(named.filter_map(|name| ModelPattern::parse(name).ok()));
+    }
+    if let Some(models) = models {
+        patterns.extend(models.patterns().cloned());
+    }
+    for limit in rate_limits {
+        patterns.extend(limit.models.iter().flatten().cloned());
+    }
+    MetricModels::new(&patterns)
 }
 
 fn compile_audit(section: Option<schema::AuditSection>) -> Result<AuditConfig, ConfigError> {

@@ -43,7 +43,21 @@ fn compile_rule(i: usize, section: RouteRuleSection) -> Result<RouteRule, Config
             "scopes cannot be checked when auth is \"none\"",
         ));
     }
+    if let Some(name) = &section.name {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(ConfigError::new(
+                format!("rules[{i}].name"),
+                "must be 1 to 64 letters, digits, `_` or `-` (it is a metrics label)",
+            ));
+        }
+    }
     Ok(RouteRule {
+        name: section.name,
         matcher,
         auth: section.auth,
         scopes,

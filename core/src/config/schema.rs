@@ -221,6 +221,9 @@ fn default_timeout_ms() -> u64 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteRuleSection {
+    /// What metrics call the rule (its index when unnamed).
+    #[serde(default)]
+    pub name: Option<String>,
     #[serde(rename = "match")]
     pub matcher: MatchSection,
     #[serde(default)]

@@ -62,6 +62,12 @@ impl Gateway {
         let (Some(Translation::Chat { session_id }), Some(settings)) =
             (&flow.translation, &config.translate)
         else {
+            if !flow.model_in_body {
+                // Read anyway now that it is held: the audit and per-model metrics name it.
+                if let Ok(model) = crate::models::requested_model(&body) {
+                    flow.audit.model = Some(crate::error::shortened(&model));
+                }
+            }
             // A body that names no model is counted by no model-restricted limit.
             let checked = if flow.model_in_body {
                 self.check_body_model(flow, &body)

@@ -189,6 +189,7 @@ impl Gateway {
         if flow.translation.is_some() {
             // Only translated requests lead to calls the gateway makes on their behalf.
             flow.caller_headers = model_server::caller_headers(&forwarding, &flow.audit);
+            flow.caller_headers.extend(flow.trace.iter().cloned());
         }
         if let Some(answer) = answer {
             return self.answer(id, flow, answer, effects);

@@ -110,6 +110,13 @@ pub(super) struct Flow {
     pub model_in_body: bool,
     /// With `data_protection.responses`: the answer's masker, once its headers are in.
     pub answer_mask: Option<crate::protect::answer::AnswerMasker>,
+    /// The request's W3C trace context (`traceparent`, then `tracestate`), carried onto the
+    /// calls the gateway makes for it.
+    pub trace: Vec<(String, String)>,
+    /// The answer is a stream (SSE or NDJSON): its first byte is its first token.
+    pub streamed_answer: bool,
+    /// When the first byte of a streamed answer passed (ms since the epoch).
+    pub first_token_ms: Option<u64>,
 }
 
 impl Flow {
@@ -117,6 +124,11 @@ impl Flow {
     /// without its query, which may carry codes).
     pub fn start(head: &RequestHead, config: &GatewayConfig, host: &dyn Host) -> Self {
         let request_id = head.value("x-request-id").map(str::to_string);
+        let trace = trace_context(head);
+        let trace_id = trace
+            .first()
+            .and_then(|(_, parent)| parent.split('-').nth(1))
+            .map(str::to_string);
         let audit = AuditRecord {
             time_ms: host.now_ms(),
             method: head.method().to_string(),
@@ -127,6 +139,7 @@ impl Flow {
                 .then(|| host.remote_address())
                 .flatten(),
             request_id,
+            trace_id,
             ..AuditRecord::default()
         };
         Self {
@@ -146,6 +159,9 @@ impl Flow {
             model_grant: None,
             model_in_body: false,
             answer_mask: None,
+            trace,
+            streamed_answer: false,
+            first_token_ms: None,
         }
     }
 
@@ -179,4 +195,25 @@ impl Flow {
         self.keep_body(&mut kept, chunk, max);
         self.audit.response_body = kept;
     }
+}
+
+/// `traceparent` (when it has the W3C form `00-<32 hex>-<16 hex>-<2 hex>`) and its
+/// `tracestate`; nothing when there is no valid parent.
+fn trace_context(head: &RequestHead) -> Vec<(String, String)> {
+    let Some(parent) = head.value("traceparent").map(str::trim) else {
+        return Vec::new();
+    };
+    let parts: Vec<&str> = parent.split('-').collect();
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let valid = matches!(parts.as_slice(), [v, t, p, f]
+        if hex(v, 2) && *v != "ff" && hex(t, 32) && hex(p, 16) && hex(f, 2)
+            && *t != "00000000000000000000000000000000" && *p != "0000000000000000");
+    if !valid {
+        return Vec::new();
+    }
+    let mut trace = vec![("traceparent".to_string(), parent.to_ascii_lowercase())];
+    if let Some(state) = head.value("tracestate").filter(|s| s.len() <= 512) {
+        trace.push(("tracestate".to_string(), state.to_string()));
+    }
+    trace
 }

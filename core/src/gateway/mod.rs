@@ -15,6 +15,7 @@ mod keys;
 mod login;
 mod model_access;
 mod model_limits;
+mod model_metrics;
 mod model_server;
 mod protection;
 mod response;
@@ -282,6 +283,7 @@ impl Gateway {
             .retain(|_, (call, from)| call.request() != Some(id) && *from != Some(id));
         if let Some(mut flow) = self.flows.remove(&id) {
             self.settle_usage(&mut flow);
+            self.record_model_metrics(&flow);
             self.emit_audit(&mut flow);
         }
     }

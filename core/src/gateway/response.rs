@@ -38,6 +38,11 @@ impl Gateway {
             return;
         }
         self.start_answer_masking(id, flow, end_of_stream, effects);
+        flow.streamed_answer = matches!(flow.response, ResponseMode::StreamWith(_))
+            || self.host.response_header("content-type").is_some_and(|t| {
+                let t = t.to_ascii_lowercase();
+                t.starts_with("text/event-stream") || t.starts_with("application/x-ndjson")
+            });
         match std::mem::replace(&mut flow.response, ResponseMode::AsIs) {
             ResponseMode::StreamWith(context) => {
                 // SSE when the upstream streams, else its error body (translated once complete).
@@ -74,6 +79,9 @@ impl Gateway {
         effects: &mut Vec<(u32, Effect)>,
     ) -> Next {
         let max_logged = self.config.audit.max_logged_body_bytes;
+        if flow.streamed_answer && flow.first_token_ms.is_none() && size > 0 {
+            flow.first_token_ms = Some(self.host.now_ms());
+        }
         match &mut flow.response {
             ResponseMode::Streaming(stream) => {
                 // Each chunk is converted as it arrives: nothing waits for the whole answer.
