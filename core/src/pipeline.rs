@@ -75,10 +75,43 @@ pub enum Translation {
     /// Streamed answers pass through the router, converted chunk by chunk; others are fetched
     /// by the gateway itself, so that an answer it cannot translate can still become a 502.
     Chat { session_id: Option<String> },
+    /// `POST /v1/completions` → `POST /api/generate`, the way a chat is.
+    Completion { session_id: Option<String> },
+    /// `POST /v1/embeddings` → `POST /api/embed`: never streamed, so always fetched by the
+    /// gateway.
+    Embeddings,
     /// `GET /v1/models` → `GET /api/tags`, fetched by the gateway.
     Models,
     /// `GET /v1/models/{id}` → `GET /api/tags`, fetched by the gateway, one model picked.
     Model(String),
+}
+
+impl Translation {
+    /// Where a translated body goes (`None`: nothing of the request is translated on the way).
+    pub fn upstream_path(&self) -> Option<&'static str> {
+        match self {
+            Self::Chat { .. } => Some("/api/chat"),
+            Self::Completion { .. } => Some("/api/generate"),
+            Self::Embeddings => Some("/api/embed"),
+            Self::Models | Self::Model(_) => None,
+        }
+    }
+
+    /// The session id the upstream body gets (`inject_user`).
+    pub fn session_id(&self) -> Option<&str> {
+        match self {
+            Self::Chat { session_id } | Self::Completion { session_id } => session_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The session id the upstream body gets (`inject_user`), for requests that carry one.
+    pub fn session_id_mut(&mut self) -> Option<&mut Option<String>> {
+        match self {
+            Self::Chat { session_id } | Self::Completion { session_id } => Some(session_id),
+            _ => None,
+        }
+    }
 }
 
 /// What to do with a chunk of a held body.
@@ -152,10 +185,14 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
     }
     forwarding.limit_facts = limit_facts(config, head, &path);
     forwarding.translation = translation(config, head, &path);
-    if let Some(Translation::Chat { .. }) = forwarding.translation {
+    if let Some(upstream_path) = forwarding
+        .translation
+        .as_ref()
+        .and_then(Translation::upstream_path)
+    {
         if head.end_of_stream {
             return Err(GatewayError::InvalidRequestBody(
-                "a chat request needs a JSON body".into(),
+                "this request needs a JSON body".into(),
             ));
         }
         // The body is rewritten (so its length changes) and the answer must be readable.
@@ -166,7 +203,7 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
         }
         forwarding
             .set_headers
-            .push((":path".into(), "/api/chat".into()));
+            .push((":path".into(), upstream_path.into()));
         forwarding.hold_body_up_to = Some(limit);
     }
     // A model-restricted limit needs the model as much as `models` does (same hold, same check).
@@ -213,7 +250,11 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
                 check_same_origin(config, head)?;
                 // A session caller's session_id is its session's `sid` (set once verified),
                 // never what the client sends in x-session-id.
-                if let Some(Translation::Chat { session_id }) = &mut forwarding.translation {
+                if let Some(session_id) = forwarding
+                    .translation
+                    .as_mut()
+                    .and_then(Translation::session_id_mut)
+                {
                     *session_id = None;
                 }
             }
@@ -280,13 +321,19 @@ fn translation(config: &GatewayConfig, head: &RequestHead, path: &str) -> Option
     } else {
         path
     };
+    let session_id = || {
+        head.value("x-session-id")
+            .filter(|v| !v.is_empty() && v.len() <= 256)
+            .map(str::to_string)
+    };
     match (head.method(), path) {
         ("POST", "/v1/chat/completions") => Some(Translation::Chat {
-            session_id: head
-                .value("x-session-id")
-                .filter(|v| !v.is_empty() && v.len() <= 256)
-                .map(str::to_string),
+            session_id: session_id(),
         }),
+        ("POST", "/v1/completions") => Some(Translation::Completion {
+            session_id: session_id(),
+        }),
+        ("POST", "/v1/embeddings") => Some(Translation::Embeddings),
         ("GET", "/v1/models") => Some(Translation::Models),
         ("GET", other) => other
             .strip_prefix("/v1/models/")
@@ -426,7 +473,11 @@ pub fn complete_auth(
     }
     let mut forwarding = pending.forwarding.clone();
     if matches!(pending.source, TokenSource::Session { .. }) {
-        if let Some(Translation::Chat { session_id }) = &mut forwarding.translation {
+        if let Some(session_id) = forwarding
+            .translation
+            .as_mut()
+            .and_then(Translation::session_id_mut)
+        {
             *session_id = session_sid(config, identity);
         }
     }

@@ -119,6 +119,66 @@ def stream(client, args, partial):
     }
 
 
+def embeddings(client, args):
+    kwargs = {}
+    if args.encoding:
+        kwargs["encoding_format"] = args.encoding
+    if args.dimensions:
+        kwargs["dimensions"] = args.dimensions
+    inputs = args.input or ["Hello there"]
+    result = client.embeddings.create(
+        model=args.model, input=inputs[0] if args.single else inputs, **kwargs
+    )
+    vectors = []
+    for item in result.data:
+        embedding = item.embedding
+        # With encoding_format "base64" the SDK hands back the string as it came.
+        vectors.append(embedding if isinstance(embedding, list) else {"base64": embedding})
+    return {
+        "ok": True,
+        "model": result.model,
+        "indexes": [item.index for item in result.data],
+        "vectors": vectors,
+        "usage": dump(result.usage),
+    }
+
+
+def completion(client, args, partial):
+    kwargs = {}
+    if args.max_tokens is not None:
+        kwargs["max_tokens"] = args.max_tokens
+    if not args.stream:
+        result = client.completions.create(model=args.model, prompt=args.message, **kwargs)
+        choice = result.choices[0]
+        return {
+            "ok": True,
+            "id": result.id,
+            "object": result.object,
+            "text": choice.text,
+            "finish_reason": choice.finish_reason,
+            "usage": dump(result.usage),
+            "model": result.model,
+        }
+    texts = []
+    finish_reason = None
+    usage = None
+    chunks = 0
+    for chunk in client.completions.create(
+        model=args.model, prompt=args.message, stream=True,
+        stream_options={"include_usage": True}, **kwargs,
+    ):
+        chunks += 1
+        partial["chunks"] = chunks
+        if chunk.usage is not None:
+            usage = dump(chunk.usage)
+        for choice in chunk.choices or []:
+            texts.append(choice.text or "")
+            if choice.finish_reason is not None:
+                finish_reason = choice.finish_reason
+    return {"ok": True, "text": "".join(texts), "chunks": chunks,
+            "finish_reason": finish_reason, "usage": usage}
+
+
 def models(client, _args):
     return {"ok": True, "ids": [m.id for m in client.models.list()]}
 
@@ -132,11 +192,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--api-key", required=True)
-    parser.add_argument("scenario", choices=["chat", "stream", "models", "model"])
+    parser.add_argument(
+        "scenario", choices=["chat", "stream", "models", "model", "embeddings", "completion"]
+    )
     parser.add_argument("--model", default="qwen3:32b")
     parser.add_argument("--message", default="Hello there")
     parser.add_argument("--system", default=None, help="a system message before the user's")
     parser.add_argument("--max-tokens", type=int, default=None)
+    parser.add_argument("--input", action="append", help="an embeddings input (repeatable)")
+    parser.add_argument("--single", action="store_true", help="send the first input as a string")
+    parser.add_argument("--encoding", default=None, help="encoding_format: float or base64")
+    parser.add_argument("--dimensions", type=int, default=None)
+    parser.add_argument("--stream", action="store_true", help="completion: stream")
     args = parser.parse_args()
 
     client = openai.OpenAI(
@@ -148,6 +215,10 @@ def main():
             result = chat(client, args)
         elif args.scenario == "stream":
             result = stream(client, args, partial)
+        elif args.scenario == "embeddings":
+            result = embeddings(client, args)
+        elif args.scenario == "completion":
+            result = completion(client, args, partial)
         elif args.scenario == "models":
             result = models(client, args)
         else:

@@ -1,6 +1,10 @@
-//! An Ollama stand-in: a handler for [`Upstream`] that speaks Ollama's native API (`POST
-//! /api/chat`, `GET /api/tags`, `POST /api/show`) the way a real Ollama does, with deterministic
-//! answers so tests can compare what a client assembled with what was sent.
+//! An Ollama stand-in: a handler for [`Upstream`] that speaks Ollama's native API the way a real
+//! Ollama does, with deterministic answers so tests can compare what a client assembled with what
+//! was sent. It follows these sections of Ollama's API docs (`docs/api.md`): "Generate a chat
+//! completion" (`POST /api/chat`), "Generate a completion" (`POST /api/generate`, see
+//! [`expected_generate_text`]), "Generate Embeddings" (`POST /api/embed`, see
+//! [`expected_embedding`]), "List Local Models" (`GET /api/tags`) and "Show Model Information"
+//! (`POST /api/show`).
 //!
 //! Fidelity details that clients must cope with, as with a real Ollama:
 //! - `stream` defaults to **true**; streamed answers are `application/x-ndjson`, one JSON object
@@ -42,11 +46,19 @@ use sha2::{Digest, Sha256};
 
 use crate::upstream::{Recorded, Reply, ReplyBody, Upstream};
 
+mod embed;
+mod generate;
+
+pub use embed::{
+    expected_embedding, expected_embeddings, expected_prompt_tokens, EMBED_DIMENSIONS,
+};
+pub use generate::{expected_generate_text, expected_generate_thinking, expected_generate_usage};
+
 /// What the stand-in serves and how it answers.
 #[derive(Debug, Clone)]
 pub struct OllamaConfig {
-    /// Served by `/api/tags` (in this order, newest first); chat requests for other models get
-    /// 404 `model "x" not found, try pulling it first`. A name without a tag also matches
+    /// Served by `/api/tags` (in this order, newest first); chat, generate and embed requests
+    /// for other models get 404 `model "x" not found, try pulling it first`. A name without a tag also matches
     /// `name:latest`, as in Ollama.
     pub models: Vec<String>,
     /// How bodies are cut into HTTP chunks.
@@ -54,13 +66,15 @@ pub struct OllamaConfig {
     /// Waited before each streamed line (so a stream of `n` lines takes `n * delay` whatever
     /// the chunking), and once before a non-streamed body.
     pub delay: Duration,
-    /// A fixed answer; `None`: `"You said: <content of the last user message>"`.
+    /// A fixed answer; `None`: `"You said: <content of the last user message>"` (for
+    /// `/api/generate`: `"You said: <prompt>"`). Not used by `/api/embed`.
     pub reply: Option<String>,
     /// After the first content line (or the tool-call line), a line `{"error": ...}` and the
-    /// end of the stream, with no `done` line. Non-streamed requests get a 500 instead.
+    /// end of the stream, with no `done` line. Non-streamed requests (and `/api/embed` ones)
+    /// get a 500 instead; requests that only load the model are answered as usual.
     pub fail_mid_stream: bool,
-    /// Thinking text, streamed in `message.thinking` before the content, unless the request
-    /// says `"think": false`.
+    /// Thinking text, streamed in `message.thinking` (`/api/generate`: `thinking`) before the
+    /// content, unless the request says `"think": false`.
     pub think: Option<String>,
     /// When set and the request has a non-empty `tools` array: answer with a call of this
     /// function (name, arguments object) instead of text.
@@ -152,6 +166,8 @@ fn handle(config: &OllamaConfig, request: &Recorded) -> Reply {
     let path = request.path.split('?').next().unwrap_or("");
     match (request.method.as_str(), path) {
         ("POST", "/api/chat") => chat(config, &request.body),
+        ("POST", "/api/generate") => generate::generate(config, &request.body),
+        ("POST", "/api/embed") => embed::embed(config, &request.body),
         ("GET", "/api/tags") => tags(config),
         ("POST", "/api/show") => show(config, &request.body),
         ("GET", "/api/version") => json_reply(200, &json!({"version": "0.12.6"})),
@@ -194,13 +210,26 @@ fn plan(config: &OllamaConfig, body: &Value) -> Plan {
             .unwrap_or("");
         format!("You said: {last_user}")
     });
+    let wants_tools = body["tools"].as_array().is_some_and(|t| !t.is_empty());
+    answer_plan(config, body, &text, words.max(1) as u64, wants_tools)
+}
+
+/// The answer to a request (chat or generate) whose text would be `text`: thinking per
+/// [`OllamaConfig::think`] and the request's `think`, a tool call when `wants_tools` and one is
+/// configured, pieces cut by `options.num_predict`, and the counts.
+fn answer_plan(
+    config: &OllamaConfig,
+    body: &Value,
+    text: &str,
+    prompt_eval_count: u64,
+    wants_tools: bool,
+) -> Plan {
     let thinking = match (&config.think, &body["think"]) {
         (Some(_), Value::Bool(false)) | (None, _) => Vec::new(),
         (Some(think), _) => pieces(think),
     };
-    let wants_tools = body["tools"].as_array().is_some_and(|t| !t.is_empty());
     let mut plan = Plan {
-        prompt_eval_count: words.max(1) as u64,
+        prompt_eval_count,
         done_reason: "stop",
         thinking,
         ..Plan::default()
@@ -210,7 +239,7 @@ fn plan(config: &OllamaConfig, body: &Value) -> Plan {
             plan.tool_calls = Some(json!([{"function": {"name": name, "arguments": arguments}}]));
         }
         _ => {
-            plan.content = pieces(&text);
+            plan.content = pieces(text);
             let limit = num_predict(body);
             let total = plan.thinking.len() + plan.content.len();
             if let Some(limit) = limit.filter(|&l| l < total) {
@@ -252,8 +281,7 @@ fn chat(config: &OllamaConfig, raw: &[u8]) -> Reply {
     if messages_empty {
         // Ollama loads (or with keep_alive 0, unloads) the model and answers at once, streaming
         // or not.
-        let unload = body["keep_alive"].as_f64() == Some(0.0)
-            || matches!(body["keep_alive"].as_str(), Some("0" | "0s" | "0m"));
+        let unload = unload_requested(&body);
         let line = Go::object(vec![
             ("model", Go::string(&model)),
             ("created_at", Go::string(&now_rfc3339())),
@@ -281,15 +309,48 @@ fn chat(config: &OllamaConfig, raw: &[u8]) -> Reply {
             plan.tool_calls.as_ref(),
         );
         let object = done_object(&model, message, &plan, Duration::ZERO);
-        let bytes = object.render().into_bytes();
-        match config.chunking {
-            Chunking::Lines | Chunking::Whole => json_body_reply(200, bytes),
-            Chunking::EveryByte | Chunking::Random { .. } => {
-                let chunks = cut(&[bytes], config.chunking, Duration::ZERO);
-                Reply::chunked(200, "application/json; charset=utf-8", chunks)
-            }
+        single_reply(config, object.render().into_bytes())
+    }
+}
+
+/// Whether `keep_alive` asks for the model to be unloaded (`0`, `"0"`, `"0s"`, `"0m"`).
+fn unload_requested(body: &Value) -> bool {
+    body["keep_alive"].as_f64() == Some(0.0)
+        || matches!(body["keep_alive"].as_str(), Some("0" | "0s" | "0m"))
+}
+
+/// A non-streamed 200 body, cut per the chunking: `content-length` for [`Chunking::Lines`] and
+/// [`Chunking::Whole`], chunked otherwise. (The caller has already waited the delay.)
+fn single_reply(config: &OllamaConfig, bytes: Vec<u8>) -> Reply {
+    match config.chunking {
+        Chunking::Lines | Chunking::Whole => json_body_reply(200, bytes),
+        Chunking::EveryByte | Chunking::Random { .. } => {
+            let chunks = cut(&[bytes], config.chunking, Duration::ZERO);
+            Reply::chunked(200, "application/json; charset=utf-8", chunks)
         }
     }
+}
+
+/// The line sent instead of the rest of a stream when [`OllamaConfig::fail_mid_stream`] is set.
+fn mid_stream_error_line() -> String {
+    Go::object(vec![("error", Go::string(MID_STREAM_ERROR))]).render()
+}
+
+/// An NDJSON stream of `lines` (each gets its `\n`), cut per the chunking, each line waiting
+/// the delay.
+fn ndjson_reply(config: &OllamaConfig, lines: Vec<String>) -> Reply {
+    let lines: Vec<Vec<u8>> = lines
+        .into_iter()
+        .map(|mut l| {
+            l.push('\n');
+            l.into_bytes()
+        })
+        .collect();
+    Reply::chunked(
+        200,
+        "application/x-ndjson",
+        cut(&lines, config.chunking, config.delay),
+    )
 }
 
 fn stream_reply(config: &OllamaConfig, model: &str, plan: &Plan) -> Reply {
@@ -317,24 +378,13 @@ fn stream_reply(config: &OllamaConfig, model: &str, plan: &Plan) -> Reply {
     }
     if config.fail_mid_stream {
         // After the first content (or tool-call) line; with none, instead of the done line.
-        lines.push(Go::object(vec![("error", Go::string(MID_STREAM_ERROR))]).render());
+        lines.push(mid_stream_error_line());
     } else {
         let streamed = config.delay * (lines.len() as u32 + 1);
         let done = done_object(model, assistant_message("", None, None), plan, streamed);
         lines.push(done.render());
     }
-    let lines: Vec<Vec<u8>> = lines
-        .into_iter()
-        .map(|mut l| {
-            l.push('\n');
-            l.into_bytes()
-        })
-        .collect();
-    Reply::chunked(
-        200,
-        "application/x-ndjson",
-        cut(&lines, config.chunking, config.delay),
-    )
+    ndjson_reply(config, lines)
 }
 
 /// Ollama's `api.Message` for an answer: `role`, `content` (always), then `thinking` and
@@ -355,18 +405,28 @@ fn assistant_message(content: &str, thinking: Option<&str>, tool_calls: Option<&
 
 /// The final object: `done: true`, `done_reason` and the metrics (deterministic, nanoseconds).
 fn done_object(model: &str, message: Go, plan: &Plan, waited: Duration) -> Go {
-    let load: u64 = 12_345_678;
-    let prompt_eval = plan.prompt_eval_count * 250_000;
-    let eval = plan.eval_count * 20_000_000;
-    let total = load + prompt_eval + eval + waited.as_nanos() as u64 + 1_000_000;
-    Go::object(vec![
+    let mut fields = vec![
         ("model", Go::string(model)),
         ("created_at", Go::string(&now_rfc3339())),
         ("message", message),
         ("done", Go::Value(json!(true))),
         ("done_reason", Go::string(plan.done_reason)),
+    ];
+    fields.extend(metrics(plan, waited));
+    Go::object(fields)
+}
+
+/// Nanoseconds the stand-in reports for loading a model.
+const LOAD_DURATION: u64 = 12_345_678;
+
+/// Ollama's `Metrics`, in its order (deterministic apart from `waited`).
+fn metrics(plan: &Plan, waited: Duration) -> Vec<(&'static str, Go)> {
+    let prompt_eval = plan.prompt_eval_count * 250_000;
+    let eval = plan.eval_count * 20_000_000;
+    let total = LOAD_DURATION + prompt_eval + eval + waited.as_nanos() as u64 + 1_000_000;
+    vec![
         ("total_duration", Go::Value(json!(total))),
-        ("load_duration", Go::Value(json!(load))),
+        ("load_duration", Go::Value(json!(LOAD_DURATION))),
         (
             "prompt_eval_count",
             Go::Value(json!(plan.prompt_eval_count)),
@@ -374,54 +434,38 @@ fn done_object(model: &str, message: Go, plan: &Plan, waited: Duration) -> Go {
         ("prompt_eval_duration", Go::Value(json!(prompt_eval))),
         ("eval_count", Go::Value(json!(plan.eval_count))),
         ("eval_duration", Go::Value(json!(eval))),
-    ])
+    ]
 }
 
 /// Checks the request as Ollama's decoder and handler would; the parsed body, or the error
 /// reply.
 fn validate_chat(config: &OllamaConfig, raw: &[u8]) -> Result<Value, Reply> {
     let body = parse_body(raw, "api.ChatRequest")?;
-    let field_error = |path: &str, value: &Value, go_type: &str| {
-        error_reply(
-            400,
-            &format!(
-                "json: cannot unmarshal {} into Go struct field {path} of type {go_type}",
-                json_kind(value)
-            ),
-        )
-    };
-    let typed = |path: &str, value: &Value, ok: bool, go_type: &str| {
-        if ok || value.is_null() {
-            Ok(())
-        } else {
-            Err(field_error(path, value, go_type))
-        }
-    };
-    typed(
+    check_type(
         "ChatRequest.model",
         &body["model"],
         body["model"].is_string(),
         "string",
     )?;
-    typed(
+    check_type(
         "ChatRequest.stream",
         &body["stream"],
         body["stream"].is_boolean(),
         "bool",
     )?;
-    typed(
+    check_type(
         "ChatRequest.messages",
         &body["messages"],
         body["messages"].is_array(),
         "[]api.Message",
     )?;
-    typed(
+    check_type(
         "ChatRequest.options",
         &body["options"],
         body["options"].is_object(),
         "map[string]interface {}",
     )?;
-    typed(
+    check_type(
         "ChatRequest.tools",
         &body["tools"],
         body["tools"].is_array(),
@@ -432,51 +476,22 @@ fn validate_chat(config: &OllamaConfig, raw: &[u8]) -> Result<Value, Reply> {
         .map(Vec::as_slice)
         .unwrap_or(&[])
     {
-        typed(
+        check_type(
             "ChatRequest.messages",
             message,
             message.is_object(),
             "api.Message",
         )?;
         for field in ["role", "content", "thinking", "tool_name", "tool_call_id"] {
-            typed(
+            check_type(
                 &format!("ChatRequest.messages.{field}"),
                 &message[field],
                 message[field].is_string(),
                 "string",
             )?;
         }
-        typed(
-            "ChatRequest.messages.images",
-            &message["images"],
-            message["images"].is_array(),
-            "[]api.ImageData",
-        )?;
-        for image in message["images"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-        {
-            let Some(text) = image.as_str() else {
-                return Err(field_error(
-                    "ChatRequest.messages.images",
-                    image,
-                    "api.ImageData",
-                ));
-            };
-            if let Err(e) = base64::engine::general_purpose::STANDARD.decode(text) {
-                let at = match e {
-                    base64::DecodeError::InvalidByte(at, _) => at,
-                    base64::DecodeError::InvalidLastSymbol(at, _) => at,
-                    _ => text.len(),
-                };
-                return Err(error_reply(
-                    400,
-                    &format!("illegal base64 data at input byte {at}"),
-                ));
-            }
-        }
-        typed(
+        check_images("ChatRequest.messages.images", &message["images"])?;
+        check_type(
             "ChatRequest.messages.tool_calls",
             &message["tool_calls"],
             message["tool_calls"].is_array(),
@@ -488,7 +503,7 @@ fn validate_chat(config: &OllamaConfig, raw: &[u8]) -> Result<Value, Reply> {
             .unwrap_or(&[])
         {
             let arguments = &call["function"]["arguments"];
-            typed(
+            check_type(
                 "ChatRequest.messages.tool_calls.function.arguments",
                 arguments,
                 arguments.is_object(),
@@ -496,6 +511,59 @@ fn validate_chat(config: &OllamaConfig, raw: &[u8]) -> Result<Value, Reply> {
             )?;
         }
     }
+    check_think(&body)?;
+    check_model(config, &body)?;
+    if let Some(options) = body["options"].as_object() {
+        check_options(options)?;
+    }
+    Ok(body)
+}
+
+/// Go's decoder error for a value of the wrong type in a struct field (`path` is
+/// `Struct.field`).
+fn field_error(path: &str, value: &Value, go_type: &str) -> Reply {
+    error_reply(
+        400,
+        &format!(
+            "json: cannot unmarshal {} into Go struct field {path} of type {go_type}",
+            json_kind(value)
+        ),
+    )
+}
+
+/// `Ok` when `ok` or the value is `null` (Go leaves the field alone), else the decoder error.
+fn check_type(path: &str, value: &Value, ok: bool, go_type: &str) -> Result<(), Reply> {
+    if ok || value.is_null() {
+        Ok(())
+    } else {
+        Err(field_error(path, value, go_type))
+    }
+}
+
+/// An `images` field: an array of base64 strings (`api.ImageData` decodes base64).
+fn check_images(path: &str, images: &Value) -> Result<(), Reply> {
+    check_type(path, images, images.is_array(), "[]api.ImageData")?;
+    for image in images.as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        let Some(text) = image.as_str() else {
+            return Err(field_error(path, image, "api.ImageData"));
+        };
+        if let Err(e) = base64::engine::general_purpose::STANDARD.decode(text) {
+            let at = match e {
+                base64::DecodeError::InvalidByte(at, _) => at,
+                base64::DecodeError::InvalidLastSymbol(at, _) => at,
+                _ => text.len(),
+            };
+            return Err(error_reply(
+                400,
+                &format!("illegal base64 data at input byte {at}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `think`: absent, a bool, or one of the levels (`api.ThinkValue`).
+fn check_think(body: &Value) -> Result<(), Reply> {
     const THINK_VALUES: &str = "\"high\", \"medium\", \"low\", true, or false";
     let think_error = match &body["think"] {
         Value::Null | Value::Bool(_) => None,
@@ -508,9 +576,14 @@ fn validate_chat(config: &OllamaConfig, raw: &[u8]) -> Result<Value, Reply> {
             "think must be a boolean or string ({THINK_VALUES})"
         )),
     };
-    if let Some(message) = think_error {
-        return Err(error_reply(400, &message));
+    match think_error {
+        Some(message) => Err(error_reply(400, &message)),
+        None => Ok(()),
     }
+}
+
+/// `model`: required (400) and served (404 `model "x" not found, try pulling it first`).
+fn check_model(config: &OllamaConfig, body: &Value) -> Result<(), Reply> {
     let model = body["model"].as_str().unwrap_or("");
     if model.is_empty() {
         return Err(error_reply(400, "model is required"));
@@ -521,10 +594,7 @@ fn validate_chat(config: &OllamaConfig, raw: &[u8]) -> Result<Value, Reply> {
             &format!("model {} not found, try pulling it first", json!(model)),
         ));
     }
-    if let Some(options) = body["options"].as_object() {
-        check_options(options)?;
-    }
-    Ok(body)
+    Ok(())
 }
 
 /// Option types as Ollama's `Options.FromMap` checks them (unknown options are ignored).
@@ -820,6 +890,8 @@ impl SplitMix64 {
 /// A JSON value to render with Go's `encoding/json` conventions; objects keep the given order.
 enum Go {
     Value(Value),
+    /// Already rendered JSON (numbers Go formats differently from `serde_json`, like float32).
+    Raw(String),
     Object(Vec<(&'static str, Go)>),
     Array(Vec<Go>),
 }
@@ -842,6 +914,7 @@ impl Go {
     fn write(&self, out: &mut String) {
         match self {
             Go::Value(v) => write_value(v, out),
+            Go::Raw(text) => out.push_str(text),
             Go::Object(fields) => {
                 out.push('{');
                 for (i, (key, value)) in fields.iter().enumerate() {
@@ -1058,7 +1131,7 @@ mod tests {
         json!({"model": "qwen3:32b", "messages": [{"role": "user", "content": content}]})
     }
 
-    fn send(upstream: &Upstream, request: Request) -> Response {
+    pub(super) fn send(upstream: &Upstream, request: Request) -> Response {
         request.send(upstream.addr()).expect("stand-in answers")
     }
 
@@ -1067,7 +1140,7 @@ mod tests {
     }
 
     /// The NDJSON lines, each parsed (panics on a line that is not JSON or not terminated).
-    fn ndjson(response: &Response) -> Vec<Value> {
+    pub(super) fn ndjson(response: &Response) -> Vec<Value> {
         let text = std::str::from_utf8(&response.body).expect("UTF-8 body");
         assert!(text.ends_with('\n'), "every line ends with \\n: {text:?}");
         text.split_terminator('\n')
@@ -1076,7 +1149,7 @@ mod tests {
     }
 
     /// Lines with `created_at` blanked (it is the only field that varies).
-    fn normalised(response: &Response) -> Vec<Value> {
+    pub(super) fn normalised(response: &Response) -> Vec<Value> {
         ndjson(response)
             .into_iter()
             .map(|mut v| {
@@ -1088,7 +1161,7 @@ mod tests {
             .collect()
     }
 
-    fn assert_rfc3339_nano(text: &str) {
+    pub(super) fn assert_rfc3339_nano(text: &str) {
         let (date, rest) = text.split_once('T').expect("T");
         assert_eq!(date.len(), 10, "{text}");
         assert!(rest.ends_with('Z'), "{text}");

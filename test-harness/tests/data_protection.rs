@@ -340,3 +340,43 @@ fn hostile_input_is_bounded_and_never_breaks_the_worker() {
         envoy.send(Request::post("/api/embed").json(&json!({"model": "m", "input": "ok"})));
     assert_eq!(response.status, 200);
 }
+
+#[test]
+fn an_openai_compatible_upstreams_stream_is_masked_for_the_sdk() {
+    // vLLM-style SSE: the card is split over three events, and the events over TCP chunks.
+    let events: Vec<Vec<u8>> = ["Your card: 4111 ", "1111 1111", " 1111, thanks."]
+        .iter()
+        .enumerate()
+        .map(|(i, piece)| {
+            let chunk = json!({"id": "cmpl-1", "object": "chat.completion.chunk", "created": 1,
+                "model": "qwen3", "choices": [{"index": 0, "delta": {"content": piece},
+                "finish_reason": if i == 2 { json!("stop") } else { Value::Null }}]});
+            format!("data: {chunk}\n\n").into_bytes()
+        })
+        .chain(std::iter::once(b"data: [DONE]\n\n".to_vec()))
+        .collect();
+    let upstream = Upstream::with_handler(move |_| {
+        let body = events.concat();
+        let cuts = [0, 50, 51, 130, 260, body.len()];
+        let chunks = cuts
+            .windows(2)
+            .map(|w| {
+                (
+                    std::time::Duration::from_millis(5),
+                    body[w[0]..w[1].min(body.len())].to_vec(),
+                )
+            })
+            .collect();
+        Reply::chunked(200, "text/event-stream", chunks)
+    });
+    let config = json!({"default_rule": {"auth": "none"},
+        "data_protection": {"mask": [{"type": "credit_card"}], "responses": true}});
+    let envoy = Envoy::builder(&config.to_string())
+        .upstream(upstream.addr())
+        .start()
+        .unwrap_or_else(|e| panic!("envoy did not start: {}", e.log));
+    let result = sdk(&envoy, "stream", &["--message", "hi"]);
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["content"], "Your card: [FILTERED], thanks.");
+    assert_eq!(result["finish_reason"], "stop");
+}

@@ -6,7 +6,7 @@ use crate::pipeline::{self, BodyOutcome, Translation};
 use crate::translate::{self, Caller, ResponseContext};
 
 use super::finish::Decision;
-use super::flow::{Fetch, Flow, Phase, ResponseMode};
+use super::flow::{Fetch, Flow, Phase, ResponseMode, StreamApi};
 use super::{model_limits, model_server, Effect, Gateway, Next};
 
 impl Gateway {
@@ -59,42 +59,19 @@ impl Gateway {
         self.keep_prompt(flow, &body);
         flow.phase = Phase::Forwarded;
         let config = std::rc::Rc::clone(&self.config);
-        let (Some(Translation::Chat { session_id }), Some(settings)) =
-            (&flow.translation, &config.translate)
-        else {
-            if !flow.model_in_body {
-                // Read anyway now that it is held: the audit and per-model metrics name it.
-                if let Ok(model) = crate::models::requested_model(&body) {
-                    flow.audit.model = Some(crate::error::shortened(&model));
-                }
-            }
-            // A body that names no model is counted by no model-restricted limit.
-            let checked = if flow.model_in_body {
-                self.check_body_model(flow, &body)
-                    .and_then(|model| self.admit_model(flow, &model))
-            } else {
-                Ok(())
-            };
-            // Forwarded (masked) once its model is allowed and counted.
-            let protected = checked.and_then(|()| self.protect_prompt(flow, &body));
-            return match protected
-                .and_then(|masked| Ok((self.reserve_tokens(flow, &body)?, masked)))
-            {
-                Ok(((), masked)) => {
-                    if let Some(masked) = masked {
-                        effects.push((id, Effect::ReplaceRequestBody { size, body: masked }));
-                    }
-                    Next::Continue
-                }
-                Err(error) => self.finish(id, flow, Decision::refused(error, None), true, effects),
-            };
+        let body_translation = flow
+            .translation
+            .clone()
+            .filter(|t| t.upstream_path().is_some());
+        let (Some(translation), Some(settings)) = (body_translation, &config.translate) else {
+            return self.forward_untranslated(id, flow, size, &body, effects);
         };
         let caller = Caller {
             user_id: flow.admission().and_then(|a| a.subject.clone()),
-            session_id: session_id.clone(),
+            session_id: translation.session_id().map(str::to_string),
         };
-        let chat = match translate::chat_request(&body, &settings.config, &caller) {
-            Ok(chat) => chat,
+        let translated = match translated(&translation, &body, &settings.config, &caller) {
+            Ok(translated) => translated,
             Err(translate::TranslateError::InvalidBody(why)) => {
                 let error = GatewayError::InvalidRequestBody(why);
                 return self.finish(id, flow, Decision::refused(error, None), true, effects);
@@ -103,13 +80,13 @@ impl Gateway {
         // The model the upstream would get (after default and alias) is the one checked and
         // counted by model-restricted limits (before reserving: their budgets reserve too).
         let checked = self
-            .check_model(flow, &chat.model)
-            .and_then(|()| self.admit_model(flow, &chat.model));
+            .check_model(flow, &translated.model)
+            .and_then(|()| self.admit_model(flow, &translated.model));
         // What the model will see is checked and masked after translation.
-        let protected = checked.and_then(|()| self.protect_prompt(flow, &chat.body));
+        let protected = checked.and_then(|()| self.protect_prompt(flow, &translated.body));
         let upstream_body =
             match protected.and_then(|masked| Ok((self.reserve_tokens(flow, &body)?, masked))) {
-                Ok(((), masked)) => masked.unwrap_or(chat.body),
+                Ok(((), masked)) => masked.unwrap_or(translated.body),
                 Err(error) => {
                     return self.finish(id, flow, Decision::refused(error, None), true, effects)
                 }
@@ -118,14 +95,25 @@ impl Gateway {
             let error = GatewayError::Internal("no random source");
             return self.finish(id, flow, Decision::refused(error, None), true, effects);
         };
-        let context = ResponseContext {
-            id: model_server::completion_id(random),
-            now_s: self.host.now_ms() / 1000,
-            include_usage: chat.include_usage,
-        };
         self.count("translated_requests", 1);
-        if !chat.stream {
-            let fetch = Fetch::Chat(context);
+        let (prefix, api) = match &translated.answer {
+            Answer::Chat => ("chatcmpl", StreamApi::Chat),
+            Answer::Completion => ("cmpl", StreamApi::Completion),
+            Answer::Embeddings(request) => {
+                let fetch = Fetch::Embeddings(request.clone());
+                return self.fetch_from_model_server(id, flow, fetch, Some(upstream_body), effects);
+            }
+        };
+        let context = ResponseContext {
+            id: model_server::answer_id(prefix, random),
+            now_s: self.host.now_ms() / 1000,
+            include_usage: translated.include_usage,
+        };
+        if !translated.stream {
+            let fetch = match api {
+                StreamApi::Chat => Fetch::Chat(context),
+                StreamApi::Completion => Fetch::Completion(context),
+            };
             return self.fetch_from_model_server(id, flow, fetch, Some(upstream_body), effects);
         }
         self.count("translated_streams", 1);
@@ -136,8 +124,42 @@ impl Gateway {
                 body: upstream_body,
             },
         ));
-        flow.response = ResponseMode::StreamWith(context);
+        flow.response = ResponseMode::StreamWith(context, api);
         Next::Continue
+    }
+
+    /// A body that is not translated: forwarded (masked) once its model is allowed and counted.
+    fn forward_untranslated(
+        &mut self,
+        id: u32,
+        flow: &mut Flow,
+        size: usize,
+        body: &[u8],
+        effects: &mut Vec<(u32, Effect)>,
+    ) -> Next {
+        if !flow.model_in_body {
+            // Read anyway now that it is held: the audit and per-model metrics name it.
+            if let Ok(model) = crate::models::requested_model(body) {
+                flow.audit.model = Some(crate::error::shortened(&model));
+            }
+        }
+        // A body that names no model is counted by no model-restricted limit.
+        let checked = if flow.model_in_body {
+            self.check_body_model(flow, body)
+                .and_then(|model| self.admit_model(flow, &model))
+        } else {
+            Ok(())
+        };
+        let protected = checked.and_then(|()| self.protect_prompt(flow, body));
+        match protected.and_then(|masked| Ok((self.reserve_tokens(flow, body)?, masked))) {
+            Ok(((), masked)) => {
+                if let Some(masked) = masked {
+                    effects.push((id, Effect::ReplaceRequestBody { size, body: masked }));
+                }
+                Next::Continue
+            }
+            Err(error) => self.finish(id, flow, Decision::refused(error, None), true, effects),
+        }
     }
 
     /// With token budgets, reserves the body's `max_tokens` before the request goes on.
@@ -159,5 +181,62 @@ impl Gateway {
             self.host.now_ms(),
         );
         model_limits::refused_by_limit(admission, reserved)
+    }
+}
+
+/// A translated request body and what its answer will need.
+struct Translated {
+    body: Vec<u8>,
+    model: String,
+    stream: bool,
+    include_usage: bool,
+    answer: Answer,
+}
+
+enum Answer {
+    Chat,
+    Completion,
+    Embeddings(translate::EmbeddingsRequest),
+}
+
+/// The request body in Ollama's terms, for a translation that has a body.
+fn translated(
+    translation: &Translation,
+    body: &[u8],
+    config: &translate::TranslateConfig,
+    caller: &Caller,
+) -> Result<Translated, translate::TranslateError> {
+    match translation {
+        Translation::Completion { .. } => {
+            translate::completion_request(body, config, caller).map(|c| Translated {
+                body: c.body,
+                model: c.model,
+                stream: c.stream,
+                include_usage: c.include_usage,
+                answer: Answer::Completion,
+            })
+        }
+        Translation::Embeddings => {
+            translate::embeddings_request(body, config).map(|mut request| Translated {
+                body: std::mem::take(&mut request.body),
+                model: request.model.clone(),
+                stream: false,
+                include_usage: false,
+                answer: Answer::Embeddings(request),
+            })
+        }
+        Translation::Chat { .. } => {
+            translate::chat_request(body, config, caller).map(|c| Translated {
+                body: c.body,
+                model: c.model,
+                stream: c.stream,
+                include_usage: c.include_usage,
+                answer: Answer::Chat,
+            })
+        }
+        // Not reached: the models routes translate no body (filtered by the caller).
+        Translation::Models | Translation::Model(_) => Err(translate::TranslateError::InvalidBody(
+            "this route takes no body".into(),
+        )),
     }
 }

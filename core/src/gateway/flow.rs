@@ -11,7 +11,7 @@ use crate::observe::{sampled, truncated, AuditRecord};
 use crate::pipeline::{PendingAuth, Translation};
 use crate::ratelimit::usage::UsageScanner;
 use crate::ratelimit::Admission;
-use crate::translate::{ResponseContext, StreamTranslator};
+use crate::translate::{CompletionStreamTranslator, ResponseContext, StreamTranslator};
 
 /// Where a request is in its life. The request-side phases, in order: `Head` (never seen after
 /// the header callback), then waiting (for keys, or a login's token endpoint), then `HoldingBody`
@@ -67,6 +67,10 @@ pub(super) enum Fetch {
     Models(Translation),
     /// A non-streamed chat from `/api/chat`.
     Chat(ResponseContext),
+    /// A non-streamed completion from `/api/generate`.
+    Completion(ResponseContext),
+    /// Embeddings from `/api/embed` (what the answer's shape depends on; its body is sent).
+    Embeddings(crate::translate::EmbeddingsRequest),
 }
 
 /// What happens to the upstream's response as it passes.
@@ -74,13 +78,56 @@ pub(super) enum ResponseMode {
     AsIs,
     /// The upstream's token usage is read for the token budgets.
     CountUsage(UsageScanner),
-    /// A streamed chat, once its response starts (NDJSON in, SSE out).
-    StreamWith(ResponseContext),
-    Streaming(StreamTranslator),
+    /// A streamed chat or completion, once its response starts (NDJSON in, SSE out).
+    StreamWith(ResponseContext, StreamApi),
+    Streaming(AnswerStream),
     /// The upstream refused a streamed chat: its error body, translated once complete.
     ErrorBody(u32),
     /// Not sent as it came: this replaces it (an answer that cannot be masked).
     Withheld(Vec<u8>),
+}
+
+/// Which OpenAI API a streamed answer speaks.
+#[derive(Clone, Copy)]
+pub(super) enum StreamApi {
+    Chat,
+    Completion,
+}
+
+/// A streamed answer being translated, chunk by chunk.
+pub(super) enum AnswerStream {
+    Chat(StreamTranslator),
+    Completion(CompletionStreamTranslator),
+}
+
+impl AnswerStream {
+    pub fn new(context: ResponseContext, api: StreamApi) -> Self {
+        match api {
+            StreamApi::Chat => Self::Chat(StreamTranslator::new(context)),
+            StreamApi::Completion => Self::Completion(CompletionStreamTranslator::new(context)),
+        }
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Chat(t) => t.feed(chunk),
+            Self::Completion(t) => t.feed(chunk),
+        }
+    }
+
+    pub fn finish(&mut self) -> Vec<u8> {
+        match self {
+            Self::Chat(t) => t.finish(),
+            Self::Completion(t) => t.finish(),
+        }
+    }
+
+    pub fn usage(&self) -> Option<(u64, u64)> {
+        match self {
+            Self::Chat(t) => t.usage(),
+            Self::Completion(t) => t.usage(),
+        }
+    }
 }
 
 pub(super) struct Flow {

@@ -42,6 +42,8 @@ pub(super) fn call(
     let (method, path) = match fetch {
         Fetch::Models(_) => ("GET", "/api/tags"),
         Fetch::Chat(_) => ("POST", "/api/chat"),
+        Fetch::Completion(_) => ("POST", "/api/generate"),
+        Fetch::Embeddings(_) => ("POST", "/api/embed"),
     };
     let mut call = OutgoingCall::new(cluster, authority, timeout_ms, method, path)
         .header("accept", "application/json");
@@ -52,10 +54,10 @@ pub(super) fn call(
     call
 }
 
-/// A fresh `chatcmpl-` id from 12 random bytes.
-pub(super) fn completion_id(random: [u8; 12]) -> String {
+/// A fresh answer id (`chatcmpl-…`, `cmpl-…`) from 12 random bytes.
+pub(super) fn answer_id(prefix: &str, random: [u8; 12]) -> String {
     let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!("chatcmpl-{hex}")
+    format!("{prefix}-{hex}")
 }
 
 fn json_reply(status: u32, body: Vec<u8>) -> LocalReply {
@@ -102,9 +104,10 @@ pub(super) fn models_reply(
     result.unwrap_or_else(|e| GatewayError::UpstreamError(e.0).to_reply(realm))
 }
 
-/// The reply to a non-streamed chat, and the tokens it used (prompt, completion).
-pub(super) fn chat_reply(
-    ctx: &ResponseContext,
+/// The reply to a fetched chat, completion or embeddings request, and the tokens it used
+/// (prompt, completion) when it succeeded.
+pub(super) fn body_reply(
+    fetch: &Fetch,
     response: &CallResponse,
     realm: &str,
 ) -> (LocalReply, Option<(u64, u64)>) {
@@ -112,14 +115,30 @@ pub(super) fn chat_reply(
         return (no_answer(realm), None);
     };
     let status = u16::try_from(status).unwrap_or(502);
-    match translate::chat_response(status, body, ctx) {
+    let translated = match fetch {
+        Fetch::Chat(ctx) => translate::chat_response(status, body, ctx),
+        Fetch::Completion(ctx) => translate::completion_response(status, body, ctx),
+        Fetch::Embeddings(request) => {
+            return match translate::embeddings_response(status, body, request) {
+                Ok((status, answer, prompt)) => (
+                    json_reply(u32::from(status), answer),
+                    prompt.map(|prompt| (prompt, 0)),
+                ),
+                Err(e) => (GatewayError::UpstreamError(e.0).to_reply(realm), None),
+            };
+        }
+        Fetch::Models(_) => return (no_answer(realm), None),
+    };
+    match translated {
         Ok((status, translated)) => {
-            let mut usage = crate::ratelimit::usage::UsageScanner::new();
-            usage.feed(body);
-            (
-                json_reply(u32::from(status), translated),
-                usage.finish_split(),
-            )
+            let usage = if (200..300).contains(&status) {
+                let mut usage = crate::ratelimit::usage::UsageScanner::new();
+                usage.feed(body);
+                usage.finish_split()
+            } else {
+                None
+            };
+            (json_reply(u32::from(status), translated), usage)
         }
         Err(e) => (GatewayError::UpstreamError(e.0).to_reply(realm), None),
     }

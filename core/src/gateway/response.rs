@@ -2,12 +2,10 @@
 //! the upstream's token usage charged to the budgets, answers the gateway fetched, and the
 //! audit record published at the end.
 
+use super::flow::{AnswerStream, Fetch, Flow, Phase, ResponseMode};
+use super::{model_server, Effect, Gateway, Next};
 use crate::outgoing::CallResponse;
 use crate::ratelimit::usage::UsageScanner;
-use crate::translate::StreamTranslator;
-
-use super::flow::{Fetch, Flow, Phase, ResponseMode};
-use super::{model_server, Effect, Gateway, Next};
 
 impl Gateway {
     pub(super) fn response_headers(
@@ -38,13 +36,13 @@ impl Gateway {
             return;
         }
         self.start_answer_masking(id, flow, end_of_stream, effects);
-        flow.streamed_answer = matches!(flow.response, ResponseMode::StreamWith(_))
+        flow.streamed_answer = matches!(flow.response, ResponseMode::StreamWith(..))
             || self.host.response_header("content-type").is_some_and(|t| {
                 let t = t.to_ascii_lowercase();
                 t.starts_with("text/event-stream") || t.starts_with("application/x-ndjson")
             });
         match std::mem::replace(&mut flow.response, ResponseMode::AsIs) {
-            ResponseMode::StreamWith(context) => {
+            ResponseMode::StreamWith(context, api) => {
                 // SSE when the upstream streams, else its error body (translated once complete).
                 let status = flow.audit.status.unwrap_or(502);
                 effects.push((id, Effect::RemoveResponseHeader("content-length")));
@@ -54,7 +52,7 @@ impl Gateway {
                         Effect::SetResponseHeader("content-type", "text/event-stream"),
                     ));
                     effects.push((id, Effect::SetResponseHeader("cache-control", "no-cache")));
-                    flow.response = ResponseMode::Streaming(StreamTranslator::new(context));
+                    flow.response = ResponseMode::Streaming(AnswerStream::new(context, api));
                 } else {
                     effects.push((
                         id,
@@ -126,7 +124,7 @@ impl Gateway {
                 };
                 effects.push((id, Effect::ReplaceResponseBody { size, body: out }));
             }
-            ResponseMode::AsIs | ResponseMode::StreamWith(_) => {
+            ResponseMode::AsIs | ResponseMode::StreamWith(..) => {
                 let chunk = if flow.sampled || flow.answer_mask.is_some() {
                     self.host.response_body(size)
                 } else {
@@ -170,7 +168,7 @@ impl Gateway {
         end_of_stream: bool,
         effects: &mut Vec<(u32, Effect)>,
     ) {
-        let translated_stream = matches!(flow.response, ResponseMode::StreamWith(_));
+        let translated_stream = matches!(flow.response, ResponseMode::StreamWith(..));
         let status = flow.audit.status.unwrap_or(0);
         if translated_stream && status != 200 {
             return; // The upstream's error, answered in the gateway's own words.
@@ -229,8 +227,8 @@ impl Gateway {
                 let usable = |model: &str| self.may_use_model(flow, model);
                 model_server::models_reply(plan, response, self.realm(), usable)
             }
-            Fetch::Chat(context) => {
-                let (mut reply, usage) = model_server::chat_reply(context, response, self.realm());
+            Fetch::Chat(_) | Fetch::Completion(_) | Fetch::Embeddings(_) => {
+                let (mut reply, usage) = model_server::body_reply(&fetch, response, self.realm());
                 if let Some((prompt, completion)) = usage {
                     flow.settled = true;
                     self.charge_usage(flow, prompt, completion);

@@ -25,6 +25,9 @@ const NOT_TEXT: &[&str] = &[
     "created_at",
     "system_fingerprint",
     "encoding_format",
+    // Vectors (as numbers, or as base64 of little-endian floats).
+    "embedding",
+    "embeddings",
 ];
 
 /// The name of the first deny pattern any text of `value` matches.
