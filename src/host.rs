@@ -171,7 +171,7 @@ fn apply_effect(effect: Effect) -> bool {
             let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, &body);
         }
         Effect::SetResponseHeader(name, value) => {
-            let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value));
+            let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(&value));
         }
         Effect::AddResponseHeader(name, value) => {
             let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, &name, &value);

@@ -42,6 +42,8 @@ pub enum GatewayError {
     ModelNotAllowed(String),
     /// A prompt matched a `data_protection.deny` pattern: its name (never the text).
     ContentBlocked(String),
+    /// A CORS preflight from an origin `cors.allow_origins` does not name.
+    CorsOriginNotAllowed,
     /// The gateway itself could not do its job (host call failed, plugin not configured).
     /// Never a reason to forward: the request is refused.
     Internal(&'static str),
@@ -80,7 +82,7 @@ impl GatewayError {
             Self::LoginRedirect(_) => 302,
             Self::LoginUnavailable { .. } => 503,
             Self::LoginFailed { status, .. } => *status,
-            Self::CrossSiteRequest | Self::ModelNotAllowed(_) => 403,
+            Self::CrossSiteRequest | Self::ModelNotAllowed(_) | Self::CorsOriginNotAllowed => 403,
         }
     }
 
@@ -103,6 +105,7 @@ impl GatewayError {
             Self::CrossSiteRequest => "CROSS_SITE_REQUEST",
             Self::ModelNotAllowed(_) => "MODEL_NOT_ALLOWED",
             Self::ContentBlocked(_) => "CONTENT_BLOCKED",
+            Self::CorsOriginNotAllowed => "CORS_ORIGIN_NOT_ALLOWED",
         }
     }
 
@@ -117,7 +120,9 @@ impl GatewayError {
             | Self::RequestTooLarge { .. }
             | Self::ContentBlocked(_) => "invalid_request_error",
             Self::LoginRedirect(_) | Self::LoginFailed { .. } => "authentication_error",
-            Self::CrossSiteRequest | Self::ModelNotAllowed(_) => "permission_error",
+            Self::CrossSiteRequest | Self::ModelNotAllowed(_) | Self::CorsOriginNotAllowed => {
+                "permission_error"
+            }
             Self::JwksUnavailable { .. }
             | Self::UpstreamError(_)
             | Self::Internal(_)
@@ -143,6 +148,7 @@ impl GatewayError {
             Self::CrossSiteRequest => "Cross-site request refused",
             Self::ModelNotAllowed(_) => "Model not allowed",
             Self::ContentBlocked(_) => "The request contains content that is not allowed",
+            Self::CorsOriginNotAllowed => "Origin not allowed",
         }
     }
 
@@ -183,6 +189,9 @@ impl GatewayError {
             }
             Self::ContentBlocked(pattern) => {
                 format!("the prompt matched the deny pattern `{pattern}`")
+            }
+            Self::CorsOriginNotAllowed => {
+                "the request's origin is not in cors.allow_origins".to_string()
             }
         }
     }

@@ -20,6 +20,7 @@
 pub mod auth;
 pub mod authz;
 pub mod config;
+pub mod cors;
 pub mod error;
 #[cfg(test)]
 pub mod fake_host;

@@ -35,6 +35,7 @@ pub fn refusal_metric(error: &GatewayError) -> &'static str {
         GatewayError::CrossSiteRequest => "requests_cross_site",
         GatewayError::ModelNotAllowed(_) => "requests_model_not_allowed",
         GatewayError::ContentBlocked(_) => "requests_content_blocked",
+        GatewayError::CorsOriginNotAllowed => "requests_cors_refused",
         GatewayError::LoginUnavailable { .. } | GatewayError::LoginFailed { .. } => {
             "oauth2_logins_failed"
         }
@@ -64,6 +65,8 @@ pub const COUNTERS: &[&str] = &[
     "requests_cross_site",
     "requests_model_not_allowed",
     "requests_content_blocked",
+    "requests_cors_refused",
+    "cors_preflights",
     "requests_internal_error",
     "jwks_fetches_ok",
     "jwks_fetches_failed",

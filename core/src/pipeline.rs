@@ -304,8 +304,17 @@ fn check_same_origin(config: &GatewayConfig, head: &RequestHead) -> Result<(), G
     if matches!(head.method(), "GET" | "HEAD" | "OPTIONS") {
         return Ok(());
     }
+    // An origin `cors` lets carry credentials is one the session may come from.
+    let credentialed = |origin: &str| {
+        config
+            .cors
+            .as_ref()
+            .is_some_and(|cors| cors.credentials && cors.allows(origin))
+    };
     match head.value("origin") {
-        Some(origin) if origin != oauth2.origin => Err(GatewayError::CrossSiteRequest),
+        Some(origin) if origin != oauth2.origin && !credentialed(origin) => {
+            Err(GatewayError::CrossSiteRequest)
+        }
         _ => Ok(()),
     }
 }

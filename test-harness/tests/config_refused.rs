@@ -60,6 +60,14 @@ const CASES: &[(&str, &str)] = &[
         r#"{"default_rule": {"auth": "none"}, "data_protection": {"deny": [{"name": "x", "regex": "a**("}]}}"#,
         "config: data_protection.deny[0].regex: invalid regex",
     ),
+    (
+        r#"{"default_rule": {"auth": "none"}, "cors": {"allow_origins": ["*"], "allow_credentials": true}}"#,
+        "config: cors.allow_credentials: cannot be true when allow_origins has `*`",
+    ),
+    (
+        r#"{"default_rule": {"auth": "none"}, "cors": {"allow_origins": ["https://app.example.com/chat"]}}"#,
+        "config: cors.allow_origins[0]: must be an origin",
+    ),
     ("{not json", "config: (document): is not valid JSON"),
     ("[]", "config: (document): must be a JSON object"),
 ];

@@ -1,6 +1,7 @@
 //! Configuration: parsed from the plugin's JSON document, validated, and compiled once (in
 //! `on_configure`) into an immutable [`GatewayConfig`] that every request shares.
 
+mod cors;
 mod models;
 mod oauth2;
 mod protect;
@@ -64,6 +65,8 @@ pub struct GatewayConfig {
     pub data_protection: Option<Rc<Protector>>,
     /// The models per-model metrics name (the others are `other`).
     pub metric_models: MetricModels,
+    /// `cors`: preflights answered, `Access-Control-*` on answers to allowed origins.
+    pub cors: Option<crate::cors::Cors>,
 }
 
 /// The audit trail's settings.
@@ -299,6 +302,7 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         .map(protect::compile_data_protection)
         .transpose()?
         .map(Rc::new);
+    let cors = doc.cors.map(cors::compile_cors).transpose()?;
     let audit = compile_audit(doc.audit)?;
     let mut kept_claims: Vec<String> = Vec::new();
     for limit in &rate_limits {
@@ -333,6 +337,7 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         models,
         data_protection,
         metric_models,
+        cors,
     })
 }
 

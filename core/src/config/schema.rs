@@ -32,6 +32,8 @@ pub struct ConfigDocument {
     #[serde(default)]
     pub data_protection: Option<DataProtectionSection>,
     #[serde(default)]
+    pub cors: Option<CorsSection>,
+    #[serde(default)]
     pub forward: ForwardSection,
     #[serde(default)]
     pub limits: LimitsSection,
@@ -506,4 +508,44 @@ pub struct MaskSection {
 pub struct DenySection {
     pub name: String,
     pub regex: String,
+}
+
+/// Browser apps on other origins calling with a bearer token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSection {
+    pub allow_origins: Vec<String>,
+    #[serde(default = "default_cors_methods")]
+    pub allow_methods: Vec<String>,
+    #[serde(default = "default_cors_headers")]
+    pub allow_headers: Vec<String>,
+    #[serde(default = "default_cors_expose")]
+    pub expose_headers: Vec<String>,
+    #[serde(default)]
+    pub allow_credentials: bool,
+    #[serde(default = "default_cors_max_age")]
+    pub max_age_s: u64,
+}
+
+fn default_cors_methods() -> Vec<String> {
+    vec!["GET".into(), "POST".into()]
+}
+
+fn default_cors_headers() -> Vec<String> {
+    vec!["authorization".into(), "content-type".into()]
+}
+
+fn default_cors_expose() -> Vec<String> {
+    [
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+        "retry-after",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn default_cors_max_age() -> u64 {
+    600
 }

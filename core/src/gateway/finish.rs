@@ -271,9 +271,15 @@ impl Gateway {
         &mut self,
         id: u32,
         flow: &mut Flow,
-        reply: LocalReply,
+        mut reply: LocalReply,
         effects: &mut Vec<(u32, Effect)>,
     ) -> Next {
+        // An allowed origin's page reads the gateway's own answers too (errors, Retry-After).
+        reply.headers.extend(
+            flow.cors
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.clone())),
+        );
         flow.phase = Phase::Answered;
         effects.push((id, Effect::Reply(reply)));
         Next::Pause

@@ -160,6 +160,8 @@ pub(super) struct Flow {
     /// The request's W3C trace context (`traceparent`, then `tracestate`), carried onto the
     /// calls the gateway makes for it.
     pub trace: Vec<(String, String)>,
+    /// `Access-Control-*` headers every answer gets (a call from an allowed origin).
+    pub cors: Vec<(&'static str, String)>,
     /// The answer is a stream (SSE or NDJSON): its first byte is its first token.
     pub streamed_answer: bool,
     /// When the first byte of a streamed answer passed (ms since the epoch).
@@ -207,6 +209,7 @@ impl Flow {
             model_in_body: false,
             answer_mask: None,
             trace,
+            cors: Vec::new(),
             streamed_answer: false,
             first_token_ms: None,
         }

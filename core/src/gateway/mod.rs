@@ -9,6 +9,7 @@
 //! and turns the decision into effects.
 
 mod body;
+mod cors;
 mod finish;
 mod flow;
 mod keys;
@@ -77,7 +78,7 @@ pub enum Effect {
         size: usize,
         body: Vec<u8>,
     },
-    SetResponseHeader(&'static str, &'static str),
+    SetResponseHeader(&'static str, String),
     AddResponseHeader(String, String),
     RemoveResponseHeader(&'static str),
     /// The final audit record, as filter state for Envoy's access log.
@@ -201,7 +202,9 @@ impl Gateway {
         let config = Rc::clone(&self.config);
         let mut flow = Flow::start(&head, &config, self.host.as_ref());
         let mut out = Output::new(Next::Pause);
-        if let Some(route) = login::route(&config, head.path()) {
+        if let Some(next) = self.cors_step(id, &mut flow, &head, &mut out.effects) {
+            out.next = next;
+        } else if let Some(route) = login::route(&config, head.path()) {
             out.next = self.login(id, &mut flow, route, &head, &mut out.effects);
         } else {
             head.remote_address = flow.audit.client.clone();

@@ -22,6 +22,19 @@ impl Gateway {
         if end_of_stream {
             self.finish_response(id, flow, effects);
         }
+        if !flow.answered_locally() {
+            for (name, value) in &flow.cors {
+                // Replaces the upstream's own (Ollama answers CORS for its OLLAMA_ORIGINS);
+                // `Vary` is added to.
+                effects.push((
+                    id,
+                    match *name {
+                        "vary" => Effect::AddResponseHeader((*name).into(), value.clone()),
+                        _ => Effect::SetResponseHeader(name, value.clone()),
+                    },
+                ));
+            }
+        }
         let Some(admission) = flow.admission() else {
             return;
         };
@@ -49,14 +62,17 @@ impl Gateway {
                 if status == 200 {
                     effects.push((
                         id,
-                        Effect::SetResponseHeader("content-type", "text/event-stream"),
+                        Effect::SetResponseHeader("content-type", "text/event-stream".into()),
                     ));
-                    effects.push((id, Effect::SetResponseHeader("cache-control", "no-cache")));
+                    effects.push((
+                        id,
+                        Effect::SetResponseHeader("cache-control", "no-cache".into()),
+                    ));
                     flow.response = ResponseMode::Streaming(AnswerStream::new(context, api));
                 } else {
                     effects.push((
                         id,
-                        Effect::SetResponseHeader("content-type", "application/json"),
+                        Effect::SetResponseHeader("content-type", "application/json".into()),
                     ));
                     flow.response = ResponseMode::ErrorBody(status);
                 }
@@ -190,12 +206,12 @@ impl Gateway {
                 "the model server answered compressed, which the gateway cannot mask".into(),
             )
             .to_reply(self.realm());
-            effects.push((id, Effect::SetResponseHeader(":status", "502")));
+            effects.push((id, Effect::SetResponseHeader(":status", "502".into())));
             effects.push((id, Effect::RemoveResponseHeader("content-encoding")));
             effects.push((id, Effect::RemoveResponseHeader("content-length")));
             effects.push((
                 id,
-                Effect::SetResponseHeader("content-type", "application/json"),
+                Effect::SetResponseHeader("content-type", "application/json".into()),
             ));
             flow.audit.status = Some(502);
             self.count("upstream_errors", 1);

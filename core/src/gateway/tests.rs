@@ -1271,4 +1271,5 @@ fn a_held_body_ended_by_trailers_is_refused_not_forwarded_unread() {
     assert!(out.effects.is_empty(), "{out:?}");
 }
 
+mod cors;
 mod protection;

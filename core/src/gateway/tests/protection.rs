@@ -197,7 +197,7 @@ fn a_compressed_answer_is_withheld_never_passed_unread() {
         ],
         &[b"\x1f\x8b\x08gzipped bytes", b"more"],
     );
-    assert!(effects.contains(&Effect::SetResponseHeader(":status", "502")));
+    assert!(effects.contains(&Effect::SetResponseHeader(":status", "502".into())));
     let body: Value = serde_json::from_slice(&sent).unwrap();
     assert_eq!(body["error"]["code"], "UPSTREAM_ERROR");
     assert!(!String::from_utf8_lossy(&sent).contains("gzipped bytes"));
