@@ -65,6 +65,9 @@ const EMPTY_WASM: &str =
     "diagnostic: empty proxy-wasm filter (does nothing; the floor of any Wasm filter)";
 const AUTH_NONE: &str = "diagnostic: gateway, auth none (its fixed per-request cost)";
 const ROLES: &str = "gateway full stack, the rule's scope granted by an IdP role (`roles`)";
+const CORS: &str =
+    "gateway full stack, a call from an allowed origin (`cors`: the headers on the answer)";
+const PREFLIGHT: &str = "gateway with `cors`: preflights answered by the gateway (no token)";
 const QUIET: &str =
     "diagnostic: gateway RS256 cache hit, Envoy log level warning (no audit log line)";
 const NO_RECORDS: &str =
@@ -197,6 +200,27 @@ fn main() {
         ROLES,
         gateway_builder(&with_roles.to_string()),
         &role_script,
+    );
+    let mut with_cors = full_stack.clone();
+    with_cors["cors"] = json!({"allow_origins": ["https://app.example.com"]});
+    let origin = "wrk.headers[\"Origin\"] = \"https://app.example.com\"\n";
+    let cors_script = write_file(
+        dir,
+        "rs256-cors.lua",
+        &format!("wrk.headers[\"Authorization\"] = \"Bearer {rs_token}\"\n{origin}"),
+    );
+    let preflight_script = write_file(
+        dir,
+        "preflight.lua",
+        &format!(
+            "wrk.method = \"OPTIONS\"\n{origin}wrk.headers[\"Access-Control-Request-Method\"] = \"POST\"\n"
+        ),
+    );
+    add(CORS, gateway_builder(&with_cors.to_string()), &cors_script);
+    add(
+        PREFLIGHT,
+        gateway_builder(&with_cors.to_string()),
+        &preflight_script,
     );
     // Diagnostics: the floor of any Wasm filter, the gateway's cost with no auth at all, and
     // without its audit log line.
@@ -1335,6 +1359,14 @@ fn render(
         (
             "scope rule + rate limit (full stack − cache hit)",
             1e6 / full.rps - hit_us,
+        ),
+        (
+            "CORS headers on a call from an allowed origin (full stack with `cors` − full stack)",
+            per_request(CORS) - 1e6 / full.rps,
+        ),
+        (
+            "a preflight answered by the gateway over `auth: none` (no token, never forwarded)",
+            per_request(PREFLIGHT) - per_request(AUTH_NONE),
         ),
         (
             "one RS256 verification inside the VM (cold − cache hit)",
