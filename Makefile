@@ -20,11 +20,13 @@ help:
 setup: toolchain system-packages $(VENV)/.installed $(NODE_MODULES)/.installed
 
 # From Debian: Chromium for the chat page's browser test (driven by playwright-core, which never
-# downloads a browser), docker-compose 1.29 to check docker-compose.yml offline (no engine runs).
-SYSTEM_PACKAGES := chromium docker-compose
+# downloads a browser), docker-compose 1.29 to check docker-compose.yml offline (no engine runs),
+# openssl for the demo's throwaway TLS certificate (scripts/gen-tls.sh) and the TLS tests.
+SYSTEM_PACKAGES := chromium docker-compose openssl
 SUDO := $(shell test "$$(id -u)" -eq 0 || echo sudo)
 system-packages:
-	@command -v chromium >/dev/null && command -v docker-compose >/dev/null || { \
+	@command -v chromium >/dev/null && command -v docker-compose >/dev/null && \
+		command -v openssl >/dev/null || { \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 			$(SYSTEM_PACKAGES) >/dev/null; }
@@ -70,11 +72,14 @@ unit-wasm:
 unit-js:
 	node --test demo/chat/
 
-# Validation runs the plugin's on_configure, which needs the secrets: throwaway ones. envoy.yaml
-# is checked alone and with the opt-in debug listener overlaid.
+# Validation runs the plugin's on_configure, which needs the secrets: throwaway ones, and loads
+# the https listener's certificate: the demo's throwaway one (scripts/gen-tls.sh, made once).
+# envoy.yaml is checked alone, with the opt-in debug listener and with the https redirect overlaid.
 NEW_SECRET = $$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')
 validate: build
-	@for config in envoy.yaml deploy/envoy-global-ratelimit.yaml "envoy.yaml deploy/dev-listener.yaml"; do \
+	@./scripts/gen-tls.sh target/demo-tls
+	@for config in envoy.yaml deploy/envoy-global-ratelimit.yaml "envoy.yaml deploy/dev-listener.yaml" \
+		"envoy.yaml deploy/tls-redirect.yaml"; do \
 		set -- $$config; overlay=(); \
 		if [ -n "$${2:-}" ]; then overlay=(--config-yaml "$$(cat $$2)"); fi; \
 		echo "validate $$config"; \

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts the demo: the OpenID Provider (demo users), an Ollama upstream, and Envoy with the repo's
-# envoy.yaml and the built filter on 127.0.0.1:8080. Ctrl-C stops everything this script started
-# (tracked by pid). Run through `make demo`, which builds first.
+# envoy.yaml and the built filter on 127.0.0.1:8080 and, behind TLS, https://127.0.0.1:8443 (a
+# throwaway local CA and certificate from scripts/gen-tls.sh in target/demo-tls/, made when
+# missing or expiring). Ctrl-C stops everything this script started (tracked by pid). Run
+# through `make demo`, which builds first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +31,7 @@ trap cleanup INT TERM EXIT
 port_free() {
   ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
-for port in 8080 9901 "$IDP_PORT"; do
+for port in 8080 8443 9901 "$IDP_PORT"; do
   if ! port_free "$port"; then
     echo "port 127.0.0.1:$port is in use: stop what listens there (an earlier demo?)" >&2
     exit 1
@@ -45,6 +47,10 @@ wait_for() {
   done
   return 1
 }
+
+# envoy.yaml's https listener reads its certificate from here.
+TLS_DIR=target/demo-tls
+./scripts/gen-tls.sh "$TLS_DIR"
 
 # The OpenID Provider (npm oidc-provider) with the users of demo/users.json.
 IDP_CONFIG=$(node demo/idp-config.mjs "$IDP_PORT") \
@@ -90,6 +96,9 @@ cat <<MSG
   ---------------
   Chat page: http://127.0.0.1:8080/chat
   Gateway:   http://127.0.0.1:8080   (Envoy + the filter)
+  TLS:       https://127.0.0.1:8443 — trust $TLS_DIR/ca.pem
+             (e.g. curl --cacert $TLS_DIR/ca.pem, SSL_CERT_FILE=$TLS_DIR/ca.pem for Python
+             clients): a throwaway CA for this machine, 30 days, its key already deleted
   Login:     the demo OpenID Provider on http://127.0.0.1:$IDP_PORT, any password:
                alice  (chat:read chat:write history:team-a history:team-b)
                bob    (chat:read history:team-a: may not chat, the page shows the 403)
@@ -108,6 +117,10 @@ $DEV
 
   Any OpenAI client works (.venv has the official SDK):
     .venv/bin/python -c "from openai import OpenAI; c = OpenAI(base_url='http://127.0.0.1:8080/v1', api_key='$TOKEN'); print(c.chat.completions.create(model='gpt-4o', messages=[{'role': 'user', 'content': 'Hello'}]).choices[0].message.content)"
+
+  Over TLS, the same with the demo CA trusted:
+    curl --cacert $TLS_DIR/ca.pem -H "Authorization: Bearer $TOKEN" https://127.0.0.1:8443/v1/models
+    SSL_CERT_FILE=$TLS_DIR/ca.pem .venv/bin/python -c "from openai import OpenAI; c = OpenAI(base_url='https://127.0.0.1:8443/v1', api_key='$TOKEN'); print(c.chat.completions.create(model='gpt-4o', messages=[{'role': 'user', 'content': 'Hello'}]).choices[0].message.content)"
 
   Ctrl-C stops the demo.
 MSG

@@ -2,17 +2,21 @@
 """Drives the official `openai` Python SDK, unmodified, for the Rust integration tests.
 
     python openai_driver.py --base-url URL --api-key KEY SCENARIO [--model M] [--message TEXT]
-                            [--max-tokens N]
+                            [--max-tokens N] [--ca FILE]
 
 Scenarios: `chat`, `stream`, `models`, `model`. Prints exactly one JSON line on stdout:
 `{"ok": true, ...}` on success; `{"ok": false, "error_class", "status", "message", "body"}`
 when the SDK raises `openai.APIError` (exit status 0: the test inspects the line). Anything
 else unexpected also prints an `ok: false` line (with `"unexpected": true`) and exits 1.
-Only the standard library and `openai`; no retries, a 30 s timeout.
+Only the standard library and `openai`; no retries, a 30 s timeout. With `--ca FILE` (an
+https base URL) the SDK trusts exactly the CA certificates in FILE, through its own HTTP client
+class (`openai.DefaultHttpxClient`, the SDK's defaults) given an SSL context; without it, the
+SDK's default trust.
 """
 
 import argparse
 import json
+import ssl
 import sys
 import time
 
@@ -204,10 +208,16 @@ def main():
     parser.add_argument("--encoding", default=None, help="encoding_format: float or base64")
     parser.add_argument("--dimensions", type=int, default=None)
     parser.add_argument("--stream", action="store_true", help="completion: stream")
+    parser.add_argument("--ca", default=None, metavar="FILE",
+                        help="trust only the CA certificate(s) in FILE (PEM) for https")
     args = parser.parse_args()
 
+    http_client = None
+    if args.ca:
+        http_client = openai.DefaultHttpxClient(verify=ssl.create_default_context(cafile=args.ca))
     client = openai.OpenAI(
-        base_url=args.base_url, api_key=args.api_key, max_retries=0, timeout=30.0
+        base_url=args.base_url, api_key=args.api_key, max_retries=0, timeout=30.0,
+        http_client=http_client,
     )
     partial = {"content": "", "chunks": 0}
     try:
