@@ -13,7 +13,10 @@
 //     (checked when parsing and again when rendering); anything else is shown as plain text;
 //   - images are never rendered (`![alt](src)` is shown as text);
 //   - model text only ever lands in text nodes and in the href of a checked link: never in an
-//     attribute name, a class, or a style.
+//     attribute name, a class, or a style;
+//   - a code block's optional highlighter (renderAst's `highlight` option, highlight.js) gets
+//     the <code> element and fills it under the same rules; if it declines or throws, the code
+//     is set as plain text.
 //
 // Supported: ATX and setext headings, paragraphs (a single newline is a line break), fenced
 // code blocks (``` or ~~~, with a language label; an unterminated fence, as while streaming,
@@ -967,7 +970,7 @@ function renderInline(nodes, doc, parent) {
   }
 }
 
-function renderBlocks(blocks, doc, parent, tight) {
+function renderBlocks(blocks, doc, parent, tight, options) {
   for (const block of blocks) {
     switch (block.type) {
       case 'paragraph': {
@@ -999,7 +1002,11 @@ function renderBlocks(blocks, doc, parent, tight) {
         head.appendChild(copy);
         const pre = el(doc, 'pre');
         const code = el(doc, 'code');
-        code.textContent = block.text;
+        if (highlightCode(code, block, doc, options)) {
+          code.className = 'hl';
+        } else {
+          code.textContent = block.text;
+        }
         pre.appendChild(code);
         wrap.appendChild(head);
         wrap.appendChild(pre);
@@ -1013,7 +1020,7 @@ function renderBlocks(blocks, doc, parent, tight) {
         }
         for (const item of block.items) {
           const li = el(doc, 'li');
-          renderBlocks(item, doc, li, block.tight);
+          renderBlocks(item, doc, li, block.tight, options);
           list.appendChild(li);
         }
         parent.appendChild(list);
@@ -1021,7 +1028,7 @@ function renderBlocks(blocks, doc, parent, tight) {
       }
       case 'blockquote': {
         const quote = el(doc, 'blockquote');
-        renderBlocks(block.children, doc, quote, false);
+        renderBlocks(block.children, doc, quote, false, options);
         parent.appendChild(quote);
         break;
       }
@@ -1061,19 +1068,41 @@ function renderBlocks(blocks, doc, parent, tight) {
   }
 }
 
+// Lets the optional highlighter fill `code`; false (and `code` emptied) when there is none, it
+// declines the block, or it fails: the caller then sets the plain text.
+function highlightCode(code, block, doc, options) {
+  const highlight = options && typeof options.highlight === 'function' ? options.highlight : null;
+  if (!highlight || !block.lang) {
+    return false;
+  }
+  try {
+    if (highlight(code, block.text, block.lang, doc) === true) {
+      return true;
+    }
+  } catch {
+    // A highlighter bug must not lose the answer: fall back to plain text.
+  }
+  code.textContent = '';
+  return false;
+}
+
 function alignClass(align) {
   // Only these fixed class names: never text from the model.
   return align === 'left' ? 'al-left' : align === 'center' ? 'al-center' : align === 'right' ? 'al-right' : '';
 }
 
-/** Builds DOM nodes for a parsed tree: a DocumentFragment of `doc`. */
-export function renderAst(ast, doc = globalThis.document) {
+/**
+ * Builds DOM nodes for a parsed tree: a DocumentFragment of `doc`. `options.highlight`, if
+ * given, is called as highlight(codeElement, text, lang, doc) for fenced code blocks with a
+ * language label and returns true when it filled the element (highlight.js's highlightInto).
+ */
+export function renderAst(ast, doc = globalThis.document, options = {}) {
   const fragment = doc.createDocumentFragment();
-  renderBlocks(ast && Array.isArray(ast.children) ? ast.children : [], doc, fragment, false);
+  renderBlocks(ast && Array.isArray(ast.children) ? ast.children : [], doc, fragment, false, options);
   return fragment;
 }
 
 /** parseMarkdown + renderAst. */
-export function renderMarkdown(text, doc = globalThis.document) {
-  return renderAst(parseMarkdown(text), doc);
+export function renderMarkdown(text, doc = globalThis.document, options = {}) {
+  return renderAst(parseMarkdown(text), doc, options);
 }

@@ -2,13 +2,17 @@
 // Drives the chat page (demo/chat/) in Debian's headless Chromium through playwright-core (which
 // never downloads a browser): logs in through the gateway's OAuth2 flow and the IdP's form,
 // sends Markdown with HTML in it and checks the streamed answer is rendered as Markdown with
-// the HTML shown as text and nothing executed, exercises the conversation list, logs out, and
+// the HTML shown as text and nothing executed, exercises the conversation list, attaches images
+// (a 3000x2000 PNG through the file picker, downscaled and sent as a JPEG data URL; a pasted one
+// to a vision model named by a mocked /v1/models), checks code highlighting, logs out, and
 // (with --forbidden-user) checks the 403 "Missing permission" message.
 //
 //   node test-harness/browser/chat-page.mjs --base http://127.0.0.1:8080 --user alice \
 //     --expect-name "Alice Chen" --screenshot target/chat-page.png [--forbidden-user bob]
 //
 // One line per step; exit 0 on success, 1 with the failing step (and <screenshot>-failure.png).
+// The image step prints a line `chat-page: image sent: {json}` (the data URL's length, the
+// JPEG's size and dimensions) for the caller to compare with what the model server received.
 // The whole run is bounded by 90 s.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,6 +41,40 @@ const MESSAGE = [
   '```',
 ].join('\n');
 const RENAMED = 'Renamed by the browser test';
+// Sent with the image: the stand-in echoes it, so the answer has a Python block to highlight
+// (with HTML in a string that must stay text).
+const IMAGE_MESSAGE = [
+  'What is in this picture?',
+  '```python',
+  'def area(w, h):',
+  '    label = "<img src=x onerror=window.__xss=3>"',
+  '    return w * h  # pixels',
+  '```',
+].join('\n');
+const SOURCE_IMAGE = { width: 3000, height: 2000 };
+
+/** Width and height from a JPEG's SOF marker, or null. */
+function jpegSize(bytes) {
+  if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) {
+    return null;
+  }
+  let i = 2;
+  while (i + 9 < bytes.length) {
+    if (bytes[i] !== 0xff) {
+      return null;
+    }
+    const marker = bytes[i + 1];
+    if (marker === 0xff) {
+      i++;
+      continue;
+    }
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      return { height: bytes.readUInt16BE(i + 5), width: bytes.readUInt16BE(i + 7) };
+    }
+    i += 2 + bytes.readUInt16BE(i + 2);
+  }
+  return null;
+}
 
 function usage(message) {
   if (message) {
@@ -244,6 +282,46 @@ async function sendMessage(text) {
 
 const answers = () => page.locator('#messages .msg.assistant');
 
+/** A PNG drawn by the page's canvas (gradient, shapes, text): a Buffer. */
+async function drawPng(width, height) {
+  const base64 = await page.evaluate(
+    async ([w, h]) => {
+      const canvas = new OffscreenCanvas(w, h);
+      const ctx = canvas.getContext('2d');
+      const gradient = ctx.createLinearGradient(0, 0, w, h);
+      gradient.addColorStop(0, '#1e3a8a');
+      gradient.addColorStop(1, '#f59e0b');
+      ctx.fillStyle = gradient;
+      ctx.fillRect(0, 0, w, h);
+      ctx.fillStyle = '#ffffff';
+      ctx.beginPath();
+      ctx.arc(w / 2, h / 2, Math.min(w, h) / 4, 0, Math.PI * 2);
+      ctx.fill();
+      ctx.fillStyle = '#dc2626';
+      ctx.fillRect(w / 10, h / 10, w / 5, h / 5);
+      ctx.fillStyle = '#111827';
+      ctx.font = `${Math.round(h / 10)}px sans-serif`;
+      ctx.fillText(`${w}x${h}`, w / 10, (h * 9) / 10);
+      const blob = await canvas.convertToBlob({ type: 'image/png' });
+      const bytes = new Uint8Array(await blob.arrayBuffer());
+      let binary = '';
+      for (let i = 0; i < bytes.length; i += 0x8000) {
+        binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      }
+      return btoa(binary);
+    },
+    [width, height],
+  );
+  return Buffer.from(base64, 'base64');
+}
+
+/** Chooses files through the page's "Image" button and the browser's file chooser. */
+async function pickFiles(files) {
+  const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.locator('#attach').click()]);
+  check(chooser.isMultiple(), 'the file picker does not take several files');
+  await chooser.setFiles(files);
+}
+
 /** Waits until the last answer is complete and contains `expected`, or an error notice shows. */
 async function waitForAnswer(expected, count) {
   await page.waitForFunction(
@@ -444,6 +522,179 @@ async function main() {
     const names = await page.locator('#conv-list .conv-name').allTextContents();
     check(names.length === 1 && names[0] === RENAMED, `the list is ${JSON.stringify(names)}`);
     return `left: ${JSON.stringify(names[0])}`;
+  });
+
+  // ---- images and code highlighting ----------------------------------------------------------
+
+  await step('a new chat; files that are not images, or too big, are refused with a message', async () => {
+    await page.locator('#new-conv').click();
+    await page.waitForFunction(() => document.querySelectorAll('#messages .msg').length === 0);
+    const maxMb = Number(await page.locator('#composer').getAttribute('data-max-image-mb'));
+    check(maxMb > 0, 'no data-max-image-mb on #composer');
+    await pickFiles([{ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not a picture') }]);
+    const refused = page.locator('#notices .notice', { hasText: 'not an image' });
+    await refused.waitFor();
+    await pickFiles([{ name: 'huge.png', mimeType: 'image/png', buffer: Buffer.alloc(Math.ceil((maxMb + 1) * 1024 * 1024)) }]);
+    const tooBig = page.locator('#notices .notice', { hasText: 'huge.png' });
+    await tooBig.waitFor();
+    const texts = [await refused.innerText(), await tooBig.innerText()].map((t) => t.replace(/\s+/g, ' ').replace(/✕$/, '').trim());
+    check(/refused/.test(texts[1]), `the big file's notice: ${texts[1]}`);
+    check((await page.locator('#attachments .attachment').count()) === 0, 'a refused file was attached');
+    return texts.map((t) => JSON.stringify(t)).join('; ');
+  });
+
+  let imageSent = null;
+  await step(`attach a ${SOURCE_IMAGE.width}x${SOURCE_IMAGE.height} PNG through the file picker`, async () => {
+    const png = await drawPng(SOURCE_IMAGE.width, SOURCE_IMAGE.height);
+    const maxPx = Number(await page.locator('#composer').getAttribute('data-max-image-px'));
+    check(maxPx > 0, 'no data-max-image-px on #composer');
+    await pickFiles([{ name: 'photo.png', mimeType: 'image/png', buffer: png }]);
+    const chip = page.locator('#attachments .attachment.ready');
+    await chip.waitFor();
+    const src = await chip.locator('img.attachment-thumb').getAttribute('src');
+    check(src && src.startsWith('data:image/jpeg;base64,'), `the preview is not a JPEG data URL (${(src || '').slice(0, 40)})`);
+    const info = (await chip.locator('.attachment-info').textContent()).trim();
+    const expected = `${maxPx}×${Math.round((SOURCE_IMAGE.height * maxPx) / SOURCE_IMAGE.width)}`;
+    check(info.startsWith(expected), `the preview says ${JSON.stringify(info)}, expected ${expected}`);
+    const choice = (await page.locator('#vision-choice').textContent()).trim();
+    // Removable: remove it and attach it again.
+    await chip.locator('.attachment-remove').click();
+    await page.locator('#attachments').waitFor({ state: 'hidden' });
+    await pickFiles([{ name: 'photo.png', mimeType: 'image/png', buffer: png }]);
+    await chip.waitFor();
+    return `PNG of ${png.length} bytes -> preview ${JSON.stringify(info)}; removed and attached again; ${JSON.stringify(choice)}`;
+  });
+
+  await step('send the image with a fenced code block: the answer arrives', async () => {
+    const before = chatRequests.length;
+    await sendMessage(IMAGE_MESSAGE);
+    await waitForAnswer('def area', 1);
+    check((await page.locator('#attachments .attachment').count()) === 0, 'the composer still holds the image');
+    const sent = chatRequests[before]?.body;
+    check(sent, 'no chat request seen');
+    const last = sent.messages[sent.messages.length - 1];
+    check(Array.isArray(last.content), `the message was sent as ${JSON.stringify(last.content).slice(0, 80)}`);
+    const [text, image] = last.content;
+    check(text && text.type === 'text' && text.text === IMAGE_MESSAGE, `the text part is ${JSON.stringify(text)}`);
+    check(image && image.type === 'image_url' && typeof image.image_url?.url === 'string', `the image part is ${JSON.stringify(image).slice(0, 80)}`);
+    const url = image.image_url.url;
+    const prefix = 'data:image/jpeg;base64,';
+    check(url.startsWith(prefix), `the image is sent as ${url.slice(0, 30)}...`);
+    const jpeg = Buffer.from(url.slice(prefix.length), 'base64');
+    const size = jpegSize(jpeg);
+    check(size, 'the data URL is not a JPEG with a SOF marker');
+    const maxPx = Number(await page.locator('#composer').getAttribute('data-max-image-px'));
+    check(Math.max(size.width, size.height) <= maxPx, `the JPEG is ${size.width}x${size.height}, over ${maxPx}`);
+    imageSent = { data_url_chars: url.length, jpeg_bytes: jpeg.length, width: size.width, height: size.height, model: sent.model };
+    console.log(`chat-page: image sent: ${JSON.stringify(imageSent)}`);
+    const meta = (await answers().last().locator('.msg-meta').textContent()).trim();
+    return `data URL of ${url.length} chars (JPEG ${jpeg.length} bytes, ${size.width}x${size.height}) to ${sent.model}; answer meta ${JSON.stringify(meta)}`;
+  });
+
+  await step('the image shows in the conversation; the answer\'s code is highlighted, its HTML is text', async () => {
+    const img = page.locator('#messages .msg.user img.msg-image');
+    check((await img.count()) === 1, `${await img.count()} image(s) in the conversation`);
+    const shown = await img.evaluate((i) => ({ src: i.src.slice(0, 23), w: i.naturalWidth, h: i.naturalHeight, complete: i.complete }));
+    check(shown.src === 'data:image/jpeg;base64,' && shown.w === imageSent.width, `the image shown: ${JSON.stringify(shown)}`);
+    const code = answers().last().locator('.codeblock pre code');
+    const loaded = await page.evaluate(async () => ({
+      global: typeof window.ChatHighlight,
+      status: (await fetch('/chat/highlight.js', { cache: 'no-store' })).status,
+    }));
+    check(
+      loaded.global === 'object',
+      `highlight.js did not load (GET /chat/highlight.js answers ${loaded.status}: does envoy.yaml route it?)`,
+    );
+    const keywords = await code.locator('span.hl-keyword').allTextContents();
+    check(keywords.includes('def') && keywords.includes('return'), `keywords: ${JSON.stringify(keywords)}`);
+    const strings = await code.locator('span.hl-string').allTextContents();
+    check(strings.some((t) => t.includes('<img src=x onerror=window.__xss=3>')), `strings: ${JSON.stringify(strings)}`);
+    const comments = await code.locator('span.hl-comment').allTextContents();
+    check(comments.includes('# pixels'), `comments: ${JSON.stringify(comments)}`);
+    check((await page.locator('#messages .msg.assistant img').count()) === 0, 'an <img> in an answer');
+    check((await code.locator('*:not(span)').count()) === 0, 'elements other than spans in the code');
+    const xss = await page.evaluate(() => typeof window.__xss);
+    check(xss === 'undefined', `window.__xss is ${xss}: the HTML ran`);
+    const color = await code.locator('span.hl-keyword').first().evaluate((s) => getComputedStyle(s).color);
+    const plain = await code.evaluate((c) => getComputedStyle(c).color);
+    check(color !== plain, 'keywords are not coloured (app.css)');
+    await page.screenshot({ path: args.screenshot.replace(/(\.png)?$/i, '-image.png'), fullPage: true });
+    return `image ${shown.w}x${shown.h}; keywords ${JSON.stringify(keywords)}, ${strings.length} string(s), ${comments.length} comment(s) (${color})`;
+  });
+
+  await step('no image data in localStorage; the image is back after a reload (IndexedDB)', async () => {
+    const stored = await page.evaluate(() => {
+      let chars = 0;
+      let withImage = 0;
+      for (let i = 0; i < localStorage.length; i++) {
+        const value = localStorage.getItem(localStorage.key(i)) || '';
+        chars += value.length;
+        if (value.includes('data:image') || value.includes('base64')) {
+          withImage++;
+        }
+      }
+      return { chars, withImage };
+    });
+    check(stored.withImage === 0, 'image data in localStorage');
+    check(stored.chars < imageSent.data_url_chars, `localStorage holds ${stored.chars} chars`);
+    await page.reload();
+    await page.locator('#user-name').waitFor({ state: 'visible' });
+    const img = page.locator('#messages .msg.user img.msg-image');
+    await img.waitFor();
+    await page.waitForFunction(() => {
+      const i = document.querySelector('#messages .msg.user img.msg-image');
+      return i && i.src.startsWith('data:image/jpeg') && i.complete && i.naturalWidth > 0;
+    });
+    return `localStorage: ${stored.chars} chars in all; the image reloaded from IndexedDB`;
+  });
+
+  await step('a vision model named by /v1/models is picked for a pasted image (mocked server)', async () => {
+    // The demo's stand-in serves one text model: here /v1/models and the chat are answered by the
+    // test, to see which model the page picks.
+    let mockedBody = null;
+    await page.route(`${args.base}/v1/models`, (route) =>
+      route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ object: 'list', data: [{ id: 'qwen3:8b' }, { id: 'llava:7b' }] }) }),
+    );
+    await page.route(`${args.base}/v1/chat/completions`, (route) => {
+      mockedBody = JSON.parse(route.request().postData() || 'null');
+      const chunk = { choices: [{ index: 0, delta: { content: 'A white circle.' } }] };
+      route.fulfill({ status: 200, contentType: 'text/event-stream', body: `data: ${JSON.stringify(chunk)}\n\ndata: [DONE]\n\n` });
+    });
+    try {
+      await page.reload();
+      await page.locator('#model:not([disabled])').waitFor();
+      await page.locator('#model').selectOption('qwen3:8b');
+      const labels = await page.locator('#model option').allTextContents();
+      check(labels.includes('llava:7b · vision'), `the picker shows ${JSON.stringify(labels)}`);
+      await page.locator('#new-conv').click();
+      const png = await drawPng(600, 400);
+      await page.evaluate((b64) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const data = new DataTransfer();
+        data.items.add(new File([bytes], 'pasted.png', { type: 'image/png' }));
+        const input = document.getElementById('input');
+        input.focus();
+        input.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+      }, png.toString('base64'));
+      await page.locator('#attachments .attachment.ready').waitFor();
+      const info = (await page.locator('#attachments .attachment-info').textContent()).trim();
+      check(info.startsWith('600×400'), `a small image was resized: ${info}`);
+      const choice = (await page.locator('#vision-choice').textContent()).trim();
+      check(choice.includes('llava:7b'), `the composer says ${JSON.stringify(choice)}`);
+      await sendMessage('Describe it');
+      await waitForAnswer('A white circle.', 1);
+      check(mockedBody && mockedBody.model === 'llava:7b', `the request went to ${mockedBody && mockedBody.model}`);
+      const meta = (await answers().last().locator('.msg-meta').textContent()).trim();
+      check(meta.includes('llava:7b') && meta.includes('vision model'), `the answer says ${JSON.stringify(meta)}`);
+      check(
+        (await page.locator('#model').inputValue()) === 'qwen3:8b',
+        'the picker changed: text messages should still go to the selected model',
+      );
+      return `${JSON.stringify(choice)}; sent to ${mockedBody.model}; answer meta ${JSON.stringify(meta)}`;
+    } finally {
+      await page.unroute(`${args.base}/v1/models`);
+      await page.unroute(`${args.base}/v1/chat/completions`);
+    }
   });
 
   await step('log out', async () => {

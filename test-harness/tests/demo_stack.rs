@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde_json::{json, Value};
 use test_harness::contract::assert_contract_error;
 use test_harness::demo::{DemoStack, DEMO_MODEL};
@@ -69,6 +70,7 @@ fn the_page_login_scopes_and_limits_of_the_demo_config() {
     for (path, kind) in [
         ("/chat/app.js", "text/javascript"),
         ("/chat/markdown.js", "text/javascript"),
+        ("/chat/highlight.js", "text/javascript"),
         ("/chat/app.css", "text/css"),
     ] {
         let file = stack.envoy.send(Request::get(path));
@@ -211,4 +213,118 @@ fn the_chat_page_in_headless_chromium() {
         screenshot.display()
     );
     eprintln!("{report}");
+
+    // The image the page attached (a 3000x2000 PNG) reached the model server as Ollama's
+    // `images[0]`: a JPEG, downscaled in the browser to the page's data-max-image-px.
+    let html = std::fs::read_to_string(root.join("demo/chat/index.html")).unwrap();
+    let max_px =
+        html_number(&html, "data-max-image-px").expect("data-max-image-px in index.html") as usize;
+    let max_mb = html_number(&html, "data-max-image-mb").expect("data-max-image-mb in index.html");
+    let chats: Vec<Value> = stack
+        .ollama
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/chat")
+        .map(|r| serde_json::from_slice(&r.body).expect("a JSON chat body"))
+        .collect();
+    let with_image = chats
+        .iter()
+        .find(|chat| {
+            chat["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["images"].is_array())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no chat with images reached the model server ({} chats)",
+                chats.len()
+            )
+        });
+    let message = with_image["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["images"].is_array())
+        .unwrap();
+    assert_eq!(message["role"], "user");
+    assert!(
+        message["content"]
+            .as_str()
+            .unwrap()
+            .contains("def area(w, h):"),
+        "{}",
+        message["content"]
+    );
+    let images = message["images"].as_array().unwrap();
+    assert_eq!(images.len(), 1, "one image attached");
+    let base64 = images[0].as_str().expect("images[0] is a string");
+    let jpeg = base64::engine::general_purpose::STANDARD
+        .decode(base64)
+        .expect("images[0] is base64");
+    assert_eq!(&jpeg[..2], &[0xFF, 0xD8], "images[0] is not a JPEG");
+    let (width, height) = jpeg_size(&jpeg).expect("a SOF marker in the JPEG");
+    assert!(
+        width.max(height) <= max_px && width.max(height) == max_px.min(3000),
+        "the JPEG is {width}x{height}, expected the 3000x2000 PNG scaled to {max_px} px"
+    );
+    assert!(
+        (width * 2000).abs_diff(height * 3000) <= 3000,
+        "aspect ratio kept: {width}x{height}"
+    );
+    // Far below the raw-size cap and the gateway's body limit: a 1024 px JPEG is well under 1 MiB.
+    assert!(
+        jpeg.len() < 1024 * 1024 && (jpeg.len() as f64) < max_mb * 1024.0 * 1024.0,
+        "the JPEG is {} bytes",
+        jpeg.len()
+    );
+    // What the page says it sent is what arrived (the gateway passed the base64 on unchanged).
+    let sent = report
+        .lines()
+        .find_map(|line| line.strip_prefix("chat-page: image sent: "))
+        .expect("the browser test printed what it sent");
+    let sent: Value = serde_json::from_str(sent).unwrap();
+    assert_eq!(
+        sent["data_url_chars"].as_u64(),
+        Some(("data:image/jpeg;base64,".len() + base64.len()) as u64)
+    );
+    assert_eq!(sent["jpeg_bytes"].as_u64(), Some(jpeg.len() as u64));
+    assert_eq!(
+        with_image["model"], DEMO_MODEL,
+        "no vision model listed: the selected one"
+    );
+    eprintln!(
+        "the model server received a {width}x{height} JPEG of {} bytes ({} base64 chars)",
+        jpeg.len(),
+        base64.len()
+    );
+}
+
+/// The number in `name="..."` of an HTML file.
+fn html_number(html: &str, name: &str) -> Option<f64> {
+    let start = html.find(&format!("{name}=\""))? + name.len() + 2;
+    let end = start + html[start..].find('"')?;
+    html[start..end].parse().ok()
+}
+
+/// A JPEG's (width, height), from its first start-of-frame marker.
+fn jpeg_size(jpeg: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 2;
+    while i + 9 < jpeg.len() {
+        if jpeg[i] != 0xFF {
+            return None;
+        }
+        let marker = jpeg[i + 1];
+        if marker == 0xFF {
+            i += 1;
+            continue;
+        }
+        let be16 = |at: usize| usize::from(jpeg[at]) << 8 | usize::from(jpeg[at + 1]);
+        if (0xC0..=0xCF).contains(&marker) && ![0xC4, 0xC8, 0xCC].contains(&marker) {
+            return Some((be16(i + 7), be16(i + 5)));
+        }
+        i += 2 + be16(i + 2);
+    }
+    None
 }
