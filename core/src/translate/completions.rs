@@ -13,7 +13,7 @@
 use serde_json::{json, Map, Value};
 
 use super::fields::{field, invalid, opt_str};
-use super::ndjson::{event, NdjsonStream};
+use super::ndjson::{event, AnswerLines, Translating};
 use super::options::{only_one, opt_bool, opt_max_tokens, parse_body, sampling, stream_flags};
 use super::request::resolve_model;
 use super::response::{
@@ -227,11 +227,12 @@ fn choice(text: &str, thinking: &str, finish_reason: Value) -> Value {
 /// finish reason (and its text, usually ""), then a usage chunk (`choices: []`) when
 /// `include_usage`, then `[DONE]`. An `{"error": ...}`, invalid or over-long line, or a body that
 /// ends before the `done` line, ends the stream with an error event and `[DONE]`.
+pub type CompletionStreamTranslator = Translating<CompletionLines>;
+
+/// What each `/api/generate` line adds to the completion's stream.
 #[derive(Debug)]
-pub struct CompletionStreamTranslator {
+pub struct CompletionLines {
     ctx: ResponseContext,
-    /// The lines received so far, and whether the stream has ended.
-    stream: NdjsonStream,
     /// `created` and `model`, fixed by the first line.
     head: Option<(u64, String)>,
     usage: Option<(u64, u64)>,
@@ -239,47 +240,20 @@ pub struct CompletionStreamTranslator {
 
 impl CompletionStreamTranslator {
     pub fn new(ctx: ResponseContext) -> Self {
-        Self {
+        Translating::with(CompletionLines {
             ctx,
-            stream: NdjsonStream::default(),
             head: None,
             usage: None,
-        }
+        })
     }
+}
 
-    /// Feeds the next body bytes; returns the SSE bytes to send now (possibly empty).
-    pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut rest = chunk;
-        while let Some(answer) = self.stream.next_answer(&mut rest, &mut out) {
-            self.answer(&answer, &mut out);
-        }
-        out
-    }
-
-    /// The body ended: translates a last line without newline and ends the stream (an error
-    /// event when the answer stopped before its `done` line). Idempotent.
-    pub fn finish(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        if let Some(answer) = self.stream.last_answer(&mut out) {
-            self.answer(&answer, &mut out);
-        }
-        self.stream.close(&mut out);
-        out
-    }
-
-    /// (prompt_tokens, completion_tokens) once the done line was seen.
-    pub fn usage(&self) -> Option<(u64, u64)> {
+impl AnswerLines for CompletionLines {
+    fn usage(&self) -> Option<(u64, u64)> {
         self.usage
     }
 
-    /// Whether the stream has ended (error event, done line and `[DONE]`, or finish).
-    pub fn ended(&self) -> bool {
-        self.stream.ended()
-    }
-
-    /// One answer line.
-    fn answer(&mut self, answer: &Map<String, Value>, out: &mut Vec<u8>) {
+    fn answer(&mut self, answer: &Map<String, Value>, out: &mut Vec<u8>) -> bool {
         if self.head.is_none() {
             let model = str_of(answer, "model").to_string();
             self.head = Some((created(answer, self.ctx.now_s), model));
@@ -296,12 +270,16 @@ impl CompletionStreamTranslator {
                 chunk.insert("usage".into(), usage_value(used));
                 event(&Value::Object(chunk), out);
             }
-            self.stream.done(out);
-        } else if !text.is_empty() || !thinking.is_empty() {
+            return true;
+        }
+        if !text.is_empty() || !thinking.is_empty() {
             event(&self.chunk(choice(text, thinking, Value::Null)), out);
         }
+        false
     }
+}
 
+impl CompletionLines {
     /// The fields every chunk carries, with these choices.
     fn envelope(&self, choices: Vec<Value>) -> Map<String, Value> {
         let (created, model) = self

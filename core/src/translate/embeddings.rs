@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::fields::{field, invalid};
+use super::options::parse_body;
 use super::request::resolve_model;
 use super::response::error_body;
 use super::{to_bytes, Target, TranslateConfig, TranslateError, UpstreamError};
-use crate::json::{parse_strict, StrictJsonError};
 
 /// Most inputs in one request (OpenAI's limit).
 const MAX_INPUTS: usize = 2048;
@@ -90,16 +90,6 @@ pub fn embeddings_request(
         encoding,
         inputs,
     })
-}
-
-/// The body as a strictly parsed JSON object (the same refusals as the chat request).
-fn parse_body(body: &[u8]) -> Result<Map<String, Value>, TranslateError> {
-    match parse_strict(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(invalid("the body must be a JSON object")),
-        Err(StrictJsonError::DuplicateKey) => Err(invalid("the body has a duplicate key")),
-        Err(StrictJsonError::Invalid) => Err(invalid("the body is not valid JSON")),
-    }
 }
 
 /// `input` as Ollama's array of non-empty strings.

@@ -173,3 +173,65 @@ pub(crate) fn event(value: &Value, out: &mut Vec<u8>) {
     out.extend_from_slice(&to_bytes(value));
     out.extend_from_slice(b"\n\n");
 }
+
+/// What a stream translator makes of each answer line (the chat's deltas, the completion's
+/// text chunks); the line buffering, error lines and the stream's end are [`Translating`]'s.
+pub trait AnswerLines {
+    /// Sends what this answer line adds; `true` when it was the `done` line (the stream ends).
+    fn answer(&mut self, answer: &Map<String, Value>, out: &mut Vec<u8>) -> bool;
+    /// (prompt_tokens, completion_tokens) once the done line was seen.
+    fn usage(&self) -> Option<(u64, u64)>;
+}
+
+/// Translates one streamed answer; [`feed`](Self::feed) it the body as it arrives, then
+/// [`finish`](Self::finish) it.
+#[derive(Debug)]
+pub struct Translating<L> {
+    /// The lines received so far, and whether the stream has ended.
+    stream: NdjsonStream,
+    lines: L,
+}
+
+impl<L: AnswerLines> Translating<L> {
+    pub(crate) fn with(lines: L) -> Self {
+        Self {
+            stream: NdjsonStream::default(),
+            lines,
+        }
+    }
+
+    /// Feeds the next body bytes; returns the SSE bytes to send now (possibly empty).
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut rest = chunk;
+        while let Some(answer) = self.stream.next_answer(&mut rest, &mut out) {
+            if self.lines.answer(&answer, &mut out) {
+                self.stream.done(&mut out);
+            }
+        }
+        out
+    }
+
+    /// The body ended: translates a last line without newline and ends the stream (an error
+    /// event when the answer stopped before its `done` line). Idempotent.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Some(answer) = self.stream.last_answer(&mut out) {
+            if self.lines.answer(&answer, &mut out) {
+                self.stream.done(&mut out);
+            }
+        }
+        self.stream.close(&mut out);
+        out
+    }
+
+    /// (prompt_tokens, completion_tokens) once the done line was seen.
+    pub fn usage(&self) -> Option<(u64, u64)> {
+        self.lines.usage()
+    }
+
+    /// Whether the stream has ended (error event, done line and `[DONE]`, or finish).
+    pub fn ended(&self) -> bool {
+        self.stream.ended()
+    }
+}

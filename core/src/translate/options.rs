@@ -1,7 +1,6 @@
-//! Reading the fields OpenAI's generation requests share: the body, `stream` and
-//! `stream_options`, the sampling options sent as Ollama's `options`, `n`-like counts. Each refusal
-//! is the contract's `details`, worded as the chat translation (`request.rs`) words it, so that
-//! the chat can use these too.
+//! Reading the fields OpenAI's requests share (chats, completions, embeddings): the body,
+//! `stream` and `stream_options`, the sampling options sent as Ollama's `options`, `n`-like
+//! counts. Each refusal is the contract's `details`.
 
 use serde_json::{Map, Value};
 

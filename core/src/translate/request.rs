@@ -4,72 +4,8 @@ use serde_json::{Map, Value};
 
 use super::fields::{field, invalid, opt_str};
 use super::messages::translate_messages;
+use super::options::{only_one, opt_max_tokens, parse_body, sampling, stream_flags};
 use super::{to_bytes, Caller, ChatRequest, Target, TranslateConfig, TranslateError};
-use crate::json::{parse_strict, StrictJsonError};
-
-/// Largest `max_tokens` / `max_completion_tokens` accepted.
-const MAX_TOKENS_LIMIT: u64 = 1_000_000;
-
-fn opt_bool(obj: &Map<String, Value>, key: &str, path: &str) -> Result<bool, TranslateError> {
-    match field(obj, key) {
-        None => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(invalid(format!("{path} must be a boolean"))),
-    }
-}
-
-fn opt_number(
-    obj: &Map<String, Value>,
-    key: &str,
-    min: f64,
-    max: f64,
-) -> Result<Option<f64>, TranslateError> {
-    let Some(value) = field(obj, key) else {
-        return Ok(None);
-    };
-    let n = value
-        .as_f64()
-        .ok_or_else(|| invalid(format!("{key} must be a number")))?;
-    if !(min..=max).contains(&n) {
-        return Err(invalid(format!("{key} must be between {min} and {max}")));
-    }
-    Ok(Some(n))
-}
-
-fn opt_max_tokens(obj: &Map<String, Value>, key: &str) -> Result<Option<u64>, TranslateError> {
-    let Some(value) = field(obj, key) else {
-        return Ok(None);
-    };
-    match value.as_u64() {
-        Some(n) if (1..=MAX_TOKENS_LIMIT).contains(&n) => Ok(Some(n)),
-        _ => Err(invalid(format!(
-            "{key} must be a positive integer up to {MAX_TOKENS_LIMIT}"
-        ))),
-    }
-}
-
-/// The body as a strictly parsed JSON object.
-fn parse_body(body: &[u8]) -> Result<Map<String, Value>, TranslateError> {
-    match parse_strict(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(invalid("the body must be a JSON object")),
-        Err(StrictJsonError::DuplicateKey) => Err(invalid("the body has a duplicate key")),
-        Err(StrictJsonError::Invalid) => Err(invalid("the body is not valid JSON")),
-    }
-}
-
-/// `stream` and `stream_options.include_usage`.
-fn stream_flags(obj: &Map<String, Value>) -> Result<(bool, bool), TranslateError> {
-    let stream = opt_bool(obj, "stream", "stream")?;
-    let include_usage = match field(obj, "stream_options") {
-        None => false,
-        Some(Value::Object(options)) => {
-            opt_bool(options, "include_usage", "stream_options.include_usage")?
-        }
-        Some(_) => return Err(invalid("stream_options must be an object")),
-    };
-    Ok((stream, include_usage))
-}
 
 /// The model sent upstream: the client's (or the default), then its alias.
 pub(crate) fn resolve_model(
@@ -120,7 +56,7 @@ pub fn chat_request(
     out.insert("messages".into(), Value::Array(messages));
     out.insert("stream".into(), Value::Bool(stream));
     out.insert("options".into(), Value::Object(options(&obj)?));
-    check_n(&obj)?;
+    only_one(&obj, "n")?;
     if let Some(format) = format(&obj)? {
         out.insert("format".into(), format);
     }
@@ -148,26 +84,11 @@ pub fn chat_request(
 
 /// `options`: sampling parameters, with OpenAI's defaults for temperature and top_p.
 fn options(obj: &Map<String, Value>) -> Result<Map<String, Value>, TranslateError> {
-    let mut options = Map::new();
-    let temperature = opt_number(obj, "temperature", 0.0, 2.0)?.unwrap_or(1.0);
-    options.insert("temperature".into(), temperature.into());
-    let top_p = opt_number(obj, "top_p", 0.0, 1.0)?.unwrap_or(1.0);
-    options.insert("top_p".into(), top_p.into());
-    for key in ["frequency_penalty", "presence_penalty"] {
-        if let Some(n) = opt_number(obj, key, -2.0, 2.0)? {
-            options.insert(key.into(), n.into());
-        }
-    }
+    let mut options = sampling(obj)?;
     let max_completion = opt_max_tokens(obj, "max_completion_tokens")?;
     let max_tokens = opt_max_tokens(obj, "max_tokens")?;
     if let Some(n) = max_completion.or(max_tokens) {
         options.insert("num_predict".into(), n.into());
-    }
-    if let Some(seed) = field(obj, "seed") {
-        let seed = seed
-            .as_i64()
-            .ok_or_else(|| invalid("seed must be an integer"))?;
-        options.insert("seed".into(), seed.into());
     }
     if let Some(stop) = stop(obj)? {
         options.insert("stop".into(), stop);
@@ -188,18 +109,6 @@ fn stop(obj: &Map<String, Value>) -> Result<Option<Value>, TranslateError> {
             }
         }
         Some(_) => Err(invalid(WHY)),
-    }
-}
-
-/// One choice only.
-fn check_n(obj: &Map<String, Value>) -> Result<(), TranslateError> {
-    match field(obj, "n") {
-        None => Ok(()),
-        Some(n) => match n.as_i64() {
-            Some(1) => Ok(()),
-            Some(k) if k > 1 => Err(invalid("n > 1 is not supported")),
-            _ => Err(invalid("n must be 1")),
-        },
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::ndjson::{event, NdjsonStream};
+use super::ndjson::{event, AnswerLines, Translating};
 use super::response::{
     created, finish_reason, message_tool_calls, str_of, usage, usage_value, FINGERPRINT,
 };
@@ -10,13 +10,13 @@ use super::ResponseContext;
 
 pub use super::ndjson::MAX_STREAM_LINE_BYTES;
 
-/// Translates one streamed answer; [`feed`](Self::feed) it the body as it arrives, then
-/// [`finish`](Self::finish) it.
+/// Translates one streamed chat: Ollama's `/api/chat` lines into `chat.completion.chunk`s.
+pub type StreamTranslator = Translating<ChatLines>;
+
+/// What each `/api/chat` line adds to the chat's stream.
 #[derive(Debug)]
-pub struct StreamTranslator {
+pub struct ChatLines {
     ctx: ResponseContext,
-    /// The lines received so far, and whether the stream has ended.
-    stream: NdjsonStream,
     /// `created` and `model`, fixed by the first line.
     head: Option<(u64, String)>,
     /// The assistant role was sent (on the first chunk).
@@ -28,49 +28,22 @@ pub struct StreamTranslator {
 
 impl StreamTranslator {
     pub fn new(ctx: ResponseContext) -> Self {
-        Self {
+        Translating::with(ChatLines {
             ctx,
-            stream: NdjsonStream::default(),
             head: None,
             role_sent: false,
             tool_calls_sent: 0,
             usage: None,
-        }
+        })
     }
+}
 
-    /// Feeds the next body bytes; returns the SSE bytes to send now (possibly empty).
-    pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut rest = chunk;
-        while let Some(answer) = self.stream.next_answer(&mut rest, &mut out) {
-            self.answer(&answer, &mut out);
-        }
-        out
-    }
-
-    /// The body ended: translates a last line without newline and ends the stream (an error
-    /// event when the answer stopped before its `done` line). Idempotent.
-    pub fn finish(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        if let Some(answer) = self.stream.last_answer(&mut out) {
-            self.answer(&answer, &mut out);
-        }
-        self.stream.close(&mut out);
-        out
-    }
-
-    /// (prompt_tokens, completion_tokens) once the done line was seen.
-    pub fn usage(&self) -> Option<(u64, u64)> {
+impl AnswerLines for ChatLines {
+    fn usage(&self) -> Option<(u64, u64)> {
         self.usage
     }
 
-    /// Whether the stream has ended (error event, done line and `[DONE]`, or finish).
-    pub fn ended(&self) -> bool {
-        self.stream.ended()
-    }
-
-    /// One answer line.
-    fn answer(&mut self, answer: &Map<String, Value>, out: &mut Vec<u8>) {
+    fn answer(&mut self, answer: &Map<String, Value>, out: &mut Vec<u8>) -> bool {
         if self.head.is_none() {
             let model = str_of(answer, "model").to_string();
             self.head = Some((created(answer, self.ctx.now_s), model));
@@ -91,12 +64,16 @@ impl StreamTranslator {
                 chunk.insert("usage".into(), usage_value(used));
                 event(&Value::Object(chunk), out);
             }
-            self.stream.done(out);
-        } else if !delta.is_empty() {
+            return true;
+        }
+        if !delta.is_empty() {
             event(&self.chunk(delta, Value::Null), out);
         }
+        false
     }
+}
 
+impl ChatLines {
     /// What this line adds (role on the first chunk, content, reasoning, tool calls). Thinking is
     /// sent twice: as `reasoning` (the mapping's name) and as `reasoning_content` (the name
     /// DeepSeek's API and the clients written for it read).
