@@ -249,7 +249,7 @@ impl Flow {
 
 /// `traceparent` (when it has the W3C form `00-<32 hex>-<16 hex>-<2 hex>`) and its
 /// `tracestate`; nothing when there is no valid parent.
-fn trace_context(head: &RequestHead) -> Vec<(String, String)> {
+pub(super) fn trace_context(head: &RequestHead) -> Vec<(String, String)> {
     let Some(parent) = head.value("traceparent").map(str::trim) else {
         return Vec::new();
     };

@@ -227,6 +227,8 @@ impl Gateway {
         )
         .body(body.into_bytes());
         call.headers.extend(headers);
+        // The IdP's logs join the login's trace.
+        call.headers.extend(super::flow::trace_context(head));
         if self.dispatch(&call, Call::TokenExchange { request: id }) {
             Ok(state)
         } else {

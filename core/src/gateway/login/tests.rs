@@ -102,6 +102,9 @@ fn ready_worker(keys: &[&Key]) -> Worker {
 }
 
 /// A browser's GET: a page navigation, with `cookies`.
+/// Every browser request's W3C trace context.
+const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
 fn browse(worker: &mut Worker, id: u32, path: &str, cookies: &[(&str, &str)]) -> Output {
     let mut headers: Vec<(String, String)> = [
         (":method", "GET"),
@@ -114,6 +117,7 @@ fn browse(worker: &mut Worker, id: u32, path: &str, cookies: &[(&str, &str)]) ->
     .map(|(n, v)| (n.to_string(), v.to_string()))
     .collect();
     headers.push(("x-request-id".into(), format!("req-{id}")));
+    headers.push(("traceparent".into(), TRACEPARENT.into()));
     if !cookies.is_empty() {
         let cookie: Vec<String> = cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
         headers.push(("cookie".into(), cookie.join("; ")));
@@ -486,6 +490,7 @@ fn a_callback_exchanges_the_code_and_starts_the_session() {
         Some("application/x-www-form-urlencoded")
     );
     assert_eq!(call_header(&call, "accept"), Some("application/json"));
+    assert_eq!(call_header(&call, "traceparent"), Some(TRACEPARENT));
     let basic = format!("Basic {}", STANDARD.encode("web:s"));
     assert_eq!(call_header(&call, "authorization"), Some(basic.as_str()));
     let form = parse_query(std::str::from_utf8(call.body.as_deref().unwrap()).unwrap());
