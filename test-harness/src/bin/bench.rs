@@ -977,6 +977,12 @@ struct TranslationReport {
     big_plain: Duration,
     big_translated_bytes: usize,
     big_plain_bytes: usize,
+    /// `/v1/completions` streamed against `/api/generate` (time to first token).
+    ttft_completion_translated: Duration,
+    ttft_completion_plain: Duration,
+    /// `/v1/embeddings` (fetched by the gateway) against `/api/embed` (total).
+    embed_translated: Duration,
+    embed_plain: Duration,
 }
 
 fn measure_translation() -> TranslationReport {
@@ -1038,7 +1044,33 @@ fn measure_translation() -> TranslationReport {
         bt_bytes = t.body_bytes;
         bp_bytes = p.body_bytes;
     }
+    let completion_translated = Request::post("/v1/completions")
+        .json(&json!({"model": "qwen3:32b", "stream": true, "prompt": "hi"}));
+    let completion_plain = Request::post("/api/generate")
+        .json(&json!({"model": "qwen3:32b", "stream": true, "prompt": "hi"}));
+    let inputs = json!(["the quick brown fox", "jumps over the lazy dog"]);
+    let embed_translated =
+        Request::post("/v1/embeddings").json(&json!({"model": "qwen3:32b", "input": inputs}));
+    let embed_plain =
+        Request::post("/api/embed").json(&json!({"model": "qwen3:32b", "input": inputs}));
+    let (mut ct, mut cp, mut et, mut ep) = (vec![], vec![], vec![], vec![]);
+    for round in 0..STREAM_REPEATS + 5 {
+        let c = run(&mut t_conn, &completion_translated, "t000");
+        let p = run(&mut p_conn, &completion_plain, "t000");
+        let e = run(&mut t_conn, &embed_translated, "embedding");
+        let q = run(&mut p_conn, &embed_plain, "embeddings");
+        if round >= 5 {
+            ct.push(c.first_token);
+            cp.push(p.first_token);
+            et.push(e.total);
+            ep.push(q.total);
+        }
+    }
     TranslationReport {
+        ttft_completion_translated: median(ct),
+        ttft_completion_plain: median(cp),
+        embed_translated: median(et),
+        embed_plain: median(ep),
         ttft_translated: median(tt),
         ttft_plain: median(tp),
         total_translated: median(st),
@@ -1240,7 +1272,17 @@ fn render(
         ms(translation.total_plain)
     ));
     line(format!(
-        "| difference | {:+.3} ms | {:+.3} ms |",
+        "| `POST /v1/completions` stream, translated (SSE out) / `POST /api/generate` (NDJSON out) | {} / {} | |",
+        ms(translation.ttft_completion_translated),
+        ms(translation.ttft_completion_plain)
+    ));
+    line(format!(
+        "| `POST /v1/embeddings`, 2 inputs, fetched and converted by the gateway / `POST /api/embed` through the router (total) | | {} / {} |",
+        ms(translation.embed_translated),
+        ms(translation.embed_plain)
+    ));
+    line(format!(
+        "| difference (chat) | {:+.3} ms | {:+.3} ms |",
         (translation.ttft_translated.as_secs_f64() - translation.ttft_plain.as_secs_f64()) * 1e3,
         (translation.total_translated.as_secs_f64() - translation.total_plain.as_secs_f64()) * 1e3
     ));
