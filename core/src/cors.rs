@@ -6,6 +6,16 @@
 
 use crate::http::RequestHead;
 
+/// The CORS headers of an answer (the gateway sets them; an upstream's are removed).
+pub const RESPONSE_HEADERS: [&str; 6] = [
+    "access-control-allow-origin",
+    "access-control-allow-credentials",
+    "access-control-allow-methods",
+    "access-control-allow-headers",
+    "access-control-expose-headers",
+    "access-control-max-age",
+];
+
 /// One `allow_origins` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OriginPattern {

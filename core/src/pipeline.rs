@@ -179,6 +179,11 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
         ..Forwarding::default()
     };
     strip_gateway_cookies(config, head, &mut forwarding);
+    if config.cors.is_some() && head.value("origin").is_some() {
+        // Checked here; the model server would apply its own origin list (Ollama answers 403
+        // to origins outside OLLAMA_ORIGINS) to a browser call the gateway allowed.
+        forwarding.remove_headers.push("origin".into());
+    }
 
     if !head.end_of_stream && declared_length.is_none() {
         forwarding.hold_body_up_to = Some(limit);

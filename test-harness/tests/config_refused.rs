@@ -68,6 +68,10 @@ const CASES: &[(&str, &str)] = &[
         r#"{"default_rule": {"auth": "none"}, "cors": {"allow_origins": ["https://app.example.com/chat"]}}"#,
         "config: cors.allow_origins[0]: must be an origin",
     ),
+    (
+        r#"{"rules": [{"name": "model", "match": {"prefix": "/"}, "auth": "none"}]}"#,
+        "config: rules[0].name: `model`, `rule` and `code` are reserved",
+    ),
     ("{not json", "config: (document): is not valid JSON"),
     ("[]", "config: (document): must be a JSON object"),
 ];

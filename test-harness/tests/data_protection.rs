@@ -380,3 +380,35 @@ fn an_openai_compatible_upstreams_stream_is_masked_for_the_sdk() {
     assert_eq!(result["content"], "Your card: [FILTERED], thanks.");
     assert_eq!(result["finish_reason"], "stop");
 }
+
+#[test]
+fn a_fetched_answer_is_masked_whatever_usage_it_reports() {
+    // Pretty-printed (newlines inside) and without counts: no usage to read, masked anyway.
+    let upstream = Upstream::with_handler(|_| {
+        Reply::text(
+            200,
+            "{\"model\": \"qwen3:32b\",\n \"message\": {\"role\": \"assistant\",\n \"content\": \"card 4111 1111 1111 1111\"},\n \"done\": true}",
+        )
+    });
+    let envoy = gateway(&upstream);
+    let response = envoy.send(Request::post("/v1/chat/completions").json(&json!({
+        "model": "qwen3:32b", "messages": [{"role": "user", "content": "hi"}]
+    })));
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(
+        response.json()["choices"][0]["message"]["content"],
+        "card [FILTERED]"
+    );
+    // A body that looks like JSON but cannot be read strictly is refused, never passed.
+    let deep = format!(
+        r#"{{"model": "m", "x": {}1{}, "prompt": "\u0034111 1111 1111 1111"}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let response = envoy.send(
+        Request::post("/api/generate")
+            .header("content-type", "application/json")
+            .body(deep),
+    );
+    assert_contract_error(&response, 400, "INVALID_REQUEST_BODY");
+}

@@ -55,6 +55,12 @@ fn compile_rule(i: usize, section: RouteRuleSection) -> Result<RouteRule, Config
                 "must be 1 to 64 letters, digits, `_` or `-` (it is a metrics label)",
             ));
         }
+        if ["model", "rule", "code"].contains(&name.as_str()) {
+            return Err(ConfigError::new(
+                format!("rules[{i}].name"),
+                "`model`, `rule` and `code` are reserved (they delimit metric labels)",
+            ));
+        }
     }
     Ok(RouteRule {
         name: section.name,

@@ -250,7 +250,10 @@ impl Flow {
 /// `traceparent` (when it has the W3C form `00-<32 hex>-<16 hex>-<2 hex>`) and its
 /// `tracestate`; nothing when there is no valid parent.
 pub(super) fn trace_context(head: &RequestHead) -> Vec<(String, String)> {
-    let Some(parent) = head.value("traceparent").map(str::trim) else {
+    let Some(parent) = head
+        .value("traceparent")
+        .map(|p| p.trim().to_ascii_lowercase())
+    else {
         return Vec::new();
     };
     let parts: Vec<&str> = parent.split('-').collect();
@@ -261,8 +264,10 @@ pub(super) fn trace_context(head: &RequestHead) -> Vec<(String, String)> {
     if !valid {
         return Vec::new();
     }
-    let mut trace = vec![("traceparent".to_string(), parent.to_ascii_lowercase())];
-    if let Some(state) = head.value("tracestate").filter(|s| s.len() <= 512) {
+    let mut trace = vec![("traceparent".to_string(), parent.clone())];
+    let state_ok =
+        |s: &&str| s.len() <= 512 && s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"');
+    if let Some(state) = head.value("tracestate").filter(state_ok) {
         trace.push(("tracestate".to_string(), state.to_string()));
     }
     trace

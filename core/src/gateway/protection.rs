@@ -6,7 +6,8 @@ use serde_json::{Map, Value};
 
 use crate::error::GatewayError;
 use crate::protect::answer::{AnswerMasker, Framing};
-use crate::protect::{json, Counts};
+use crate::protect::json::{self, Refusal};
+use crate::protect::Counts;
 
 use super::flow::Flow;
 use super::Gateway;
@@ -43,10 +44,11 @@ impl Gateway {
                 self.record_masked(flow, Direction::Prompt, &counts);
                 Ok(masked)
             }
-            Err(pattern) => {
+            Err(Refusal::Denied(pattern)) => {
                 flow.audit.denied_by = Some(pattern.clone());
                 Err(GatewayError::ContentBlocked(pattern))
             }
+            Err(Refusal::Unreadable(why)) => Err(GatewayError::InvalidRequestBody(why.into())),
         }
     }
 

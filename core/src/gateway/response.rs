@@ -22,7 +22,18 @@ impl Gateway {
         if end_of_stream {
             self.finish_response(id, flow, effects);
         }
-        if !flow.answered_locally() {
+        if !flow.answered_locally() && self.config.cors.is_some() {
+            // Only the gateway says who may read the answer: the model server's own CORS
+            // headers (Ollama's OLLAMA_ORIGINS, a proxy's `*`) never reach the browser.
+            for name in crate::cors::RESPONSE_HEADERS {
+                effects.push((id, Effect::RemoveResponseHeader(name)));
+            }
+            if flow.cors.is_empty() {
+                effects.push((
+                    id,
+                    Effect::AddResponseHeader("vary".into(), "Origin".into()),
+                ));
+            }
             for (name, value) in &flow.cors {
                 // Replaces the upstream's own (Ollama answers CORS for its OLLAMA_ORIGINS);
                 // `Vary` is added to.
@@ -248,6 +259,11 @@ impl Gateway {
                 if let Some((prompt, completion)) = usage {
                     flow.settled = true;
                     self.charge_usage(flow, prompt, completion);
+                }
+                // Every answer that reaches the client is masked, whatever usage it reported
+                // (vectors have no text).
+                let vectors = matches!(fetch, Fetch::Embeddings(_));
+                if (200..300).contains(&reply.status) && !vectors {
                     reply.body = self.mask_whole_answer(flow, reply.body);
                 }
                 reply

@@ -55,6 +55,8 @@ pub struct AnswerMasker {
     /// The last SSE chunk seen, the envelope of a closing chunk the gateway adds.
     last_chunk: Option<Map<String, Value>>,
     text: StreamMasker,
+    /// Bytes at the front of `pending` already searched for a frame end.
+    scanned: usize,
     /// Nothing more is sent (an oversized event or document).
     cut: bool,
     pub counts: Counts,
@@ -68,6 +70,7 @@ impl AnswerMasker {
             fields: Vec::new(),
             last_chunk: None,
             text: StreamMasker::new(),
+            scanned: 0,
             cut: false,
             counts: Counts::default(),
         }
@@ -99,8 +102,7 @@ impl AnswerMasker {
                 let text = take_utf8(&mut self.pending);
                 self.text.push(p, &text, &mut self.counts).into_bytes()
             }
-            Framing::Ndjson => self.frames(p, chunk, b"\n"),
-            Framing::Sse => self.frames(p, chunk, b"\n\n"),
+            Framing::Ndjson | Framing::Sse => self.frames(p, chunk),
         }
     }
 
@@ -134,7 +136,7 @@ impl AnswerMasker {
     fn json_document(&mut self, p: &Protector, body: &[u8]) -> Vec<u8> {
         match serde_json::from_slice::<Value>(body) {
             Ok(mut value) => {
-                if super::json::mask(p, &mut value, &mut self.counts) {
+                if super::json::mask_answer(p, &mut value, &mut self.counts) {
                     serde_json::to_vec(&value).unwrap_or_default()
                 } else {
                     body.to_vec()
@@ -151,17 +153,22 @@ impl AnswerMasker {
     }
 
     /// Splits complete lines (NDJSON) or events (SSE) off the pending bytes.
-    fn frames(&mut self, p: &Protector, chunk: &[u8], end: &[u8]) -> Vec<u8> {
+    fn frames(&mut self, p: &Protector, chunk: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         self.pending.extend_from_slice(chunk);
+        let sse = self.framing == Framing::Sse;
         let mut start = 0;
-        while let Some(at) = find(self.pending.get(start..).unwrap_or_default(), end) {
-            let stop = start + at + end.len();
+        // Where the search resumes: bytes before it held no frame end (less the longest end's
+        // first bytes, which may complete now). A huge frame is not rescanned chunk by chunk.
+        let mut from = self.scanned.saturating_sub(3);
+        while let Some(stop) = frame_end(&self.pending, from.max(start), sse) {
             let frame = self.pending.get(start..stop).unwrap_or_default().to_vec();
             self.frame(p, &frame, &mut out);
             start = stop;
+            from = stop;
         }
         self.pending.drain(..start.min(self.pending.len()));
+        self.scanned = self.pending.len();
         if self.pending.len() > MAX_EVENT_BYTES {
             self.cut = true;
             self.pending = Vec::new();
@@ -182,7 +189,8 @@ impl AnswerMasker {
             return self.as_text(p, line, out);
         };
         let done = answer.get("done").and_then(Value::as_bool) == Some(true);
-        let mut changed = false;
+        // Token ids and per-token data would carry what masking takes out of the text.
+        let mut changed = answer.remove("context").is_some() | answer.remove("logprobs").is_some();
         let mut taken = Vec::new();
         for path in [
             &["message", "content"][..],
@@ -230,10 +238,20 @@ impl AnswerMasker {
         let Ok(text) = std::str::from_utf8(event) else {
             return self.as_text(p, event, out);
         };
-        let data: Vec<&str> = text
-            .lines()
+        let lines: Vec<&str> = text
+            .split(['\n', '\r'])
+            .filter(|line| !line.is_empty())
+            .collect();
+        let data: Vec<&str> = lines
+            .iter()
             .filter_map(|line| line.strip_prefix("data:"))
             .map(|d| d.strip_prefix(' ').unwrap_or(d))
+            .collect();
+        // `event:`, `id:`, `retry:` and comments go out as they came.
+        let others: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|line| !line.starts_with("data:"))
             .collect();
         let joined = data.join("\n");
         if joined.trim() == "[DONE]" {
@@ -247,8 +265,17 @@ impl AnswerMasker {
                 None => out.extend_from_slice(event),
             };
         };
-        let mut changed = false;
+        let mut changed = chunk.remove("logprobs").is_some();
         let mut taken = Vec::new();
+        for (key, path) in top_stream_fields(&chunk) {
+            let mut value = Value::Object(std::mem::take(&mut chunk));
+            if let Some(text) = string_at_value(&mut value, &path) {
+                taken.push((None, key, path.clone(), std::mem::take(text)));
+            }
+            if let Value::Object(map) = value {
+                chunk = map;
+            }
+        }
         let choices = chunk
             .get_mut("choices")
             .and_then(Value::as_array_mut)
@@ -258,9 +285,12 @@ impl AnswerMasker {
         for mut choice in choices {
             let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
             let ends = choice.get("finish_reason").is_some_and(|r| !r.is_null());
+            if let Some(map) = choice.as_object_mut() {
+                changed |= map.remove("logprobs").is_some();
+            }
             for (key, path) in stream_fields(&choice, index) {
                 if let Some(text) = string_at_value(&mut choice, &path) {
-                    taken.push((choices_out.len(), key, path, std::mem::take(text)));
+                    taken.push((Some(choices_out.len()), key, path, std::mem::take(text)));
                 }
             }
             choices_out.push((index, ends, choice));
@@ -275,9 +305,20 @@ impl AnswerMasker {
         for (at, key, path, piece) in taken {
             let sent = field(&mut self.fields, &key).push(p, &piece, &mut self.counts);
             changed |= sent != piece;
-            if let Some((_, _, choice)) = masked_choices.get_mut(at) {
-                if let Some(text) = string_at_value(choice, &path) {
-                    *text = sent;
+            match at.and_then(|at| masked_choices.get_mut(at)) {
+                Some((_, _, choice)) => {
+                    if let Some(text) = string_at_value(choice, &path) {
+                        *text = sent;
+                    }
+                }
+                None => {
+                    let mut value = Value::Object(std::mem::take(&mut chunk));
+                    if let Some(text) = string_at_value(&mut value, &path) {
+                        *text = sent;
+                    }
+                    if let Value::Object(map) = value {
+                        chunk = map;
+                    }
                 }
             }
         }
@@ -292,6 +333,10 @@ impl AnswerMasker {
         );
         self.last_chunk = Some(chunk.clone());
         if changed {
+            for line in others {
+                out.extend_from_slice(line.as_bytes());
+                out.push(b'\n');
+            }
             write_event(&Value::Object(chunk), out);
         } else {
             out.extend_from_slice(event);
@@ -338,6 +383,12 @@ impl AnswerMasker {
                         &serde_json::to_vec(&Value::Object(line)).unwrap_or_default(),
                     );
                     out.push(b'\n');
+                }
+                _ if key.starts_with("top/") => {
+                    let mut chunk = self.last_chunk.clone().unwrap_or_default();
+                    let path: Vec<&str> = key.split('/').skip(1).collect();
+                    set_at(&mut chunk, &path, &rest);
+                    write_event(&Value::Object(chunk), out);
                 }
                 _ => {
                     let (index, field) = key.split_once('/').unwrap_or(("0", key));
@@ -386,6 +437,8 @@ fn stream_fields(choice: &Value, index: u64) -> Vec<(String, Vec<String>)> {
         &["delta", "reasoning"],
         &["text"],
         &["reasoning_content"],
+        &["delta", "refusal"],
+        &["delta", "function_call", "arguments"],
     ] {
         if path
             .iter()
@@ -425,6 +478,49 @@ fn stream_fields(choice: &Value, index: u64) -> Vec<(String, Vec<String>)> {
         }
     }
     fields
+}
+
+/// The streamed text fields outside `choices` (the Responses API's `delta`, Anthropic's
+/// `delta.text` / `partial_json` / `thinking`): `(field key, path in the event)`.
+fn top_stream_fields(chunk: &Map<String, Value>) -> Vec<(String, Vec<String>)> {
+    let event = Value::Object(chunk.clone());
+    [
+        &["delta"][..],
+        &["delta", "text"],
+        &["delta", "partial_json"],
+        &["delta", "thinking"],
+    ]
+    .iter()
+    .filter(|path| {
+        path.iter()
+            .try_fold(&event, |v, k| v.get(k))
+            .is_some_and(Value::is_string)
+    })
+    .map(|path| {
+        (
+            format!("top/{}", path.join("/")),
+            path.iter().map(|k| k.to_string()).collect(),
+        )
+    })
+    .collect()
+}
+
+/// Sets the string at `path` (objects only) to `text`, creating what is missing.
+fn set_at(map: &mut Map<String, Value>, path: &[&str], text: &str) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut at = map;
+    for key in parents {
+        let slot = at
+            .entry(key.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(next) = slot else {
+            return;
+        };
+        at = next;
+    }
+    at.insert(last.to_string(), Value::String(text.to_string()));
 }
 
 /// A field key's path inside a choice, for the closing chunk (`tool/1`: the arguments of a
@@ -539,8 +635,39 @@ fn write_event(value: &Value, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\n\n");
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+/// The end (after its terminator) of the first frame in `buf` whose terminator starts at or
+/// after `from`: a newline for NDJSON; a blank line for SSE, in any of the line ends the SSE
+/// specification allows (`\n\n`, `\r\n\r\n`, `\r\r`, and mixes).
+fn frame_end(buf: &[u8], from: usize, sse: bool) -> Option<usize> {
+    let rest = buf.get(from..)?;
+    if !sse {
+        return rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|at| from + at + 1);
+    }
+    let mut i = 0;
+    while i < rest.len() {
+        // A line end here, then another right after it: a blank line.
+        if let Some(first) = line_end(rest, i) {
+            if let Some(second) = line_end(rest, i + first) {
+                return Some(from + i + first + second);
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The length of the line end at `at` (`\r\n`, `\n` or a lone `\r`), if there is one.
+fn line_end(buf: &[u8], at: usize) -> Option<usize> {
+    match (buf.get(at), buf.get(at + 1)) {
+        (Some(b'\r'), Some(b'\n')) => Some(2),
+        (Some(b'\n'), _) => Some(1),
+        // A `\r` at the very end may still be followed by `\n`: not decided yet.
+        (Some(b'\r'), Some(_)) => Some(1),
+        _ => None,
+    }
 }
 
 /// The complete UTF-8 text at the front of `pending` (an incomplete character stays; an

@@ -76,12 +76,14 @@ impl Counts {
     }
 }
 
-/// A match: where, and which rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A match: where, and which rule (its replacement); matches of other rules that overlapped
+/// it are merged in (`also`, counted too).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     pub start: usize,
     pub end: usize,
     pub rule: usize,
+    pub also: Vec<usize>,
 }
 
 impl Protector {
@@ -169,8 +171,9 @@ impl Protector {
         Some(out)
     }
 
-    /// The matches starting in `from..upto`, in order, not overlapping (the earlier start wins,
-    /// at the same start the longer).
+    /// The matches starting in `from..upto`, in order; overlapping matches of different
+    /// rules are merged into one covering both (the earlier one's replacement), so no part of
+    /// either is left in clear.
     pub fn find(&self, text: &str, from: usize, upto: usize, out: &mut Vec<Found>) {
         out.clear();
         let mut spans = Vec::new();
@@ -181,29 +184,40 @@ impl Protector {
                 start: s.start,
                 end: s.end,
                 rule,
+                also: Vec::new(),
             })
         }));
-        if let Some(custom) = &self.custom {
-            let before = out.len();
-            custom.find(text, from, |start, end, pattern| {
-                if start < upto {
-                    if let Some(&rule) = self.custom_rule.get(pattern) {
-                        out.push(Found { start, end, rule });
-                    }
+        let Some(custom) = &self.custom else {
+            return;
+        };
+        let before = out.len();
+        custom.find(text, from, |start, end, pattern| {
+            if start < upto {
+                if let Some(&rule) = self.custom_rule.get(pattern) {
+                    out.push(Found {
+                        start,
+                        end,
+                        rule,
+                        also: Vec::new(),
+                    });
                 }
-            });
-            if out.len() > before && before > 0 {
-                out.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
-                let mut end = 0;
-                out.retain(|f| {
-                    let keep = f.start >= end;
-                    if keep {
-                        end = f.end;
-                    }
-                    keep
-                });
+            }
+        });
+        if out.len() == before || before == 0 {
+            return;
+        }
+        out.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+        let mut merged: Vec<Found> = Vec::with_capacity(out.len());
+        for found in out.drain(..) {
+            match merged.last_mut() {
+                Some(last) if found.start < last.end => {
+                    last.end = last.end.max(found.end);
+                    last.also.push(found.rule);
+                }
+                _ => merged.push(found),
             }
         }
+        *out = merged;
     }
 
     /// Appends `text[from..upto]` to `out` with the `found` matches replaced.
@@ -223,6 +237,9 @@ impl Protector {
                 out.push_str(&rule.replacement);
             }
             counts.add(f.rule);
+            for &also in &f.also {
+                counts.add(also);
+            }
             at = f.end;
         }
         out.push_str(text.get(at..upto).unwrap_or_default());

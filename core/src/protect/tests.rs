@@ -84,8 +84,8 @@ fn each_rule_has_its_own_replacement() {
 }
 
 #[test]
-fn overlapping_matches_keep_the_earlier_start() {
-    // The custom pattern starts inside the e-mail address: the address wins, masked once.
+fn a_match_inside_another_is_masked_once_and_counted() {
+    // The custom pattern matches inside the e-mail address: masked once, both counted.
     let p = Protector::new(
         vec![
             MaskEntry::Builtin(Kind::Email, rule("email")),
@@ -102,7 +102,7 @@ fn overlapping_matches_keep_the_earlier_start() {
     assert_eq!(masked, "to [FILTERED] or [FILTERED]");
     assert_eq!(
         counted(&p, &counts),
-        vec![("email".into(), 1), ("domain".into(), 1)]
+        vec![("email".into(), 1), ("domain".into(), 2)]
     );
 }
 
@@ -192,5 +192,36 @@ fn a_stream_sends_text_that_cannot_become_a_match_at_once() {
     assert_eq!(
         masker.push(&p, "1111 1111 1111. ", &mut counts),
         "[FILTERED]. "
+    );
+}
+
+#[test]
+fn overlapping_matches_of_different_rules_are_masked_as_one() {
+    // The custom match ends inside the card number: no digit of either is left.
+    let p = protector();
+    let mut counts = Counts::default();
+    let masked = p.mask("ref EMP-4111111111111111 ok", &mut counts).unwrap();
+    assert_eq!(masked, "ref [FILTERED] ok");
+    assert_eq!(
+        counted(&p, &counts),
+        vec![("credit_card".into(), 1), ("employee-id".into(), 1)]
+    );
+    let p = Protector::new(
+        vec![
+            MaskEntry::Builtin(Kind::CreditCard, rule("credit_card")),
+            MaskEntry::Custom("(?i)acct[ -]?[0-9]{4}".into(), rule("account")),
+        ],
+        vec![],
+        false,
+    )
+    .unwrap();
+    let mut counts = Counts::default();
+    let masked = p
+        .mask("acct 4111 1111 1111 1111 thanks", &mut counts)
+        .unwrap();
+    assert_eq!(masked, "[FILTERED] thanks");
+    assert_eq!(
+        counted(&p, &counts),
+        vec![("credit_card".into(), 1), ("account".into(), 1)]
     );
 }

@@ -123,3 +123,42 @@ fn the_gateways_own_errors_carry_the_headers_an_allowed_page_reads() {
         None
     );
 }
+
+#[test]
+fn forwarded_calls_lose_their_origin_and_the_upstreams_cors_headers() {
+    let config = r#"{
+        "default_rule": {"auth": "none"},
+        "cors": {"allow_origins": ["https://app.example.com"]}
+    }"#;
+    let host = FakeHost::new(super::NOW_MS);
+    let config = crate::config::load(config.as_bytes()).unwrap();
+    let mut gateway = Gateway::new(std::rc::Rc::new(config), Box::new(host.clone()));
+    for (id, origin) in [(1, "https://app.example.com"), (2, "https://other.example")] {
+        let out = gateway.on_request_headers(id, request("GET", &[("origin", origin)]), true);
+        let Some(Effect::Forward { remove, .. }) = effects_on(&out, id).into_iter().next() else {
+            panic!("forwarded: {out:?}")
+        };
+        assert!(remove.contains(&"origin".to_string()), "{remove:?}");
+        *host.state.response_headers.borrow_mut() = vec![
+            (":status".into(), "200".into()),
+            ("access-control-allow-origin".into(), "*".into()),
+            ("access-control-allow-credentials".into(), "true".into()),
+        ];
+        let effects = effects_on(&gateway.on_response_headers(id, true), id);
+        for name in crate::cors::RESPONSE_HEADERS {
+            assert!(
+                effects.contains(&Effect::RemoveResponseHeader(name)),
+                "{name}"
+            );
+        }
+        let ours = effects.contains(&Effect::SetResponseHeader(
+            "access-control-allow-origin",
+            "https://app.example.com".into(),
+        ));
+        assert_eq!(ours, id == 1, "{effects:?}");
+        assert!(
+            effects.contains(&Effect::AddResponseHeader("vary".into(), "Origin".into())),
+            "{effects:?}"
+        );
+    }
+}

@@ -219,3 +219,83 @@ fn framing_follows_the_content_type() {
     assert_eq!(Framing::of(None), Framing::Text);
     assert_eq!(Framing::of(Some("image/png")), Framing::Binary);
 }
+
+#[test]
+fn crlf_and_cr_framed_events_are_split_and_masked_across_events() {
+    for end in ["\r\n\r\n", "\r\r", "\n\r\n"] {
+        let mut body = Vec::new();
+        for piece in ["card 4111 ", "1111 1111", " 1111 ok"] {
+            let chunk = json!({"choices": [{"index": 0, "delta": {"content": piece},
+                                            "finish_reason": null}]});
+            body.extend_from_slice(format!("data: {chunk}{end}").as_bytes());
+        }
+        body.extend_from_slice(format!("data: [DONE]{end}").as_bytes());
+        for i in (0..=body.len()).step_by(3) {
+            let (out, _) = pass(Framing::Sse, &[&body[..i], &body[i..]]);
+            let out = String::from_utf8(out).unwrap();
+            assert!(!out.contains("1111"), "{end:?} split at {i}: {out}");
+            assert!(out.contains("[FILTERED]"), "{end:?} split at {i}: {out}");
+        }
+    }
+}
+
+#[test]
+fn other_streamed_shapes_are_carried_across_events_and_event_lines_kept() {
+    // The Responses API (`delta` at the top, with `event:` lines), a legacy function call.
+    let mut body = Vec::new();
+    for piece in ["mail li.lei@exa", "mple.com now"] {
+        let event = json!({"type": "response.output_text.delta", "delta": piece});
+        body.extend_from_slice(
+            format!("event: response.output_text.delta\ndata: {event}\n\n").as_bytes(),
+        );
+    }
+    for piece in ["{\"card\": \"4111 1111", " 1111 1111\"}"] {
+        let chunk = json!({"choices": [{"index": 0, "delta": {"function_call": {"arguments": piece}},
+                                        "finish_reason": null}]});
+        body.extend_from_slice(format!("data: {chunk}\n\n").as_bytes());
+    }
+    body.extend_from_slice(b"data: [DONE]\n\n");
+    let (out, counts) = pass(Framing::Sse, &[&body]);
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        !out.contains("li.lei") && !out.contains("example.com"),
+        "{out}"
+    );
+    assert!(!out.contains("1111"), "{out}");
+    assert_eq!(
+        out.matches("event: response.output_text.delta").count(),
+        2,
+        "{out}"
+    );
+    assert!(!counts.is_empty());
+}
+
+#[test]
+fn token_ids_and_logprobs_are_removed_from_answers() {
+    let line = json!({"model": "m", "response": "", "done": true, "context": [1, 2, 3]});
+    let (out, _) = pass(Framing::Ndjson, &[format!("{line}\n").as_bytes()]);
+    let out: Value = serde_json::from_slice(&out).unwrap();
+    assert!(out.get("context").is_none(), "{out}");
+    let chunk = json!({"choices": [{"index": 0, "delta": {"content": "hi. "},
+        "logprobs": {"content": [{"token": "4111", "bytes": [52, 49, 49, 49]}]},
+        "finish_reason": null}]});
+    let (out, _) = pass(Framing::Sse, &[format!("data: {chunk}\n\n").as_bytes()]);
+    assert!(!String::from_utf8(out).unwrap().contains("logprobs"));
+    let whole = json!({"choices": [{"message": {"content": "ok"}, "logprobs": {"x": 1}}]});
+    let (out, _) = pass(Framing::Json, &[whole.to_string().as_bytes()]);
+    assert!(!String::from_utf8(out).unwrap().contains("logprobs"));
+}
+
+#[test]
+fn a_huge_event_in_small_chunks_goes_out_whole_once_it_ends() {
+    let mut masker = AnswerMasker::new(Framing::Sse);
+    let p = protector();
+    let chunk = vec![b'x'; 4096];
+    let mut out = Vec::new();
+    for _ in 0..1024 {
+        out.extend(masker.feed(&p, &chunk));
+    }
+    assert!(out.is_empty());
+    out.extend(masker.feed(&p, b"\r\n\r\n"));
+    assert_eq!(out.len(), 4096 * 1024 + 4);
+}
