@@ -172,6 +172,9 @@ pub fn serve_forever(
 /// or asks to. Requests go to `recorded` when given, incomplete ones too.
 fn serve_connection(stream: TcpStream, recorded: Option<&Mutex<Vec<Recorded>>>, handler: &Handler) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(300)));
+    // As Go's net/http (Ollama) does: without it, a small streamed piece can wait for a
+    // delayed ACK (40 ms) behind the one before it.
+    let _ = stream.set_nodelay(true);
     let Ok(write_half) = stream.try_clone() else {
         return;
     };
