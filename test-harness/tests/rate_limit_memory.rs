@@ -20,8 +20,13 @@ const SLOTS: u64 = 4096;
 /// this limit name: a 136-byte value and a 30-byte key per bucket of four slots, plus Envoy's
 /// map entry).
 const BYTES_PER_SLOT: u64 = 96;
-/// Allocator noise between two Envoys and two readings (measured below 16 KB).
+/// Allocator noise between two Envoys and two readings (usually below 16 KB, once 64 KB on
+/// the CI machine).
 const MARGIN: u64 = 64 * 1024;
+/// Noise allowed when comparing growth under the same traffic with and without the slots:
+/// the two Envoys' connection and stats allocations differ by up to 64 KB between runs, and a
+/// key per subject would cost about 12 MB, so a quarter of a megabyte still tells them apart.
+const TRAFFIC_MARGIN: u64 = 256 * 1024;
 
 fn heap_bytes(envoy: &Envoy) -> u64 {
     let stats = envoy
@@ -139,7 +144,7 @@ fn a_hundred_thousand_subjects_stay_within_the_documented_bound() {
     // Per subject it grows by nothing: no more than the one-slot Envoy under the same traffic
     // (a key per subject would be about 12 MB here).
     assert!(
-        growth <= traffic + MARGIN,
+        growth <= traffic + TRAFFIC_MARGIN,
         "{growth} bytes against {traffic} with one slot: the slots grow per subject"
     );
     // Everything the limit holds is within the documented bound, and measured at all.
