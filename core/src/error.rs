@@ -28,6 +28,8 @@ pub enum GatewayError {
     RequestTooLarge { limit: u64 },
     /// Keys were never fetched and the IdP cannot be reached.
     JwksUnavailable { retry_after_s: u64 },
+    /// Token introspection could not answer (IdP down, slow, or answering garbage).
+    IntrospectionUnavailable { retry_after_s: u64 },
     /// The upstream answered in a form that cannot be translated.
     UpstreamError(String),
     /// A browser navigation without a session: sent to the login page (`302`).
@@ -76,7 +78,7 @@ impl GatewayError {
             Self::RateLimited(_) | Self::RateLimitUnavailable { .. } => 429,
             Self::InvalidRequestBody(_) | Self::InvalidPath(_) | Self::ContentBlocked(_) => 400,
             Self::RequestTooLarge { .. } => 413,
-            Self::JwksUnavailable { .. } => 503,
+            Self::JwksUnavailable { .. } | Self::IntrospectionUnavailable { .. } => 503,
             Self::UpstreamError(_) => 502,
             Self::Internal(_) => 500,
             Self::LoginRedirect(_) => 302,
@@ -97,6 +99,7 @@ impl GatewayError {
             Self::InvalidPath(_) => "INVALID_PATH",
             Self::RequestTooLarge { .. } => "REQUEST_TOO_LARGE",
             Self::JwksUnavailable { .. } => "JWKS_UNAVAILABLE",
+            Self::IntrospectionUnavailable { .. } => "INTROSPECTION_UNAVAILABLE",
             Self::UpstreamError(_) => "UPSTREAM_ERROR",
             Self::Internal(_) => "INTERNAL_ERROR",
             Self::LoginRedirect(_) => "AUTH_MISSING_TOKEN",
@@ -124,6 +127,7 @@ impl GatewayError {
                 "permission_error"
             }
             Self::JwksUnavailable { .. }
+            | Self::IntrospectionUnavailable { .. }
             | Self::UpstreamError(_)
             | Self::Internal(_)
             | Self::LoginUnavailable { .. } => "api_error",
@@ -140,6 +144,7 @@ impl GatewayError {
             Self::InvalidPath(_) => "Invalid request path",
             Self::RequestTooLarge { .. } => "Request body too large",
             Self::JwksUnavailable { .. } => "Signing keys are not available yet",
+            Self::IntrospectionUnavailable { .. } => "Token introspection is not available",
             Self::UpstreamError(_) => "Upstream returned a response that cannot be translated",
             Self::Internal(_) => "Internal gateway error",
             Self::LoginRedirect(_) => "Login required",
@@ -173,6 +178,9 @@ impl GatewayError {
             Self::RequestTooLarge { limit } => format!("request body exceeds {limit} bytes"),
             Self::JwksUnavailable { .. } => {
                 "the identity provider's keys have not been fetched yet".to_string()
+            }
+            Self::IntrospectionUnavailable { .. } => {
+                "the identity provider's introspection endpoint did not answer".to_string()
             }
             Self::Internal(why) => (*why).to_string(),
             Self::LoginRedirect(_) => "no session: redirected to login".to_string(),
@@ -255,7 +263,8 @@ impl GatewayError {
             Self::LoginUnavailable { retry_after_s } => {
                 headers.push(("retry-after".to_string(), retry_after_s.max(&1).to_string()))
             }
-            Self::JwksUnavailable { retry_after_s } => {
+            Self::JwksUnavailable { retry_after_s }
+            | Self::IntrospectionUnavailable { retry_after_s } => {
                 headers.push(("retry-after".to_string(), retry_after_s.max(&1).to_string()))
             }
             _ => {}

@@ -21,12 +21,14 @@ pub mod auth;
 pub mod authz;
 pub mod config;
 pub mod cors;
+pub mod emergency;
 pub mod error;
 #[cfg(test)]
 pub mod fake_host;
 pub mod gateway;
 pub mod host;
 pub mod http;
+pub mod introspect;
 pub mod json;
 pub mod jwks;
 pub mod jwt;

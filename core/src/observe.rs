@@ -21,6 +21,8 @@ pub fn refusal_metric(error: &GatewayError) -> &'static str {
             "issuer" => "requests_invalid_token_issuer",
             "audience" => "requests_invalid_token_audience",
             "key" => "requests_invalid_token_key",
+            "inactive" => "requests_invalid_token_inactive",
+            "emergency" => "emergency_access_refused",
             _ => "requests_invalid_token_claims",
         },
         GatewayError::InsufficientScope { .. } => "requests_insufficient_scope",
@@ -31,6 +33,7 @@ pub fn refusal_metric(error: &GatewayError) -> &'static str {
         GatewayError::InvalidPath(_) => "requests_bad_path",
         GatewayError::RequestTooLarge { .. } => "requests_too_large",
         GatewayError::JwksUnavailable { .. } => "requests_jwks_unavailable",
+        GatewayError::IntrospectionUnavailable { .. } => "requests_introspection_unavailable",
         GatewayError::UpstreamError(_) => "upstream_errors",
         GatewayError::CrossSiteRequest => "requests_cross_site",
         GatewayError::ModelNotAllowed(_) => "requests_model_not_allowed",
@@ -62,6 +65,12 @@ pub const COUNTERS: &[&str] = &[
     "requests_bad_path",
     "requests_too_large",
     "requests_jwks_unavailable",
+    "requests_introspection_unavailable",
+    "requests_invalid_token_inactive",
+    "introspection_calls",
+    "introspection_cache_hits",
+    "emergency_access_admitted",
+    "emergency_access_refused",
     "requests_cross_site",
     "requests_model_not_allowed",
     "requests_content_blocked",
@@ -113,6 +122,8 @@ pub fn token_error_class(error: &TokenError) -> &'static str {
         | TokenError::KeyAlgorithmMismatch
         | TokenError::NoKeyForAlgorithm => "key",
         TokenError::ClaimMissing(_) | TokenError::InvalidClaim(_) => "claims",
+        TokenError::NotActive => "inactive",
+        TokenError::AddressNotAllowed | TokenError::AlreadyUsed => "emergency",
     }
 }
 

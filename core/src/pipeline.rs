@@ -41,6 +41,9 @@ pub struct PendingAuth {
     pub required_scopes: Vec<String>,
     /// The edits decided so far (spoofed identity headers removed, ...).
     pub forwarding: Forwarding,
+    /// With `emergency_access`: the caller's address is in `allow_ips` (break-glass tokens and
+    /// their sessions are accepted from there only).
+    pub emergency_address: bool,
 }
 
 /// Header edits to apply before the request goes upstream, and whether the body must be held.
@@ -278,10 +281,26 @@ fn decide(config: &GatewayConfig, head: &RequestHead) -> Result<HeadersOutcome, 
                 source,
                 required_scopes: requirement.scopes,
                 forwarding,
+                emergency_address: emergency_address(config, head),
             }))
         }
         None => Ok(HeadersOutcome::Forward(forwarding)),
     }
+}
+
+/// Whether the caller's address is one `emergency_access.allow_ips` names.
+fn emergency_address(config: &GatewayConfig, head: &RequestHead) -> bool {
+    let Some(access) = &config.emergency else {
+        return false;
+    };
+    let forwarded: Vec<&str> = head.values("x-forwarded-for").collect();
+    let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
+    let ip = crate::ratelimit::client_ip(
+        head.remote_address.as_deref(),
+        forwarded.as_deref(),
+        access.trusted_hops,
+    );
+    access.allows(ip.as_deref())
 }
 
 /// With browser login configured, a page navigation without a session goes to the login page

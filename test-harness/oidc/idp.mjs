@@ -176,6 +176,8 @@ const provider = new Provider(issuer, {
     },
     userinfo: { enabled: true },
     revocation: { enabled: true },
+    // RFC 7662, for gateways checking the (opaque) access tokens this provider issues.
+    introspection: { enabled: true },
   },
   interactions: {
     url: (ctx, interaction) => `/interaction/${interaction.uid}`,
@@ -426,7 +428,7 @@ async function testAdmin(req, res, clientId) {
 // deployment (and the gateway's tests) want the registered method enforced. The body is read
 // here and handed on as `req.body`, which oidc-provider uses when the stream is consumed.
 const authMethods = new Map(clients.map((c) => [c.client_id, c.token_endpoint_auth_method]));
-const TOKEN_PATHS = new Set(['/token', '/token/revocation']);
+const TOKEN_PATHS = new Set(['/token', '/token/revocation', '/token/introspection']);
 
 function basicClientId(header) {
   const [scheme, value] = (header || '').split(' ');

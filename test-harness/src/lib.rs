@@ -22,6 +22,7 @@ pub mod http;
 pub mod idp;
 pub mod oidc;
 pub mod ollama;
+pub mod opaque;
 pub mod openai_sdk;
 pub mod paths;
 pub mod process;

@@ -2,6 +2,8 @@
 //! `on_configure`) into an immutable [`GatewayConfig`] that every request shares.
 
 mod cors;
+mod emergency;
+mod introspection;
 mod models;
 mod oauth2;
 mod protect;
@@ -67,6 +69,10 @@ pub struct GatewayConfig {
     pub metric_models: MetricModels,
     /// `cors`: preflights answered, `Access-Control-*` on answers to allowed origins.
     pub cors: Option<crate::cors::Cors>,
+    /// The provider whose tokens are checked by RFC 7662 introspection.
+    pub introspection: Option<crate::introspect::Introspection>,
+    /// `emergency_access`: break-glass tokens and the sessions they open.
+    pub emergency: Option<crate::emergency::EmergencyAccess>,
 }
 
 /// The audit trail's settings.
@@ -219,7 +225,7 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         .map(roles::compile_roles)
         .transpose()?
         .map(Rc::new);
-    let mut providers = providers::compile_providers(doc.providers, env)?;
+    let (mut providers, introspection) = providers::compile_providers(doc.providers, env)?;
     // The configured providers, and below the ID token's (its roles go into the session at
     // login); the session's own provider only reads the roles back from the session's claim,
     // granting nothing: its scopes were settled at login.
@@ -259,6 +265,23 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
             }
         }
     }
+    let emergency = match doc.emergency_access {
+        Some(section) => {
+            let reserved = crate::emergency::EMERGENCY_PROVIDER;
+            if let Some(i) = providers.iter().position(|p| p.name == reserved) {
+                return Err(ConfigError::new(
+                    format!("providers[{i}].name"),
+                    format!("\"{reserved}\" is reserved when emergency_access is configured"),
+                ));
+            }
+            let secure = oauth2.as_ref().map(|o| o.secure_cookies);
+            let (access, provider) =
+                emergency::compile_emergency(section, env, providers.len(), &mut token, secure)?;
+            providers.push(provider);
+            Some(access)
+        }
+        None => None,
+    };
     let rules = rules::compile_rules(doc.rules)?;
     let default_rule = compile_rule("default_rule", doc.default_rule)?;
     if providers.is_empty() {
@@ -338,6 +361,8 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         data_protection,
         metric_models,
         cors,
+        introspection,
+        emergency,
     })
 }
 

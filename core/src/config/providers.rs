@@ -4,8 +4,10 @@ use std::collections::HashSet;
 
 use jwt_simple::prelude::HS256Key;
 
+use super::introspection::compile_introspection;
 use super::schema::{JwksSection, ProviderSection, RemoteJwksSection, SecretSection};
 use super::ConfigError;
+use crate::introspect::Introspection;
 use crate::jwt::{Algorithm, KeySource, Provider, RemoteJwks};
 use crate::keys::parse_jwks;
 
@@ -17,27 +19,44 @@ pub const MAX_CLOCK_SKEW_S: u64 = 300;
 /// Reads a host environment variable (the VM sees those in `host_env_keys`).
 pub type EnvReader<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// The providers, and the one that introspects (at most one: an opaque token names no
+/// issuer, so there would be no telling which to ask).
 pub fn compile_providers(
     sections: Vec<ProviderSection>,
     env: EnvReader<'_>,
-) -> Result<Vec<Provider>, ConfigError> {
+) -> Result<(Vec<Provider>, Option<Introspection>), ConfigError> {
     let mut names = HashSet::new();
     let mut issuers = HashSet::new();
     let mut providers = Vec::with_capacity(sections.len());
+    let mut introspection: Option<Introspection> = None;
     for (i, section) in sections.into_iter().enumerate() {
         let at = |field: &str| format!("providers[{i}].{field}");
         if !names.insert(section.name.clone()) {
             return Err(ConfigError::new(at("name"), "must be unique"));
         }
-        if !issuers.insert(section.issuer.clone()) {
+        let issuer = section.issuer.clone().unwrap_or_default();
+        let issuer_optional = section.introspection.is_some() && issuer.is_empty();
+        if !issuer_optional && !issuers.insert(issuer) {
             return Err(ConfigError::new(
                 at("issuer"),
                 "must be unique (the provider is chosen by the token's iss)",
             ));
         }
-        providers.push(compile_provider(i, section, env)?);
+        if section.introspection.is_some() {
+            if introspection.is_some() {
+                return Err(ConfigError::new(
+                    at("introspection"),
+                    "only one provider may use introspection",
+                ));
+            }
+            let (provider, settings) = compile_introspection(i, section, env)?;
+            providers.push(provider);
+            introspection = Some(settings);
+        } else {
+            providers.push(compile_provider(i, section, env)?);
+        }
     }
-    Ok(providers)
+    Ok((providers, introspection))
 }
 
 fn compile_provider(
@@ -47,13 +66,19 @@ fn compile_provider(
 ) -> Result<Provider, ConfigError> {
     let at = |field: &str| format!("providers[{i}].{field}");
     super::validate::object_name(&s.name).map_err(|r| ConfigError::new(at("name"), r))?;
-    if s.issuer.is_empty() {
+    let issuer = s
+        .issuer
+        .ok_or_else(|| ConfigError::new(at("issuer"), "is required"))?;
+    if issuer.is_empty() {
         return Err(ConfigError::new(at("issuer"), "must not be empty"));
     }
-    if s.audiences.is_empty() {
+    let audiences = s
+        .audiences
+        .ok_or_else(|| ConfigError::new(at("audiences"), "is required"))?;
+    if audiences.is_empty() {
         return Err(ConfigError::new(at("audiences"), "must not be empty"));
     }
-    if let Some(j) = s.audiences.iter().position(String::is_empty) {
+    if let Some(j) = audiences.iter().position(String::is_empty) {
         return Err(ConfigError::new(
             format!("providers[{i}].audiences[{j}]"),
             "must not be empty",
@@ -83,8 +108,8 @@ fn compile_provider(
     Ok(Provider {
         name: s.name,
         purpose: crate::jwt::Purpose::Api,
-        issuer: s.issuer,
-        audiences: s.audiences,
+        issuer,
+        audiences,
         algorithms,
         hs256,
         keys,

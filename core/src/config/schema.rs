@@ -34,6 +34,8 @@ pub struct ConfigDocument {
     #[serde(default)]
     pub cors: Option<CorsSection>,
     #[serde(default)]
+    pub emergency_access: Option<EmergencyAccessSection>,
+    #[serde(default)]
     pub forward: ForwardSection,
     #[serde(default)]
     pub limits: LimitsSection,
@@ -140,8 +142,16 @@ fn default_max_token_bytes() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct ProviderSection {
     pub name: String,
-    pub issuer: String,
-    pub audiences: Vec<String>,
+    /// Required for JWT providers; optional with `introspection` (then the answer's `iss`,
+    /// when it has one, must match).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Required for JWT providers; optional with `introspection`.
+    #[serde(default)]
+    pub audiences: Option<Vec<String>>,
+    /// RFC 7662: tokens of this provider are checked by the IdP instead of by signature.
+    #[serde(default)]
+    pub introspection: Option<IntrospectionSection>,
     /// Defaults to the algorithms the configured keys can verify.
     #[serde(default)]
     pub algorithms: Option<Vec<String>>,
@@ -209,6 +219,64 @@ pub struct RemoteJwksSection {
 
 fn default_cache_ttl_s() -> u64 {
     600
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionSection {
+    pub cluster: String,
+    pub authority: String,
+    pub path: String,
+    pub client_id: String,
+    pub client_secret: SecretSection,
+    /// `client_secret_basic` (default) or `client_secret_post`.
+    #[serde(default)]
+    pub client_auth: Option<String>,
+    #[serde(default = "default_introspection_cache_ttl_s")]
+    pub cache_ttl_s: u64,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// `opaque` (default): tokens that are not JWTs; `all`: every bearer token.
+    #[serde(default)]
+    pub tokens: Option<String>,
+    #[serde(default = "default_introspection_cache_slots")]
+    pub cache_slots: u32,
+}
+
+fn default_introspection_cache_ttl_s() -> u64 {
+    60
+}
+
+fn default_introspection_cache_slots() -> u32 {
+    1024
+}
+
+/// `emergency_access`: break-glass when the IdP is down.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmergencyAccessSection {
+    pub allow_ips: Vec<String>,
+    pub key: SecretSection,
+    pub scopes: Vec<String>,
+    #[serde(default = "default_emergency_max_ttl_s")]
+    pub max_ttl_s: u64,
+    /// As for `ip` rate limits: proxies in front of Envoy whose `x-forwarded-for` is trusted.
+    #[serde(default)]
+    pub trusted_hops: u32,
+    /// The session's cookie when no `token.cookie` / `oauth2.session.cookie` is configured.
+    #[serde(default = "default_emergency_cookie")]
+    pub cookie: String,
+    /// For a local plain-http setup only: the session cookie without `Secure`.
+    #[serde(default)]
+    pub allow_insecure_cookies: bool,
+}
+
+fn default_emergency_max_ttl_s() -> u64 {
+    3600
+}
+
+fn default_emergency_cookie() -> String {
+    "gw_emergency".to_string()
 }
 
 fn default_min_refresh_interval_s() -> u64 {

@@ -40,6 +40,7 @@ impl Gateway {
             // Not decided yet: nothing of it may pass.
             Phase::Head
             | Phase::WaitingKeys(_)
+            | Phase::WaitingIntrospection(_)
             | Phase::TokenExchange(_)
             | Phase::WaitingIdTokenKeys(_) => Next::Pause,
             Phase::FetchDue { .. } | Phase::Fetching(_) | Phase::Answered => Next::Continue,

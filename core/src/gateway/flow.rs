@@ -24,6 +24,9 @@ pub(super) enum Phase {
     TokenExchange(crate::oauth2::FlowState),
     /// A login callback paused until the ID token's keys arrive, or its wait ends.
     WaitingIdTokenKeys(Box<IdTokenWait>),
+    /// Paused until the IdP says whether its opaque token is active (this worker's call or
+    /// another's), or its wait ends.
+    WaitingIntrospection(Box<IntrospectionWait>),
     /// Allowed; its body is held whole (size unknown, translated, or its `max_tokens` reserved)
     /// up to `limit` bytes before any of it goes on.
     HoldingBody {
@@ -49,6 +52,13 @@ pub(super) struct KeysWait {
     /// The refusal when keys exist but none fits the token (`unknown kid`, ...).
     pub otherwise: TokenError,
     /// Decided by then at the latest.
+    pub deadline_ms: u64,
+}
+
+/// A request paused for its token's introspection.
+pub(super) struct IntrospectionWait {
+    pub pending: PendingAuth,
+    /// Decided by then at the latest (503 if no answer came).
     pub deadline_ms: u64,
 }
 
@@ -184,7 +194,7 @@ impl Flow {
             path: head.path().split('?').next().unwrap_or("").to_string(),
             decision: "pending",
             // The key of `ip` rate limits; otherwise read only for a log line.
-            client: (!config.rate_limits.is_empty())
+            client: (!config.rate_limits.is_empty() || config.emergency.is_some())
                 .then(|| host.remote_address())
                 .flatten(),
             request_id,

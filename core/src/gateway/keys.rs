@@ -29,12 +29,20 @@ pub(super) const DISCOVERY_SLOT: &str = "oidc-discovery";
 pub(super) enum AuthStep {
     Done(Decision),
     Wait(Box<KeysWait>),
+    /// Waiting for the token's introspection.
+    Introspecting(Box<super::flow::IntrospectionWait>),
 }
 
 impl Gateway {
     /// Verifies the request's token. With `may_fetch` (a request just arrived), claims and
     /// dispatches a fetch when its provider's keys are needed.
     pub(super) fn authenticate(&mut self, pending: &PendingAuth, may_fetch: bool) -> AuthStep {
+        if let Some(decision) = self.emergency_step(pending) {
+            return AuthStep::Done(decision);
+        }
+        if let Some(step) = self.introspection_step(pending) {
+            return step;
+        }
         let verdict = self.verify(&pending.token);
         let (provider, otherwise) = match verdict {
             Verdict::Verified(identity) => return AuthStep::Done(self.verified(pending, identity)),
@@ -109,7 +117,14 @@ impl Gateway {
     }
 
     /// A verified caller: the route's scopes, then the rate limits.
-    fn verified(&mut self, pending: &PendingAuth, identity: crate::jwt::Identity) -> Decision {
+    pub(super) fn verified(
+        &mut self,
+        pending: &PendingAuth,
+        identity: crate::jwt::Identity,
+    ) -> Decision {
+        if let Some(refusal) = self.emergency_session_refusal(pending, &identity) {
+            return refusal;
+        }
         let forwarding = match complete_auth(&self.config, pending, &identity) {
             Ok(forwarding) => forwarding,
             Err(error) => return Decision::refused(error, Some(self.subject(&identity))),
@@ -125,7 +140,7 @@ impl Gateway {
 
     /// A token that does not verify. A session cookie that does not verify (tampered, expired)
     /// is no session: the request goes on as having none.
-    fn not_verified(&mut self, pending: &PendingAuth, error: TokenError) -> Decision {
+    pub(super) fn not_verified(&mut self, pending: &PendingAuth, error: TokenError) -> Decision {
         match &pending.source {
             TokenSource::Session {
                 refusal: Some(refusal),
@@ -173,7 +188,7 @@ impl Gateway {
                         flow.phase = Phase::WaitingKeys(wait);
                         true
                     }
-                    AuthStep::Wait(_) => {
+                    AuthStep::Wait(_) | AuthStep::Introspecting(_) => {
                         // The fetch ended (or never answered in time) without a key for it.
                         let have_keys = self.auth.have_keys(wait.provider);
                         let error = fetch::unavailable(have_keys, wait.otherwise, 1000);
@@ -182,6 +197,9 @@ impl Gateway {
                     }
                 },
                 Phase::WaitingIdTokenKeys(wait) => self.resolve_login(id, &mut flow, wait, effects),
+                Phase::WaitingIntrospection(wait) => {
+                    self.resolve_introspection(id, &mut flow, wait, effects)
+                }
                 other => {
                     flow.phase = other;
                     false

@@ -10,8 +10,10 @@
 
 mod body;
 mod cors;
+mod emergency;
 mod finish;
 mod flow;
+mod introspection;
 mod keys;
 mod login;
 mod model_access;
@@ -113,13 +115,15 @@ enum Call {
     TokenExchange { request: u32 },
     /// The model server's answer to a translated request, fetched by the gateway.
     ModelServer { request: u32 },
+    /// RFC 7662 introspection of the token with this SHA-256 (for every request that has it).
+    Introspection { token: [u8; 32] },
 }
 
 impl Call {
     fn request(self) -> Option<u32> {
         match self {
             Self::TokenExchange { request } | Self::ModelServer { request } => Some(request),
-            Self::Jwks { .. } | Self::Discovery => None,
+            Self::Jwks { .. } | Self::Discovery | Self::Introspection { .. } => None,
         }
     }
 }
@@ -154,6 +158,12 @@ impl Gateway {
     /// slots) and the gauges.
     pub fn new(config: Rc<GatewayConfig>, host: Box<dyn Host>) -> Self {
         prepare_shared_state(&config.providers, host.store());
+        if let Some(settings) = &config.introspection {
+            crate::introspect::cache::prepare(host.store(), settings.cache_slots);
+        }
+        if config.emergency.is_some() {
+            crate::store::ensure_exists(host.store(), crate::emergency::SPENT_KEY, b"[]");
+        }
         if config.oauth2.is_some() {
             crate::jwks::fetch::prepare(host.store(), keys::DISCOVERY_SLOT);
         }
@@ -183,7 +193,9 @@ impl Gateway {
 
     /// How often [`Gateway::on_tick`] should run, in milliseconds.
     pub fn tick_period_ms(&self) -> u64 {
-        if self.config.providers.iter().any(|p| p.remote().is_some()) {
+        let waits_on_others = self.config.introspection.is_some()
+            || self.config.providers.iter().any(|p| p.remote().is_some());
+        if waits_on_others {
             TICK_MS
         } else {
             IDLE_TICK_MS
@@ -224,6 +236,12 @@ impl Gateway {
                     keys::AuthStep::Done(decision) => decision,
                     keys::AuthStep::Wait(wait) => {
                         flow.phase = Phase::WaitingKeys(wait);
+                        self.waiting.push(id);
+                        self.flows.insert(id, flow);
+                        return out;
+                    }
+                    keys::AuthStep::Introspecting(wait) => {
+                        flow.phase = Phase::WaitingIntrospection(wait);
                         self.waiting.push(id);
                         self.flows.insert(id, flow);
                         return out;
@@ -282,8 +300,17 @@ impl Gateway {
     pub fn on_done(&mut self, id: u32) {
         self.waiting.retain(|w| *w != id);
         self.due_fetches.retain(|d| *d != id);
-        self.calls
-            .retain(|_, (call, from)| call.request() != Some(id) && *from != Some(id));
+        let mut abandoned = Vec::new();
+        self.calls.retain(|_, (call, from)| {
+            let keep = call.request() != Some(id) && *from != Some(id);
+            if let (false, Call::Introspection { token }) = (keep, call) {
+                abandoned.push(*token);
+            }
+            keep
+        });
+        for token in abandoned {
+            self.introspection_abandoned(&token);
+        }
         if let Some(mut flow) = self.flows.remove(&id) {
             self.settle_usage(&mut flow);
             self.record_model_metrics(&flow);
@@ -327,6 +354,12 @@ impl Gateway {
                 self.with_existing_flow(request, |gateway, flow| {
                     gateway.token_exchanged(request, flow, &response, &mut out.effects);
                 });
+            }
+            Call::Introspection { token } => {
+                let response = self
+                    .host
+                    .call_response(body_size, crate::outgoing::MAX_IDP_ANSWER_BYTES);
+                self.introspected(&token, &response, &mut out.effects);
             }
             Call::ModelServer { request } => {
                 let response = self

@@ -89,6 +89,14 @@ pub enum TokenError {
     KeyAlgorithmMismatch,
     NoKeyForAlgorithm,
     BadSignature,
+
+    // Other token kinds.
+    /// Token introspection says the token is not active (revoked, expired, unknown).
+    NotActive,
+    /// A break-glass token from an address outside `emergency_access.allow_ips`.
+    AddressNotAllowed,
+    /// A break-glass token whose `jti` was used before.
+    AlreadyUsed,
 }
 
 impl fmt::Display for TokenError {
@@ -123,6 +131,11 @@ impl fmt::Display for TokenError {
             Self::KeyAlgorithmMismatch => f.write_str("key does not match the token algorithm"),
             Self::NoKeyForAlgorithm => f.write_str("no key for the token algorithm"),
             Self::BadSignature => f.write_str("invalid signature"),
+            Self::NotActive => f.write_str("token is not active"),
+            Self::AddressNotAllowed => {
+                f.write_str("emergency access is not allowed from this address")
+            }
+            Self::AlreadyUsed => f.write_str("emergency token was already used"),
         }
     }
 }

@@ -33,6 +33,8 @@ pub enum Purpose {
     Api,
     /// Only the ID tokens of the login flow: never accepted as a bearer token.
     IdToken,
+    /// Opaque tokens checked by introspection: never matched by a JWT's `iss`.
+    Introspection,
 }
 
 /// Where the public keys for asymmetric algorithms come from.

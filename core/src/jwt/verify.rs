@@ -184,7 +184,7 @@ fn verify_inner(
     }))
 }
 
-fn kept_claims(claims: &Map<String, Value>, keep: &[String]) -> Vec<(String, String)> {
+pub(crate) fn kept_claims(claims: &Map<String, Value>, keep: &[String]) -> Vec<(String, String)> {
     keep.iter()
         .filter_map(|name| {
             let value = match claims.get(name)? {
