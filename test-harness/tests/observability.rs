@@ -265,3 +265,28 @@ fn records_off_writes_no_audit_but_keeps_the_metrics() {
     );
     assert!(envoy.audit_records().is_empty(), "no plugin audit line");
 }
+
+#[test]
+fn the_plugins_own_log_line_is_off_unless_asked_for() {
+    for log_line in [false, true] {
+        let config = json!({"providers": provider(), "audit": {"log_line": log_line}});
+        let (_upstream, envoy) = gateway(config, Upstream::start());
+        let response = envoy.send(Request::get("/lined").bearer(&token("erin", "")));
+        assert_eq!(response.status, 200);
+        let records = envoy.wait_for_audit_records(1);
+        assert_eq!(records.len(), 1, "the access log always carries the record");
+        assert_eq!(records[0]["sub"], "erin");
+        if log_line {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while envoy.audit_log_lines().is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert_eq!(envoy.audit_log_lines(), records, "the same record, once");
+        } else {
+            assert!(
+                !envoy.log().contains("ai-gateway audit"),
+                "no plugin line by default"
+            );
+        }
+    }
+}

@@ -83,6 +83,8 @@ pub struct AuditConfig {
     /// Fraction of requests whose bodies are logged (0: none, 1: all).
     pub sample_bodies: f64,
     pub max_logged_body_bytes: usize,
+    /// The plugin also writes each record as an info log line.
+    pub log_line: bool,
 }
 
 /// What a route requires of the caller.
@@ -397,6 +399,7 @@ fn compile_audit(section: Option<schema::AuditSection>) -> Result<AuditConfig, C
             records: true,
             sample_bodies: 0.0,
             max_logged_body_bytes: 4096,
+            log_line: false,
         });
     };
     if !(0.0..=1.0).contains(&section.sample_bodies) {
@@ -417,7 +420,14 @@ fn compile_audit(section: Option<schema::AuditSection>) -> Result<AuditConfig, C
             "bodies are logged in audit records, which `records: false` turns off",
         ));
     }
+    if !section.records && section.log_line {
+        return Err(ConfigError::new(
+            "audit.log_line",
+            "the log line writes audit records, which `records: false` turns off",
+        ));
+    }
     Ok(AuditConfig {
+        log_line: section.log_line,
         records: section.records,
         sample_bodies: section.sample_bodies,
         max_logged_body_bytes: usize::try_from(section.max_logged_body_bytes).unwrap_or(4096),

@@ -529,6 +529,11 @@ pub struct AuditSection {
     pub sample_bodies: f64,
     #[serde(default = "default_max_logged_body_bytes")]
     pub max_logged_body_bytes: u64,
+    /// The plugin's own `ai-gateway audit {...}` log line per request, besides the access-log
+    /// record (off by default: formatting and writing it costs more than the rest of a cached
+    /// request, and the access log is the audit channel).
+    #[serde(default)]
+    pub log_line: bool,
 }
 
 fn default_true() -> bool {

@@ -856,6 +856,16 @@ fn audit_section_is_checked() {
     assert_eq!(cfg.audit.sample_bodies, 0.25);
     assert_eq!(cfg.audit.max_logged_body_bytes, 4096);
     assert!(cfg.audit.records, "records are on by default");
+    assert!(
+        !cfg.audit.log_line,
+        "the plugin's own line is off by default"
+    );
+    let lined = load_str(&with_provider(r#""audit": {"log_line": true}"#)).unwrap();
+    assert!(lined.audit.log_line);
+    assert!(error(&with_provider(
+        r#""audit": {"records": false, "log_line": true}"#
+    ))
+    .starts_with("config: audit.log_line: the log line writes audit records"));
     let off = load_str(&with_provider(r#""audit": {"records": false}"#)).unwrap();
     assert!(!off.audit.records);
     assert!(error(&with_provider(
@@ -1102,4 +1112,120 @@ fn models_section_is_checked() {
         );
         assert!(!message.contains('\n'), "one line only: {message:?}");
     }
+}
+
+#[test]
+fn an_introspecting_provider_is_compiled_and_its_mistakes_named() {
+    let opaque = |fields: &str| {
+        format!(
+            r#"{{"providers": [{}, {{"name": "opaque", "introspection": {{"cluster": "idp",
+                "authority": "sso", "path": "/introspect", "client_id": "gw",
+                "client_secret": {{"inline": "s"}}{fields}}}}}]}}"#,
+            hs_provider()
+        )
+    };
+    let cfg = load_str(&opaque("")).unwrap();
+    let settings = cfg.introspection.as_ref().expect("introspection");
+    assert_eq!(settings.provider, 1);
+    assert_eq!(cfg.providers[1].name, "opaque");
+    assert_eq!((settings.cache_ttl_s, settings.timeout_ms), (60, 2000));
+    assert!(!settings.all_tokens);
+    assert!(
+        !format!("{settings:?}").contains("secret"),
+        "no secret in debug output"
+    );
+    for (fields, expected) in [
+        (
+            r#", "tokens": "jwt""#,
+            "config: providers[1].introspection.tokens: must be",
+        ),
+        (
+            r#", "client_auth": "none""#,
+            "config: providers[1].introspection.client_auth: must be",
+        ),
+        (
+            r#", "timeout_ms": 5"#,
+            "config: providers[1].introspection.timeout_ms: must be between",
+        ),
+        (
+            r#", "cache_slots": 1"#,
+            "config: providers[1].introspection.cache_slots: must be between",
+        ),
+        (
+            r#", "cache_ttl_s": 100000"#,
+            "config: providers[1].introspection.cache_ttl_s: must be at most",
+        ),
+        (
+            r#", "extra": 1"#,
+            "config: providers[1].introspection.extra: unknown field",
+        ),
+    ] {
+        let message = error(&opaque(fields));
+        assert!(message.starts_with(expected), "{fields}: {message}");
+    }
+    let with_jwks = opaque("").replace(
+        r#""name": "opaque","#,
+        r#""name": "opaque", "hs256_secret": {"inline": "x"},"#,
+    );
+    assert!(error(&with_jwks)
+        .starts_with("config: providers[1].hs256_secret: a provider with introspection"));
+    let path = opaque("").replace(r#""/introspect""#, r#""introspect""#);
+    assert!(error(&path)
+        .starts_with("config: providers[1].introspection.path: must be an absolute path"));
+}
+
+#[test]
+fn emergency_access_is_compiled_and_its_mistakes_named() {
+    let section = |fields: &str| {
+        with_provider(&format!(
+            r#""emergency_access": {{"allow_ips": ["10.0.0.0/24", "::1"],
+                "key": {{"inline": "break-glass-key-of-at-least-32-bytes"}},
+                "scopes": ["gateway:admin"]{fields}}}"#
+        ))
+    };
+    let cfg = load_str(&section("")).unwrap();
+    let access = cfg.emergency.as_ref().expect("emergency");
+    assert_eq!(access.max_ttl_s, 3600);
+    assert_eq!(access.cookie, "gw_emergency");
+    assert_eq!(
+        cfg.token.cookie.as_deref(),
+        Some("gw_emergency"),
+        "its session is read back"
+    );
+    assert_eq!(cfg.providers[access.session_provider].name, "emergency");
+    assert!(access.allows(Some("10.0.0.42")) && !access.allows(Some("10.0.1.1")));
+    for (text, expected) in [
+        (
+            section("").replace(r#""10.0.0.0/24""#, r#""10.0.0.1/24""#),
+            "config: emergency_access.allow_ips[0]: `10.0.0.1/24` has host bits set",
+        ),
+        (
+            section("").replace(r#""::1""#, r#""localhost""#),
+            "config: emergency_access.allow_ips[1]: `localhost` is not an IP address",
+        ),
+        (
+            section(r#", "max_ttl_s": 10"#),
+            "config: emergency_access.max_ttl_s: must be between 60",
+        ),
+        (
+            section("").replace(r#"["gateway:admin"]"#, "[]"),
+            "config: emergency_access.scopes: must name",
+        ),
+        (
+            section("").replace("break-glass-key-of-at-least-32-bytes", "short"),
+            "config: emergency_access.key: is 5 bytes",
+        ),
+        (
+            section(r#", "allow": []"#),
+            "config: emergency_access.allow: unknown field",
+        ),
+    ] {
+        let message = error(&text);
+        assert!(
+            message.starts_with(expected),
+            "got {message}, expected {expected}"
+        );
+    }
+    let reserved = section("").replace(r#""name": "sso""#, r#""name": "emergency""#);
+    assert!(error(&reserved).starts_with("config: providers[0].name: \"emergency\" is reserved"));
 }

@@ -341,10 +341,11 @@ impl Gateway {
         }
     }
 
-    /// Writes the request's final audit record (the plugin's own log line), unless Envoy's log
-    /// level for Wasm drops it anyway.
+    /// Writes the request's final audit record as the plugin's own log line (`audit.log_line`),
+    /// unless Envoy's log level for Wasm drops it anyway.
     pub(super) fn emit_audit(&mut self, flow: &mut Flow) {
-        if !log::log_enabled!(log::Level::Info) || !self.config.audit.records {
+        let audit = &self.config.audit;
+        if !audit.log_line || !audit.records || !log::log_enabled!(log::Level::Info) {
             return;
         }
         let record = match flow.published_audit.take() {
