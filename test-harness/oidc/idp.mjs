@@ -18,6 +18,10 @@
 // Unknown users get the form again with status 401. GET /interaction/:uid/abort denies
 // (`error=access_denied` back to the client).
 //
+// Access tokens are opaque (no resource indicators): RFC 7662 introspection at
+// POST /token/introspection and RFC 7009 revocation at POST /token/revocation, for any
+// configured client (with its registered authentication method).
+//
 // Test hooks (for the gateway's failure tests), changed at run time:
 //   POST /__test/settings {"decoy_jwks": bool, "hide_end_session": bool}
 //     decoy_jwks: GET /jwks serves only a decoy key (not the signing key), as an IdP's cached
