@@ -152,3 +152,29 @@ fn the_same_token_sent_to_both_workers_at_once_is_admitted_once() {
         );
     }
 }
+
+#[test]
+fn the_helper_script_mints_a_token_the_gateway_admits_once() {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/break-glass-token.py");
+    let output = std::process::Command::new("python3")
+        .arg(&script)
+        .args(["oncall@example.com", "120"])
+        .env("BREAK_GLASS_KEY", KEY)
+        .output()
+        .expect("python3 runs the script");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    let upstream = Upstream::start();
+    let envoy = gateway(&upstream, &["127.0.0.1"], 1);
+    assert_eq!(admin(&envoy, Some(&token), None).status, 200);
+    assert_contract_error(
+        &admin(&envoy, Some(&token), None),
+        401,
+        "AUTH_INVALID_TOKEN",
+    );
+}
