@@ -24,6 +24,7 @@ pub mod oidc;
 pub mod ollama;
 pub mod openai_sdk;
 pub mod paths;
+pub mod presets;
 pub mod process;
 pub mod tokens;
 pub mod upstream;

@@ -1,0 +1,801 @@
+//! `oauth2.preset` through the real Envoy: the browser login of WeCom, DingTalk, Feishu and
+//! GitHub against stand-ins that follow each provider's documented calls (see
+//! `test_harness::presets`), ending in the same session cookie an OIDC login sets.
+//!
+//! Each test starts its own stand-in and Envoy, so they run in parallel.
+
+use std::net::SocketAddr;
+
+use serde_json::{json, Value};
+use test_harness::contract::assert_contract_error;
+use test_harness::idp::reserve_port;
+use test_harness::oidc::{pkce_challenge, query_param, random_token, Browser};
+use test_harness::presets::common::path_of;
+use test_harness::presets::dingtalk::{self, DingTalkUser};
+use test_harness::presets::feishu::{self, FeishuUser};
+use test_harness::presets::github::{self, GitHubUser};
+use test_harness::presets::wecom::{self, WeComUser};
+use test_harness::presets::{StandIn, TEST_USER_PARAM};
+use test_harness::{Envoy, Request, Response, Upstream};
+
+const SESSION_SECRET: &str = "session-secret-for-tests-32bytes!!";
+const CLIENT_SECRET: &str = "preset-client-secret-0123456789";
+
+/// The gateway under test and the upstream behind it.
+struct Gateway {
+    addr: SocketAddr,
+    upstream: Upstream,
+    envoy: Envoy,
+}
+
+impl Gateway {
+    fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn callback(&self) -> String {
+        format!("{}/oauth2/callback", self.base())
+    }
+}
+
+/// The plugin config: `oauth2` (the preset's fields) plus what every test shares.
+fn config(oauth2: Value) -> String {
+    let mut oauth2 = oauth2;
+    oauth2["cluster"] = json!("idp");
+    oauth2["client_secret"] = json!({"env": "OAUTH_CLIENT_SECRET"});
+    oauth2["allow_insecure_cookies"] = json!(true);
+    oauth2["session"] = json!({"cookie": "gw_session", "secret": {"env": "SESSION_SECRET"},
+        "ttl_s": 3600, "scopes": ["chat:read", "chat:write"]});
+    json!({
+        "rules": [{"match": {"path": "/v1/chat/completions", "methods": ["POST"]},
+                   "scopes": ["chat:write"]}],
+        "oauth2": oauth2
+    })
+    .to_string()
+}
+
+/// Starts Envoy on `addr` with `oauth2`, the token and API calls going to `idp`.
+fn start_gateway(addr: SocketAddr, idp: SocketAddr, oauth2: Value, secret: &str) -> Gateway {
+    let upstream = Upstream::start();
+    let envoy = Envoy::builder(&config(oauth2))
+        .upstream(upstream.addr())
+        .idp(idp)
+        .listener_port(addr.port())
+        .env("OAUTH_CLIENT_SECRET", secret)
+        .env("SESSION_SECRET", SESSION_SECRET)
+        .start()
+        .unwrap_or_else(|e| panic!("envoy did not start: {}", e.log));
+    Gateway {
+        addr,
+        upstream,
+        envoy,
+    }
+}
+
+/// `GET /oauth2/login?rd=/`: the 302 to the provider's authorize URL, which is returned.
+fn begin_login(gw: &Gateway, browser: &mut Browser, authorize: &str) -> String {
+    let response = browser.get(&format!("{}/oauth2/login?rd=%2F", gw.base()));
+    assert_eq!(response.status, 302, "{}", response.text());
+    let location = response.header("location").unwrap_or_default().to_string();
+    assert!(
+        location.starts_with(&format!("{authorize}?")),
+        "login goes to the provider's authorize endpoint: {location}"
+    );
+    assert!(
+        !location.contains("code_verifier"),
+        "the verifier never travels in a URL"
+    );
+    location
+}
+
+/// The browser at the provider's authorize URL as `user`: returns where the provider sends it
+/// back (the gateway's callback with the code), not yet requested.
+fn provider_login(gw: &Gateway, browser: &mut Browser, authorize_url: &str, user: &str) -> String {
+    let url = format!("{authorize_url}&{TEST_USER_PARAM}={user}");
+    let response = browser.get(&url);
+    assert_eq!(
+        response.status,
+        302,
+        "provider refused: {}",
+        response.text()
+    );
+    let back = response.header("location").unwrap_or_default().to_string();
+    assert!(back.starts_with(&format!("{}?", gw.callback())), "{back}");
+    back
+}
+
+/// A whole login of `user`: the callback's response.
+fn log_in(gw: &Gateway, browser: &mut Browser, authorize: &str, user: &str) -> Response {
+    let authorize_url = begin_login(gw, browser, authorize);
+    let callback = provider_login(gw, browser, &authorize_url, user);
+    browser.get(&callback)
+}
+
+/// The callback set a session: 302 home, the session cookie stored; its value.
+fn assert_session(gw: &Gateway, browser: &Browser, landed: &Response) -> String {
+    assert_eq!(landed.status, 302, "{}", landed.text());
+    assert_eq!(landed.header("location"), Some("/"));
+    browser
+        .cookie(&gw.addr.to_string(), "gw_session")
+        .expect("session cookie set")
+}
+
+/// A failed login: `LOGIN_FAILED` with a 4xx/5xx (`status` when given), no session.
+fn assert_login_failed(response: &Response, status: Option<u16>) {
+    let status = status.unwrap_or(response.status);
+    assert!((400..600).contains(&status), "{}", response.text());
+    assert_contract_error(response, status, "LOGIN_FAILED");
+    assert!(
+        !response.headers.iter().any(|(n, v)| n == "set-cookie"
+            && v.starts_with("gw_session=")
+            && !v.starts_with("gw_session=;")),
+        "no session: {:?}",
+        response.headers
+    );
+}
+
+/// `/oauth2/userinfo` with the session: the mapped identity.
+fn userinfo(gw: &Gateway, session: &str) -> Value {
+    let me = gw
+        .envoy
+        .send(Request::get("/oauth2/userinfo").header("cookie", format!("gw_session={session}")));
+    assert_eq!(me.status, 200, "{}", me.text());
+    me.json()
+}
+
+/// A chat request with the session reaches the upstream as `sub`.
+fn assert_chat_as(gw: &Gateway, session: &str, sub: &str) {
+    let before = gw.upstream.requests().len();
+    let chat = gw.envoy.send(
+        Request::post("/v1/chat/completions")
+            .header("cookie", format!("gw_session={session}"))
+            .header("origin", gw.base())
+            .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})),
+    );
+    assert_eq!(chat.status, 200, "{}", chat.text());
+    let received = gw.upstream.requests();
+    assert_eq!(received.len(), before + 1);
+    assert_eq!(received[before].header("x-user-id"), Some(sub));
+}
+
+/// A callback whose `state` is not the flow's is refused before any provider call.
+fn assert_state_mismatch_refused<S: Send + 'static>(
+    gw: &Gateway,
+    stand_in: &StandIn<S>,
+    authorize: &str,
+    user: &str,
+) {
+    let mut browser = Browser::new();
+    let authorize_url = begin_login(gw, &mut browser, authorize);
+    let callback = provider_login(gw, &mut browser, &authorize_url, user);
+    let calls_before = stand_in.requests().len();
+    let state = query_param(&callback, "state").expect("state comes back");
+    let forged = callback.replace(&format!("state={state}"), "state=forged");
+    let response = browser.get(&forged);
+    assert_contract_error(&response, 401, "LOGIN_FAILED");
+    assert_eq!(
+        stand_in.requests().len(),
+        calls_before,
+        "no provider call for a forged state"
+    );
+}
+
+/// `authorize_url` with its `code_challenge` replaced by one for another verifier.
+fn with_foreign_challenge(authorize_url: &str) -> String {
+    let challenge = query_param(authorize_url, "code_challenge").expect("a code_challenge");
+    authorize_url.replace(
+        &format!("code_challenge={challenge}"),
+        &format!("code_challenge={}", pkce_challenge(&random_token())),
+    )
+}
+
+// ---------------------------------------------------------------- GitHub
+
+const GITHUB_AUTHORIZE: &str = "/login/oauth/authorize";
+
+fn github_users() -> Vec<GitHubUser> {
+    vec![
+        GitHubUser {
+            login: "octocat".into(),
+            id: 583231,
+            name: Some("The Octocat".into()),
+            email: Some("octocat@github.test".into()),
+            orgs: vec!["acme".into(), "other".into()],
+        },
+        GitHubUser {
+            login: "hubot".into(),
+            id: 480938,
+            name: None,
+            email: None,
+            orgs: vec!["acme".into()],
+        },
+        GitHubUser {
+            login: "outsider".into(),
+            id: 1000001,
+            name: Some("Out Sider".into()),
+            email: Some("out@github.test".into()),
+            orgs: vec!["other".into()],
+        },
+    ]
+}
+
+fn start_github(secret: &str) -> (github::GitHub, Gateway) {
+    let addr = reserve_port();
+    let callback = format!("http://{addr}/oauth2/callback");
+    let stand_in = github::start("Iv1.gateway", CLIENT_SECRET, &callback, github_users());
+    let oauth2 = json!({
+        "preset": "github", "client_id": "Iv1.gateway", "redirect_uri": callback,
+        "authorization_endpoint": stand_in.url(GITHUB_AUTHORIZE),
+        "allowed_orgs": ["acme"]
+    });
+    let gw = start_gateway(addr, stand_in.addr(), oauth2, secret);
+    (stand_in, gw)
+}
+
+#[test]
+fn github_login_maps_id_name_email_and_reaches_the_upstream() {
+    let (hub, gw) = start_github(CLIENT_SECRET);
+    let authorize = hub.url(GITHUB_AUTHORIZE);
+    assert_state_mismatch_refused(&gw, &hub, &authorize, "octocat");
+
+    let mut browser = Browser::new();
+    let authorize_url = begin_login(&gw, &mut browser, &authorize);
+    assert_eq!(
+        query_param(&authorize_url, "client_id").as_deref(),
+        Some("Iv1.gateway")
+    );
+    assert_eq!(
+        query_param(&authorize_url, "redirect_uri"),
+        Some(gw.callback())
+    );
+    assert_eq!(
+        query_param(&authorize_url, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert!(query_param(&authorize_url, "state").is_some_and(|s| s.len() >= 16));
+    let callback = provider_login(&gw, &mut browser, &authorize_url, "octocat");
+    let landed = browser.get(&callback);
+    let session = assert_session(&gw, &browser, &landed);
+
+    let me = userinfo(&gw, &session);
+    assert_eq!(me["sub"], "583231", "{me}");
+    assert_eq!(me["name"], "The Octocat", "{me}");
+    assert_eq!(me["email"], "octocat@github.test", "{me}");
+    assert_chat_as(&gw, &session, "583231");
+
+    // What GitHub received: the token request with the secret and the PKCE verifier (the
+    // stand-in checked it against the challenge), JSON asked for; API calls with a User-Agent.
+    let token_calls = hub.calls("/login/oauth/access_token");
+    assert_eq!(token_calls.len(), 1);
+    let body = String::from_utf8_lossy(&token_calls[0].body).to_string();
+    assert!(body.contains("code_verifier="), "{body}");
+    for api in ["/user", "/user/orgs"] {
+        let calls = hub.calls(api);
+        assert!(!calls.is_empty(), "{api} called");
+        assert!(calls
+            .iter()
+            .all(|c| c.header("user-agent").is_some_and(|v| !v.is_empty())));
+    }
+
+    // No name on the profile: the login is the name; no public email: none.
+    let mut browser = Browser::new();
+    let landed = log_in(&gw, &mut browser, &authorize, "hubot");
+    let session = assert_session(&gw, &browser, &landed);
+    let me = userinfo(&gw, &session);
+    assert_eq!(me["sub"], "480938", "{me}");
+    assert_eq!(me["name"], "hubot", "{me}");
+    assert!(me["email"].is_null() || me.get("email").is_none(), "{me}");
+}
+
+#[test]
+fn github_refusals_pkce_codes_orgs_errors_and_down() {
+    let (hub, gw) = start_github(CLIENT_SECRET);
+    let authorize = hub.url(GITHUB_AUTHORIZE);
+
+    // A code issued for another PKCE challenge: GitHub refuses the gateway's verifier.
+    let mut browser = Browser::new();
+    let authorize_url = with_foreign_challenge(&begin_login(&gw, &mut browser, &authorize));
+    let callback = provider_login(&gw, &mut browser, &authorize_url, "octocat");
+    assert_login_failed(&browser.get(&callback), None);
+    assert!(
+        hub.calls("/user").is_empty(),
+        "no user call without a token"
+    );
+
+    // A spent code (the same callback replayed with its flow cookie): refused.
+    let mut browser = Browser::new();
+    let authorize_url = begin_login(&gw, &mut browser, &authorize);
+    let callback = provider_login(&gw, &mut browser, &authorize_url, "octocat");
+    let flow = browser
+        .cookie(&gw.addr.to_string(), "gw_oauth2_flow")
+        .unwrap();
+    let landed = browser.get(&callback);
+    assert_session(&gw, &browser, &landed);
+    let mut replayer = Browser::new();
+    replayer.set_cookie(&gw.addr.to_string(), "gw_oauth2_flow", &flow);
+    assert_login_failed(&replayer.get(&callback), None);
+
+    // GitHub's error shape (HTTP 200 with "error": "bad_verification_code").
+    hub.with(|s| s.fail_next_token = true);
+    let mut browser = Browser::new();
+    assert_login_failed(&log_in(&gw, &mut browser, &authorize, "octocat"), None);
+
+    // Not a member of an allowed organization.
+    let mut browser = Browser::new();
+    assert_login_failed(
+        &log_in(&gw, &mut browser, &authorize, "outsider"),
+        Some(403),
+    );
+
+    // GitHub down.
+    hub.set_down(true);
+    let mut browser = Browser::new();
+    let authorize_url = begin_login(&gw, &mut browser, &authorize);
+    hub.set_down(false);
+    let callback = provider_login(&gw, &mut browser, &authorize_url, "octocat");
+    hub.set_down(true);
+    assert_login_failed(&browser.get(&callback), None);
+    hub.set_down(false);
+}
+
+#[test]
+fn github_wrong_client_secret_is_login_failed() {
+    let (hub, gw) = start_github("not-the-secret");
+    let mut browser = Browser::new();
+    let response = log_in(&gw, &mut browser, &hub.url(GITHUB_AUTHORIZE), "octocat");
+    assert_login_failed(&response, None);
+    assert!(hub.calls("/user").is_empty());
+}
+
+// ---------------------------------------------------------------- WeCom
+
+const WECOM_AUTHORIZE: &str = "/wwlogin/sso/login";
+
+fn wecom_users() -> Vec<WeComUser> {
+    vec![
+        WeComUser {
+            id: "zhangsan".into(),
+            member: true,
+            name: "张三".into(),
+            email: None,
+            biz_mail: Some("zhangsan@corp.wecom.work".into()),
+        },
+        WeComUser {
+            id: "lisi".into(),
+            member: true,
+            name: "李四".into(),
+            email: Some("lisi@corp.test".into()),
+            biz_mail: Some("lisi@corp.wecom.work".into()),
+        },
+        WeComUser {
+            id: "oDjGHs-1yCnGrRovBj2yHij5JAAA".into(),
+            member: false,
+            name: "visitor".into(),
+            email: None,
+            biz_mail: None,
+        },
+    ]
+}
+
+fn start_wecom(secret: &str) -> (wecom::WeCom, Gateway) {
+    let addr = reserve_port();
+    let callback = format!("http://{addr}/oauth2/callback");
+    let stand_in = wecom::start(
+        "ww1234567890abcdef",
+        "1000002",
+        CLIENT_SECRET,
+        &addr.to_string(),
+        wecom_users(),
+    );
+    let oauth2 = json!({
+        "preset": "wecom", "client_id": "ww1234567890abcdef", "agent_id": "1000002",
+        "redirect_uri": callback, "authorization_endpoint": stand_in.url(WECOM_AUTHORIZE)
+    });
+    let gw = start_gateway(addr, stand_in.addr(), oauth2, secret);
+    (stand_in, gw)
+}
+
+#[test]
+fn wecom_login_maps_userid_and_caches_the_app_token() {
+    let (wx, gw) = start_wecom(CLIENT_SECRET);
+    let authorize = wx.url(WECOM_AUTHORIZE);
+    assert_state_mismatch_refused(&gw, &wx, &authorize, "zhangsan");
+
+    let mut browser = Browser::new();
+    let authorize_url = begin_login(&gw, &mut browser, &authorize);
+    for (name, value) in [
+        ("login_type", "CorpApp"),
+        ("appid", "ww1234567890abcdef"),
+        ("agentid", "1000002"),
+    ] {
+        assert_eq!(
+            query_param(&authorize_url, name).as_deref(),
+            Some(value),
+            "{authorize_url}"
+        );
+    }
+    assert_eq!(
+        query_param(&authorize_url, "redirect_uri"),
+        Some(gw.callback())
+    );
+    let callback = provider_login(&gw, &mut browser, &authorize_url, "zhangsan");
+    let landed = browser.get(&callback);
+    let session = assert_session(&gw, &browser, &landed);
+    let me = userinfo(&gw, &session);
+    assert_eq!(me["sub"], "zhangsan", "{me}");
+    assert_eq!(me["name"], "张三", "{me}");
+    assert_eq!(
+        me["email"], "zhangsan@corp.wecom.work",
+        "no email: biz_mail"
+    );
+    assert_chat_as(&gw, &session, "zhangsan");
+
+    let mut browser = Browser::new();
+    let landed = log_in(&gw, &mut browser, &authorize, "lisi");
+    let session = assert_session(&gw, &browser, &landed);
+    let me = userinfo(&gw, &session);
+    assert_eq!(me["sub"], "lisi", "{me}");
+    assert_eq!(me["email"], "lisi@corp.test", "{me}");
+
+    // Two logins (three callbacks), one app token: the doc asks callers to cache it.
+    assert_eq!(wx.calls("/cgi-bin/gettoken").len(), 1, "{:?}", paths(&wx));
+    assert_eq!(wx.calls("/cgi-bin/auth/getuserinfo").len(), 2);
+    let gettoken = &wx.calls("/cgi-bin/gettoken")[0];
+    assert_eq!(gettoken.method, "GET");
+    assert!(
+        gettoken.path.contains("corpid=ww1234567890abcdef"),
+        "{}",
+        gettoken.path
+    );
+}
+
+fn paths<S: Send + 'static>(stand_in: &StandIn<S>) -> Vec<String> {
+    stand_in
+        .requests()
+        .iter()
+        .map(|r| path_of(&r.path).to_string())
+        .collect()
+}
+
+#[test]
+fn wecom_refuses_non_members_and_invalid_codes_and_refetches_an_expired_token() {
+    let (wx, gw) = start_wecom(CLIENT_SECRET);
+    let authorize = wx.url(WECOM_AUTHORIZE);
+
+    // Not a member of the corp: getuserinfo names an openid, no userid.
+    let mut browser = Browser::new();
+    let response = log_in(
+        &gw,
+        &mut browser,
+        &authorize,
+        "oDjGHs-1yCnGrRovBj2yHij5JAAA",
+    );
+    assert_login_failed(&response, None);
+    assert!(wx.calls("/cgi-bin/user/get").is_empty());
+
+    // WeCom's error shape: HTTP 200 with errcode 40029 (invalid code).
+    wx.with(|s| s.fail_next_token = true);
+    let mut browser = Browser::new();
+    assert_login_failed(&log_in(&gw, &mut browser, &authorize, "zhangsan"), None);
+
+    // The app token expires early (42001): a login still works, with a new token.
+    wx.with(wecom::WeComState::expire_tokens);
+    let gettoken_before = wx.calls("/cgi-bin/gettoken").len();
+    let mut browser = Browser::new();
+    let landed = log_in(&gw, &mut browser, &authorize, "zhangsan");
+    assert_session(&gw, &browser, &landed);
+    assert_eq!(wx.calls("/cgi-bin/gettoken").len(), gettoken_before + 1);
+}
+
+#[test]
+fn wecom_wrong_secret_is_login_failed() {
+    let (wx, gw) = start_wecom("not-the-secret");
+    let mut browser = Browser::new();
+    let response = log_in(&gw, &mut browser, &wx.url(WECOM_AUTHORIZE), "zhangsan");
+    assert_login_failed(&response, None);
+    assert!(wx.calls("/cgi-bin/auth/getuserinfo").is_empty());
+}
+
+#[test]
+fn wecom_without_agent_id_is_a_config_error() {
+    let oauth2 = json!({
+        "preset": "wecom", "client_id": "ww1234567890abcdef",
+        "redirect_uri": "http://127.0.0.1:9/oauth2/callback"
+    });
+    let exit = match Envoy::builder(&config(oauth2))
+        .concurrency(1)
+        .env("OAUTH_CLIENT_SECRET", CLIENT_SECRET)
+        .env("SESSION_SECRET", SESSION_SECRET)
+        .start()
+    {
+        Ok(envoy) => panic!("started without agent_id:\n{}", envoy.log_tail(30)),
+        Err(exit) => exit,
+    };
+    let line = exit
+        .log
+        .lines()
+        .find(|l| l.contains("config: "))
+        .unwrap_or_default();
+    assert!(
+        line.contains("[error]") && line.contains("config: oauth2.agent_id"),
+        "{}",
+        exit.log
+    );
+}
+
+// ---------------------------------------------------------------- DingTalk
+
+const DINGTALK_AUTHORIZE: &str = "/oauth2/auth";
+
+fn dingtalk_users() -> Vec<DingTalkUser> {
+    vec![
+        DingTalkUser {
+            union_id: "z21HjQliSzpw0YWCNxmii6u2Os62cZ62iSiE".into(),
+            open_id: "123openid".into(),
+            nick: "王五".into(),
+            email: Some("wangwu@corp.test".into()),
+            mobile: "15000000000".into(),
+        },
+        DingTalkUser {
+            union_id: "uNoEmailUnionId0000000000000000000".into(),
+            open_id: "456openid".into(),
+            nick: "赵六".into(),
+            email: None,
+            mobile: "15000000001".into(),
+        },
+    ]
+}
+
+fn start_dingtalk() -> (dingtalk::DingTalk, Gateway) {
+    let addr = reserve_port();
+    let callback = format!("http://{addr}/oauth2/callback");
+    let stand_in = dingtalk::start(
+        "dingappkey0001",
+        CLIENT_SECRET,
+        "dingcorp0001",
+        vec![callback.clone()],
+        dingtalk_users(),
+    );
+    let oauth2 = json!({
+        "preset": "dingtalk", "client_id": "dingappkey0001", "redirect_uri": callback,
+        "authorization_endpoint": stand_in.url(DINGTALK_AUTHORIZE)
+    });
+    let gw = start_gateway(addr, stand_in.addr(), oauth2, CLIENT_SECRET);
+    (stand_in, gw)
+}
+
+#[test]
+fn dingtalk_login_takes_the_auth_code_and_maps_union_id() {
+    let (ding, gw) = start_dingtalk();
+    let authorize = ding.url(DINGTALK_AUTHORIZE);
+    assert_state_mismatch_refused(
+        &gw,
+        &ding,
+        &authorize,
+        "z21HjQliSzpw0YWCNxmii6u2Os62cZ62iSiE",
+    );
+
+    let mut browser = Browser::new();
+    let authorize_url = begin_login(&gw, &mut browser, &authorize);
+    for (name, value) in [
+        ("response_type", "code"),
+        ("client_id", "dingappkey0001"),
+        ("prompt", "consent"),
+    ] {
+        assert_eq!(
+            query_param(&authorize_url, name).as_deref(),
+            Some(value),
+            "{authorize_url}"
+        );
+    }
+    assert!(
+        query_param(&authorize_url, "scope").is_some_and(|s| s.split(' ').any(|s| s == "openid"))
+    );
+    let callback = provider_login(
+        &gw,
+        &mut browser,
+        &authorize_url,
+        "z21HjQliSzpw0YWCNxmii6u2Os62cZ62iSiE",
+    );
+    assert!(query_param(&callback, "authCode").is_some(), "{callback}");
+    let landed = browser.get(&callback);
+    let session = assert_session(&gw, &browser, &landed);
+    let me = userinfo(&gw, &session);
+    assert_eq!(me["sub"], "z21HjQliSzpw0YWCNxmii6u2Os62cZ62iSiE", "{me}");
+    assert_eq!(me["name"], "王五", "{me}");
+    assert_eq!(me["email"], "wangwu@corp.test", "{me}");
+    assert_chat_as(&gw, &session, "z21HjQliSzpw0YWCNxmii6u2Os62cZ62iSiE");
+
+    let token_calls = ding.calls("/v1.0/oauth2/userAccessToken");
+    assert_eq!(token_calls.len(), 1);
+    let body: Value = serde_json::from_slice(&token_calls[0].body).expect("a JSON token request");
+    assert_eq!(body["grantType"], "authorization_code", "{body}");
+    assert_eq!(body["clientId"], "dingappkey0001", "{body}");
+    let me_calls = ding.calls("/v1.0/contact/users/me");
+    assert_eq!(me_calls.len(), 1);
+    assert!(me_calls[0].header("x-acs-dingtalk-access-token").is_some());
+
+    // No email permission / none set: still a login, named by nick.
+    let mut browser = Browser::new();
+    let landed = log_in(
+        &gw,
+        &mut browser,
+        &authorize,
+        "uNoEmailUnionId0000000000000000000",
+    );
+    let me = userinfo(&gw, &assert_session(&gw, &browser, &landed));
+    assert_eq!(me["sub"], "uNoEmailUnionId0000000000000000000", "{me}");
+    assert_eq!(me["name"], "赵六", "{me}");
+}
+
+#[test]
+fn dingtalk_refusals_error_shape_replay_and_down() {
+    let (ding, gw) = start_dingtalk();
+    let authorize = ding.url(DINGTALK_AUTHORIZE);
+    let user = "z21HjQliSzpw0YWCNxmii6u2Os62cZ62iSiE";
+
+    // DingTalk's error shape: HTTP 400 {"code": "InvalidAuthentication", ...}.
+    ding.with(|s| s.fail_next_token = true);
+    let mut browser = Browser::new();
+    assert_login_failed(&log_in(&gw, &mut browser, &authorize, user), None);
+    assert!(ding.calls("/v1.0/contact/users/me").is_empty());
+
+    // A spent code replayed with its flow cookie.
+    let mut browser = Browser::new();
+    let authorize_url = begin_login(&gw, &mut browser, &authorize);
+    let callback = provider_login(&gw, &mut browser, &authorize_url, user);
+    let flow = browser
+        .cookie(&gw.addr.to_string(), "gw_oauth2_flow")
+        .unwrap();
+    let landed = browser.get(&callback);
+    assert_session(&gw, &browser, &landed);
+    let mut replayer = Browser::new();
+    replayer.set_cookie(&gw.addr.to_string(), "gw_oauth2_flow", &flow);
+    assert_login_failed(&replayer.get(&callback), None);
+
+    // DingTalk's API down at the token call.
+    let mut browser = Browser::new();
+    let authorize_url = begin_login(&gw, &mut browser, &authorize);
+    let callback = provider_login(&gw, &mut browser, &authorize_url, user);
+    ding.set_down(true);
+    assert_login_failed(&browser.get(&callback), None);
+    ding.set_down(false);
+}
+
+// ---------------------------------------------------------------- Feishu
+
+const FEISHU_AUTHORIZE: &str = "/open-apis/authen/v1/authorize";
+
+fn feishu_users() -> Vec<FeishuUser> {
+    vec![
+        FeishuUser {
+            open_id: "ou_caecc734c2e3328a62489fe0648c4b98".into(),
+            union_id: "on_d89jhsdhjsajkda7828enjdj328ydhhw".into(),
+            user_id: Some("5d9bdxxx".into()),
+            name: "孙七".into(),
+            en_name: "Sun Qi".into(),
+            email: Some("sunqi@personal.test".into()),
+            enterprise_email: Some("sunqi@corp.test".into()),
+        },
+        FeishuUser {
+            open_id: "ou_noemployeeid000000000000000000".into(),
+            union_id: "on_noemployeeid00000000000000000".into(),
+            user_id: None,
+            name: "周八".into(),
+            en_name: "Zhou Ba".into(),
+            email: Some("zhouba@personal.test".into()),
+            enterprise_email: None,
+        },
+    ]
+}
+
+fn start_feishu() -> (feishu::Feishu, Gateway) {
+    let addr = reserve_port();
+    let callback = format!("http://{addr}/oauth2/callback");
+    let stand_in = feishu::start(
+        "cli_a5ca35a685b0x26e",
+        CLIENT_SECRET,
+        vec![callback.clone()],
+        feishu_users(),
+    );
+    let oauth2 = json!({
+        "preset": "feishu", "client_id": "cli_a5ca35a685b0x26e", "redirect_uri": callback,
+        "authorization_endpoint": stand_in.url(FEISHU_AUTHORIZE)
+    });
+    let gw = start_gateway(addr, stand_in.addr(), oauth2, CLIENT_SECRET);
+    (stand_in, gw)
+}
+
+#[test]
+fn feishu_login_with_pkce_maps_user_id_or_open_id() {
+    let (fs, gw) = start_feishu();
+    let authorize = fs.url(FEISHU_AUTHORIZE);
+    assert_state_mismatch_refused(&gw, &fs, &authorize, "ou_caecc734c2e3328a62489fe0648c4b98");
+
+    let mut browser = Browser::new();
+    let authorize_url = begin_login(&gw, &mut browser, &authorize);
+    assert_eq!(
+        query_param(&authorize_url, "client_id").as_deref(),
+        Some("cli_a5ca35a685b0x26e")
+    );
+    assert_eq!(
+        query_param(&authorize_url, "redirect_uri"),
+        Some(gw.callback())
+    );
+    assert_eq!(
+        query_param(&authorize_url, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    let callback = provider_login(
+        &gw,
+        &mut browser,
+        &authorize_url,
+        "ou_caecc734c2e3328a62489fe0648c4b98",
+    );
+    let landed = browser.get(&callback);
+    let session = assert_session(&gw, &browser, &landed);
+    let me = userinfo(&gw, &session);
+    assert_eq!(me["sub"], "5d9bdxxx", "user_id when present: {me}");
+    assert_eq!(me["name"], "孙七", "{me}");
+    assert_eq!(
+        me["email"], "sunqi@corp.test",
+        "enterprise_email first: {me}"
+    );
+    assert_chat_as(&gw, &session, "5d9bdxxx");
+
+    let token_calls = fs.calls("/open-apis/authen/v2/oauth/token");
+    assert_eq!(token_calls.len(), 1);
+    let body: Value = serde_json::from_slice(&token_calls[0].body).expect("a JSON token request");
+    assert_eq!(body["grant_type"], "authorization_code", "{body}");
+    assert!(body["code_verifier"].is_string(), "{body}");
+    let info_calls = fs.calls("/open-apis/authen/v1/user_info");
+    assert_eq!(info_calls.len(), 1);
+    assert!(info_calls[0]
+        .header("authorization")
+        .is_some_and(|v| v.starts_with("Bearer u-")));
+
+    let mut browser = Browser::new();
+    let landed = log_in(
+        &gw,
+        &mut browser,
+        &authorize,
+        "ou_noemployeeid000000000000000000",
+    );
+    let me = userinfo(&gw, &assert_session(&gw, &browser, &landed));
+    assert_eq!(
+        me["sub"], "ou_noemployeeid000000000000000000",
+        "open_id without user_id: {me}"
+    );
+    assert_eq!(me["email"], "zhouba@personal.test", "{me}");
+}
+
+#[test]
+fn feishu_refusals_pkce_and_error_shapes() {
+    let (fs, gw) = start_feishu();
+    let authorize = fs.url(FEISHU_AUTHORIZE);
+    let user = "ou_caecc734c2e3328a62489fe0648c4b98";
+
+    // A code bound to another challenge: Feishu refuses the gateway's verifier (HTTP 400).
+    let mut browser = Browser::new();
+    let authorize_url = with_foreign_challenge(&begin_login(&gw, &mut browser, &authorize));
+    let callback = provider_login(&gw, &mut browser, &authorize_url, user);
+    assert_login_failed(&browser.get(&callback), None);
+    assert!(fs.calls("/open-apis/authen/v1/user_info").is_empty());
+
+    // Feishu's error shape with HTTP 500: {"code": 20050, "error": "server_error", ...}.
+    fs.with(|s| s.fail_next_token = true);
+    let mut browser = Browser::new();
+    assert_login_failed(&log_in(&gw, &mut browser, &authorize, user), None);
+
+    // An expired code (HTTP 400, 20004).
+    let mut browser = Browser::new();
+    let authorize_url = begin_login(&gw, &mut browser, &authorize);
+    let callback = provider_login(&gw, &mut browser, &authorize_url, user);
+    fs.with(|s| s.codes.age_all());
+    assert_login_failed(&browser.get(&callback), None);
+
+    // After all that, a normal login still works.
+    let mut browser = Browser::new();
+    let landed = log_in(&gw, &mut browser, &authorize, user);
+    assert_session(&gw, &browser, &landed);
+}
