@@ -41,7 +41,8 @@ impl Gateway {
             Phase::Head
             | Phase::WaitingKeys(_)
             | Phase::TokenExchange(_)
-            | Phase::WaitingIdTokenKeys(_) => Next::Pause,
+            | Phase::WaitingIdTokenKeys(_)
+            | Phase::PresetLogin(_) => Next::Pause,
             Phase::FetchDue { .. } | Phase::Fetching(_) | Phase::Answered => Next::Continue,
         }
     }

@@ -24,6 +24,8 @@ pub(super) enum Phase {
     TokenExchange(crate::oauth2::FlowState),
     /// A login callback paused until the ID token's keys arrive, or its wait ends.
     WaitingIdTokenKeys(Box<IdTokenWait>),
+    /// A login preset's callback paused until the provider answers its current call.
+    PresetLogin(Box<super::login::PresetWait>),
     /// Allowed; its body is held whole (size unknown, translated, or its `max_tokens` reserved)
     /// up to `limit` bytes before any of it goes on.
     HoldingBody {

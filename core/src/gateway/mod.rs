@@ -113,12 +113,16 @@ enum Call {
     TokenExchange { request: u32 },
     /// The model server's answer to a translated request, fetched by the gateway.
     ModelServer { request: u32 },
+    /// One of a login preset's calls (token, user info, ...) for a callback.
+    PresetLogin { request: u32 },
 }
 
 impl Call {
     fn request(self) -> Option<u32> {
         match self {
-            Self::TokenExchange { request } | Self::ModelServer { request } => Some(request),
+            Self::TokenExchange { request }
+            | Self::ModelServer { request }
+            | Self::PresetLogin { request } => Some(request),
             Self::Jwks { .. } | Self::Discovery => None,
         }
     }
@@ -147,6 +151,8 @@ pub struct Gateway {
     /// The OIDC discovery document, once fetched (by any worker).
     discovery: Option<Endpoints>,
     discovery_version: Option<u32>,
+    /// WeCom's app token and when this worker stops using it (ms): one per app, not per login.
+    app_token: Option<(String, u64)>,
 }
 
 impl Gateway {
@@ -178,6 +184,7 @@ impl Gateway {
             due_fetches: Vec::new(),
             discovery: None,
             discovery_version: None,
+            app_token: None,
         }
     }
 
@@ -326,6 +333,14 @@ impl Gateway {
                     .call_response(body_size, crate::outgoing::MAX_IDP_ANSWER_BYTES);
                 self.with_existing_flow(request, |gateway, flow| {
                     gateway.token_exchanged(request, flow, &response, &mut out.effects);
+                });
+            }
+            Call::PresetLogin { request } => {
+                let response = self
+                    .host
+                    .call_response(body_size, crate::outgoing::MAX_IDP_ANSWER_BYTES);
+                self.with_existing_flow(request, |gateway, flow| {
+                    gateway.preset_answered(request, flow, &response, &mut out.effects);
                 });
             }
             Call::ModelServer { request } => {
