@@ -20,6 +20,8 @@ use test_harness::{Envoy, Request, Response, Upstream};
 
 const SESSION_SECRET: &str = "session-secret-for-tests-32bytes!!";
 const CLIENT_SECRET: &str = "preset-client-secret-0123456789";
+/// Envoy worker threads (the harness's default), so per-worker state is exercised.
+const WORKERS: u32 = 2;
 
 /// The gateway under test and the upstream behind it.
 struct Gateway {
@@ -56,9 +58,21 @@ fn config(oauth2: Value) -> String {
 
 /// Starts Envoy on `addr` with `oauth2`, the token and API calls going to `idp`.
 fn start_gateway(addr: SocketAddr, idp: SocketAddr, oauth2: Value, secret: &str) -> Gateway {
+    start_gateway_on(addr, idp, oauth2, secret, WORKERS)
+}
+
+/// [`start_gateway`] with `workers` Envoy worker threads.
+fn start_gateway_on(
+    addr: SocketAddr,
+    idp: SocketAddr,
+    oauth2: Value,
+    secret: &str,
+    workers: u32,
+) -> Gateway {
     let upstream = Upstream::start();
     let envoy = Envoy::builder(&config(oauth2))
         .upstream(upstream.addr())
+        .concurrency(workers)
         .idp(idp)
         .listener_port(addr.port())
         .env("OAUTH_CLIENT_SECRET", secret)
@@ -120,15 +134,23 @@ fn assert_session(gw: &Gateway, browser: &Browser, landed: &Response) -> String 
         .expect("session cookie set")
 }
 
-/// A failed login: `LOGIN_FAILED` with a 4xx/5xx (`status` when given), no session.
-fn assert_login_failed(response: &Response, status: Option<u16>) {
-    let status = status.unwrap_or(response.status);
-    assert!((400..600).contains(&status), "{}", response.text());
+/// A failed login: `LOGIN_FAILED` with `status` (401 the browser's code or state is bad, 403
+/// the user is not allowed, 502 the provider or the gateway's own configuration failed, as
+/// for OIDC logins), the flow cookie deleted, no session.
+fn assert_login_failed(response: &Response, status: u16) {
     assert_contract_error(response, status, "LOGIN_FAILED");
     assert!(
-        !response.headers.iter().any(|(n, v)| n == "set-cookie"
-            && v.starts_with("gw_session=")
-            && !v.starts_with("gw_session=;")),
+        response.headers.iter().any(|(n, v)| n == "set-cookie"
+            && v.starts_with("gw_oauth2_flow=;")
+            && v.contains("Max-Age=0")),
+        "flow cookie not cleared: {:?}",
+        response.headers
+    );
+    assert!(
+        !response
+            .headers
+            .iter()
+            .any(|(n, v)| n == "set-cookie" && v.starts_with("gw_session=")),
         "no session: {:?}",
         response.headers
     );
@@ -296,7 +318,12 @@ fn github_refusals_pkce_codes_orgs_errors_and_down() {
     let mut browser = Browser::new();
     let authorize_url = with_foreign_challenge(&begin_login(&gw, &mut browser, &authorize));
     let callback = provider_login(&gw, &mut browser, &authorize_url, "octocat");
-    assert_login_failed(&browser.get(&callback), None);
+    assert_login_failed(&browser.get(&callback), 401);
+    assert_eq!(
+        hub.calls("/login/oauth/access_token").len(),
+        1,
+        "the code was tried"
+    );
     assert!(
         hub.calls("/user").is_empty(),
         "no user call without a token"
@@ -313,29 +340,28 @@ fn github_refusals_pkce_codes_orgs_errors_and_down() {
     assert_session(&gw, &browser, &landed);
     let mut replayer = Browser::new();
     replayer.set_cookie(&gw.addr.to_string(), "gw_oauth2_flow", &flow);
-    assert_login_failed(&replayer.get(&callback), None);
+    assert_login_failed(&replayer.get(&callback), 401);
 
-    // GitHub's error shape (HTTP 200 with "error": "bad_verification_code").
+    // GitHub's error shape (HTTP 200 with "error": "bad_verification_code"): the browser's
+    // code is bad, 401 as for an OIDC invalid_grant.
     hub.with(|s| s.fail_next_token = true);
     let mut browser = Browser::new();
-    assert_login_failed(&log_in(&gw, &mut browser, &authorize, "octocat"), None);
+    let response = log_in(&gw, &mut browser, &authorize, "octocat");
+    assert_login_failed(&response, 401);
 
     // Not a member of an allowed organization.
     let mut browser = Browser::new();
-    assert_login_failed(
-        &log_in(&gw, &mut browser, &authorize, "outsider"),
-        Some(403),
-    );
+    assert_login_failed(&log_in(&gw, &mut browser, &authorize, "outsider"), 403);
 
-    // GitHub down.
-    hub.set_down(true);
+    // GitHub down at the token call (503): not the browser's fault, 502 as when an OIDC
+    // token endpoint is down (oauth2_login.rs).
     let mut browser = Browser::new();
     let authorize_url = begin_login(&gw, &mut browser, &authorize);
-    hub.set_down(false);
     let callback = provider_login(&gw, &mut browser, &authorize_url, "octocat");
     hub.set_down(true);
-    assert_login_failed(&browser.get(&callback), None);
+    let response = browser.get(&callback);
     hub.set_down(false);
+    assert_login_failed(&response, 502);
 }
 
 #[test]
@@ -343,7 +369,9 @@ fn github_wrong_client_secret_is_login_failed() {
     let (hub, gw) = start_github("not-the-secret");
     let mut browser = Browser::new();
     let response = log_in(&gw, &mut browser, &hub.url(GITHUB_AUTHORIZE), "octocat");
-    assert_login_failed(&response, None);
+    // incorrect_client_credentials: the gateway's configuration, not the browser: 502, as an
+    // OIDC invalid_client and WeCom's 40001 (below) are.
+    assert_login_failed(&response, 502);
     assert!(hub.calls("/user").is_empty());
 }
 
@@ -378,6 +406,10 @@ fn wecom_users() -> Vec<WeComUser> {
 }
 
 fn start_wecom(secret: &str) -> (wecom::WeCom, Gateway) {
+    start_wecom_on(secret, WORKERS)
+}
+
+fn start_wecom_on(secret: &str, workers: u32) -> (wecom::WeCom, Gateway) {
     let addr = reserve_port();
     let callback = format!("http://{addr}/oauth2/callback");
     let stand_in = wecom::start(
@@ -391,7 +423,7 @@ fn start_wecom(secret: &str) -> (wecom::WeCom, Gateway) {
         "preset": "wecom", "client_id": "ww1234567890abcdef", "agent_id": "1000002",
         "redirect_uri": callback, "authorization_endpoint": stand_in.url(WECOM_AUTHORIZE)
     });
-    let gw = start_gateway(addr, stand_in.addr(), oauth2, secret);
+    let gw = start_gateway_on(addr, stand_in.addr(), oauth2, secret, workers);
     (stand_in, gw)
 }
 
@@ -437,16 +469,40 @@ fn wecom_login_maps_userid_and_caches_the_app_token() {
     assert_eq!(me["sub"], "lisi", "{me}");
     assert_eq!(me["email"], "lisi@corp.test", "{me}");
 
-    // Two logins (three callbacks), one app token: the doc asks callers to cache it.
-    assert_eq!(wx.calls("/cgi-bin/gettoken").len(), 1, "{:?}", paths(&wx));
-    assert_eq!(wx.calls("/cgi-bin/auth/getuserinfo").len(), 2);
-    let gettoken = &wx.calls("/cgi-bin/gettoken")[0];
-    assert_eq!(gettoken.method, "GET");
+    // The app token is cached, not fetched per login (the doc asks callers to cache it and
+    // rate-limits gettoken): more logins, spread over both Envoy workers, fetch it at most
+    // once per worker.
+    for user in ["zhangsan", "lisi", "zhangsan", "lisi"] {
+        let mut browser = Browser::new();
+        let landed = log_in(&gw, &mut browser, &authorize, user);
+        assert_session(&gw, &browser, &landed);
+    }
+    assert_eq!(wx.calls("/cgi-bin/auth/getuserinfo").len(), 6);
+    let gettoken = wx.calls("/cgi-bin/gettoken");
     assert!(
-        gettoken.path.contains("corpid=ww1234567890abcdef"),
-        "{}",
-        gettoken.path
+        (1..=WORKERS as usize).contains(&gettoken.len()),
+        "6 logins, {WORKERS} workers: {:?}",
+        paths(&wx)
     );
+    assert_eq!(gettoken[0].method, "GET");
+    assert!(
+        gettoken[0].path.contains("corpid=ww1234567890abcdef"),
+        "{}",
+        gettoken[0].path
+    );
+}
+
+#[test]
+fn wecom_app_token_is_fetched_once_for_two_logins_on_one_worker() {
+    let (wx, gw) = start_wecom_on(CLIENT_SECRET, 1);
+    let authorize = wx.url(WECOM_AUTHORIZE);
+    for user in ["zhangsan", "lisi"] {
+        let mut browser = Browser::new();
+        let landed = log_in(&gw, &mut browser, &authorize, user);
+        assert_session(&gw, &browser, &landed);
+    }
+    assert_eq!(wx.calls("/cgi-bin/auth/getuserinfo").len(), 2);
+    assert_eq!(wx.calls("/cgi-bin/gettoken").len(), 1, "{:?}", paths(&wx));
 }
 
 fn paths<S: Send + 'static>(stand_in: &StandIn<S>) -> Vec<String> {
@@ -459,7 +515,8 @@ fn paths<S: Send + 'static>(stand_in: &StandIn<S>) -> Vec<String> {
 
 #[test]
 fn wecom_refuses_non_members_and_invalid_codes_and_refetches_an_expired_token() {
-    let (wx, gw) = start_wecom(CLIENT_SECRET);
+    // One worker: the login after the expiry meets the cached (now expired) token.
+    let (wx, gw) = start_wecom_on(CLIENT_SECRET, 1);
     let authorize = wx.url(WECOM_AUTHORIZE);
 
     // Not a member of the corp: getuserinfo names an openid, no userid.
@@ -470,21 +527,29 @@ fn wecom_refuses_non_members_and_invalid_codes_and_refetches_an_expired_token() 
         &authorize,
         "oDjGHs-1yCnGrRovBj2yHij5JAAA",
     );
-    assert_login_failed(&response, None);
+    assert_login_failed(&response, 403);
     assert!(wx.calls("/cgi-bin/user/get").is_empty());
 
     // WeCom's error shape: HTTP 200 with errcode 40029 (invalid code).
     wx.with(|s| s.fail_next_token = true);
     let mut browser = Browser::new();
-    assert_login_failed(&log_in(&gw, &mut browser, &authorize, "zhangsan"), None);
+    assert_login_failed(&log_in(&gw, &mut browser, &authorize, "zhangsan"), 401);
 
     // The app token expires early (42001): a login still works, with a new token.
     wx.with(wecom::WeComState::expire_tokens);
     let gettoken_before = wx.calls("/cgi-bin/gettoken").len();
+    let getuserinfo_before = wx.calls("/cgi-bin/auth/getuserinfo").len();
     let mut browser = Browser::new();
     let landed = log_in(&gw, &mut browser, &authorize, "zhangsan");
     assert_session(&gw, &browser, &landed);
     assert_eq!(wx.calls("/cgi-bin/gettoken").len(), gettoken_before + 1);
+    // The code was not spent by the refused call (42001 is about the token): tried again.
+    assert_eq!(
+        wx.calls("/cgi-bin/auth/getuserinfo").len(),
+        getuserinfo_before + 2,
+        "{:?}",
+        paths(&wx)
+    );
 }
 
 #[test]
@@ -492,7 +557,7 @@ fn wecom_wrong_secret_is_login_failed() {
     let (wx, gw) = start_wecom("not-the-secret");
     let mut browser = Browser::new();
     let response = log_in(&gw, &mut browser, &wx.url(WECOM_AUTHORIZE), "zhangsan");
-    assert_login_failed(&response, None);
+    assert_login_failed(&response, 502);
     assert!(wx.calls("/cgi-bin/auth/getuserinfo").is_empty());
 }
 
@@ -637,7 +702,7 @@ fn dingtalk_refusals_error_shape_replay_and_down() {
     // DingTalk's error shape: HTTP 400 {"code": "InvalidAuthentication", ...}.
     ding.with(|s| s.fail_next_token = true);
     let mut browser = Browser::new();
-    assert_login_failed(&log_in(&gw, &mut browser, &authorize, user), None);
+    assert_login_failed(&log_in(&gw, &mut browser, &authorize, user), 401);
     assert!(ding.calls("/v1.0/contact/users/me").is_empty());
 
     // A spent code replayed with its flow cookie.
@@ -651,14 +716,14 @@ fn dingtalk_refusals_error_shape_replay_and_down() {
     assert_session(&gw, &browser, &landed);
     let mut replayer = Browser::new();
     replayer.set_cookie(&gw.addr.to_string(), "gw_oauth2_flow", &flow);
-    assert_login_failed(&replayer.get(&callback), None);
+    assert_login_failed(&replayer.get(&callback), 401);
 
     // DingTalk's API down at the token call.
     let mut browser = Browser::new();
     let authorize_url = begin_login(&gw, &mut browser, &authorize);
     let callback = provider_login(&gw, &mut browser, &authorize_url, user);
     ding.set_down(true);
-    assert_login_failed(&browser.get(&callback), None);
+    assert_login_failed(&browser.get(&callback), 502);
     ding.set_down(false);
 }
 
@@ -779,20 +844,21 @@ fn feishu_refusals_pkce_and_error_shapes() {
     let mut browser = Browser::new();
     let authorize_url = with_foreign_challenge(&begin_login(&gw, &mut browser, &authorize));
     let callback = provider_login(&gw, &mut browser, &authorize_url, user);
-    assert_login_failed(&browser.get(&callback), None);
+    assert_login_failed(&browser.get(&callback), 401);
     assert!(fs.calls("/open-apis/authen/v1/user_info").is_empty());
 
-    // Feishu's error shape with HTTP 500: {"code": 20050, "error": "server_error", ...}.
+    // Feishu's error shape with HTTP 500: {"code": 20050, "error": "server_error", ...}: the
+    // provider failed, not the browser: 502.
     fs.with(|s| s.fail_next_token = true);
     let mut browser = Browser::new();
-    assert_login_failed(&log_in(&gw, &mut browser, &authorize, user), None);
+    assert_login_failed(&log_in(&gw, &mut browser, &authorize, user), 502);
 
     // An expired code (HTTP 400, 20004).
     let mut browser = Browser::new();
     let authorize_url = begin_login(&gw, &mut browser, &authorize);
     let callback = provider_login(&gw, &mut browser, &authorize_url, user);
     fs.with(|s| s.codes.age_all());
-    assert_login_failed(&browser.get(&callback), None);
+    assert_login_failed(&browser.get(&callback), 401);
 
     // After all that, a normal login still works.
     let mut browser = Browser::new();

@@ -15,3 +15,6 @@ pub mod github;
 pub mod wecom;
 
 pub use common::{StandIn, TEST_USER_PARAM};
+
+#[cfg(test)]
+mod tests;

@@ -8,7 +8,7 @@
 //! - /document/path/91039 获取access_token: `GET /cgi-bin/gettoken?corpid&corpsecret` ->
 //!   `{"errcode":0,"errmsg":"ok","access_token","expires_in":7200}`; the secret belongs to one
 //!   app, so the token does too. Callers must cache it (the doc says so; frequent calls are
-//!   rate limited).
+//!   rate limited); within its lifetime gettoken answers the same token again.
 //! - /document/path/91023 获取访问用户身份: `GET /cgi-bin/auth/getuserinfo?access_token&code` ->
 //!   a member's `userid` (+ `user_ticket` only for snsapi_privateinfo, not the web login), a
 //!   non-member's `openid` (+ `external_userid`). Codes are single use and expire after 5
@@ -178,9 +178,20 @@ fn gettoken(state: &mut WeComState, params: &Params) -> Value {
     if secret != state.secret {
         return err(40001, "invalid credential");
     }
-    let access_token = token("");
-    state.tokens.insert(access_token.clone(), Instant::now());
-    json!({"errcode": 0, "errmsg": "ok", "access_token": access_token, "expires_in": TOKEN_LIFETIME_S})
+    // "有效期内重复获取返回相同结果": within its lifetime the same token comes back, with
+    // what is left of it; a new one only once it expired.
+    let live = state
+        .tokens
+        .iter()
+        .map(|(t, issued)| (t, issued.elapsed().as_secs()))
+        .find(|(_, age)| *age < TOKEN_LIFETIME_S)
+        .map(|(t, age)| (t.clone(), TOKEN_LIFETIME_S - age));
+    let (access_token, expires_in) = live.unwrap_or_else(|| {
+        let fresh = token("");
+        state.tokens.insert(fresh.clone(), Instant::now());
+        (fresh, TOKEN_LIFETIME_S)
+    });
+    json!({"errcode": 0, "errmsg": "ok", "access_token": access_token, "expires_in": expires_in})
 }
 
 /// The access_token check every API call starts with.
