@@ -156,6 +156,38 @@ fn assert_login_failed(response: &Response, status: u16) {
     );
 }
 
+/// A faulty provider or configuration at each step named in `cases` (the browser did nothing
+/// wrong): every one must be `LOGIN_FAILED` 502, as an OIDC token endpoint that is down or an
+/// `invalid_client` is. All cases are run before comparing, so one report shows them all.
+fn assert_faults_are_502(cases: Vec<(&str, Response)>) {
+    let got: Vec<(&str, u16, String)> = cases
+        .iter()
+        .map(|(case, response)| {
+            let details = response.json()["error"]["details"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            (
+                *case,
+                response.status,
+                format!("{} {details}", response.json_code()),
+            )
+        })
+        .collect();
+    let statuses: Vec<(&str, u16)> = got.iter().map(|(c, s, _)| (*c, *s)).collect();
+    let expected: Vec<(&str, u16)> = cases.iter().map(|(c, _)| (*c, 502)).collect();
+    assert_eq!(statuses, expected, "{got:#?}");
+    for (_, response) in &cases {
+        assert_login_failed(response, 502);
+    }
+}
+
+/// The browser's half of a login as `user`: the callback URL, not yet requested.
+fn to_callback(gw: &Gateway, browser: &mut Browser, authorize: &str, user: &str) -> String {
+    let authorize_url = begin_login(gw, browser, authorize);
+    provider_login(gw, browser, &authorize_url, user)
+}
+
 /// `/oauth2/userinfo` with the session: the mapped identity.
 fn userinfo(gw: &Gateway, session: &str) -> Value {
     let me = gw
@@ -310,7 +342,7 @@ fn github_login_maps_id_name_email_and_reaches_the_upstream() {
 }
 
 #[test]
-fn github_refusals_pkce_codes_orgs_errors_and_down() {
+fn github_refusals_pkce_codes_orgs_and_errors() {
     let (hub, gw) = start_github(CLIENT_SECRET);
     let authorize = hub.url(GITHUB_AUTHORIZE);
 
@@ -352,26 +384,26 @@ fn github_refusals_pkce_codes_orgs_errors_and_down() {
     // Not a member of an allowed organization.
     let mut browser = Browser::new();
     assert_login_failed(&log_in(&gw, &mut browser, &authorize, "outsider"), 403);
-
-    // GitHub down at the token call (503): not the browser's fault, 502 as when an OIDC
-    // token endpoint is down (oauth2_login.rs).
-    let mut browser = Browser::new();
-    let authorize_url = begin_login(&gw, &mut browser, &authorize);
-    let callback = provider_login(&gw, &mut browser, &authorize_url, "octocat");
-    hub.set_down(true);
-    let response = browser.get(&callback);
-    hub.set_down(false);
-    assert_login_failed(&response, 502);
 }
 
 #[test]
-fn github_wrong_client_secret_is_login_failed() {
-    let (hub, gw) = start_github("not-the-secret");
+fn github_down_or_a_reset_client_secret_is_502() {
+    let (hub, gw) = start_github(CLIENT_SECRET);
+    let authorize = hub.url(GITHUB_AUTHORIZE);
+    // Down at the token call (503).
     let mut browser = Browser::new();
-    let response = log_in(&gw, &mut browser, &hub.url(GITHUB_AUTHORIZE), "octocat");
-    // incorrect_client_credentials: the gateway's configuration, not the browser: 502, as an
-    // OIDC invalid_client and WeCom's 40001 (below) are.
-    assert_login_failed(&response, 502);
+    let callback = to_callback(&gw, &mut browser, &authorize, "octocat");
+    hub.set_down(true);
+    let down = browser.get(&callback);
+    hub.set_down(false);
+    // The app's secret reset on GitHub: HTTP 200 "incorrect_client_credentials".
+    hub.with(|s| s.client_secret = "reset-on-github".into());
+    let mut browser = Browser::new();
+    let reset = log_in(&gw, &mut browser, &authorize, "octocat");
+    assert_faults_are_502(vec![
+        ("token call answered 503", down),
+        ("incorrect_client_credentials", reset),
+    ]);
     assert!(hub.calls("/user").is_empty());
 }
 
@@ -694,7 +726,7 @@ fn dingtalk_login_takes_the_auth_code_and_maps_union_id() {
 }
 
 #[test]
-fn dingtalk_refusals_error_shape_replay_and_down() {
+fn dingtalk_refusals_error_shape_and_replay() {
     let (ding, gw) = start_dingtalk();
     let authorize = ding.url(DINGTALK_AUTHORIZE);
     let user = "z21HjQliSzpw0YWCNxmii6u2Os62cZ62iSiE";
@@ -717,14 +749,26 @@ fn dingtalk_refusals_error_shape_replay_and_down() {
     let mut replayer = Browser::new();
     replayer.set_cookie(&gw.addr.to_string(), "gw_oauth2_flow", &flow);
     assert_login_failed(&replayer.get(&callback), 401);
+}
 
-    // DingTalk's API down at the token call.
+#[test]
+fn dingtalk_down_is_502() {
+    // (A reset clientSecret is not checked: the stand-in answers it with the same
+    // `InvalidAuthentication` as a bad authCode, the pages we know do not tell them apart, so
+    // the gateway cannot either.)
+    let (ding, gw) = start_dingtalk();
+    let authorize = ding.url(DINGTALK_AUTHORIZE);
     let mut browser = Browser::new();
-    let authorize_url = begin_login(&gw, &mut browser, &authorize);
-    let callback = provider_login(&gw, &mut browser, &authorize_url, user);
+    let callback = to_callback(
+        &gw,
+        &mut browser,
+        &authorize,
+        "z21HjQliSzpw0YWCNxmii6u2Os62cZ62iSiE",
+    );
     ding.set_down(true);
-    assert_login_failed(&browser.get(&callback), 502);
+    let down = browser.get(&callback);
     ding.set_down(false);
+    assert_faults_are_502(vec![("token call answered 503", down)]);
 }
 
 // ---------------------------------------------------------------- Feishu
@@ -847,12 +891,6 @@ fn feishu_refusals_pkce_and_error_shapes() {
     assert_login_failed(&browser.get(&callback), 401);
     assert!(fs.calls("/open-apis/authen/v1/user_info").is_empty());
 
-    // Feishu's error shape with HTTP 500: {"code": 20050, "error": "server_error", ...}: the
-    // provider failed, not the browser: 502.
-    fs.with(|s| s.fail_next_token = true);
-    let mut browser = Browser::new();
-    assert_login_failed(&log_in(&gw, &mut browser, &authorize, user), 502);
-
     // An expired code (HTTP 400, 20004).
     let mut browser = Browser::new();
     let authorize_url = begin_login(&gw, &mut browser, &authorize);
@@ -864,4 +902,23 @@ fn feishu_refusals_pkce_and_error_shapes() {
     let mut browser = Browser::new();
     let landed = log_in(&gw, &mut browser, &authorize, user);
     assert_session(&gw, &browser, &landed);
+}
+
+#[test]
+fn feishu_server_error_or_a_reset_client_secret_is_502() {
+    let (fs, gw) = start_feishu();
+    let authorize = fs.url(FEISHU_AUTHORIZE);
+    let user = "ou_caecc734c2e3328a62489fe0648c4b98";
+    // Feishu's error shape with HTTP 500: {"code": 20050, "error": "server_error", ...}.
+    fs.with(|s| s.fail_next_token = true);
+    let mut browser = Browser::new();
+    let server_error = log_in(&gw, &mut browser, &authorize, user);
+    // The app secret reset: HTTP 400 {"code": 20002, "error": "invalid_client"}.
+    fs.with(|s| s.client_secret = "reset-in-the-console".into());
+    let mut browser = Browser::new();
+    let reset = log_in(&gw, &mut browser, &authorize, user);
+    assert_faults_are_502(vec![
+        ("20050 server_error (HTTP 500)", server_error),
+        ("20002 invalid_client", reset),
+    ]);
 }
