@@ -125,10 +125,20 @@ fn log_in(gw: &Gateway, browser: &mut Browser, authorize: &str, user: &str) -> R
     browser.get(&callback)
 }
 
-/// The callback set a session: 302 home, the session cookie stored; its value.
+/// The callback set a session (the same cookie an OIDC login sets): 302 home, the session
+/// cookie stored; its value.
 fn assert_session(gw: &Gateway, browser: &Browser, landed: &Response) -> String {
     assert_eq!(landed.status, 302, "{}", landed.text());
     assert_eq!(landed.header("location"), Some("/"));
+    let cookie = landed
+        .headers
+        .iter()
+        .find(|(n, v)| n == "set-cookie" && v.starts_with("gw_session="))
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=3600"] {
+        assert!(cookie.contains(attribute), "{attribute} in {cookie:?}");
+    }
     browser
         .cookie(&gw.addr.to_string(), "gw_session")
         .expect("session cookie set")
@@ -257,6 +267,21 @@ fn github_users() -> Vec<GitHubUser> {
             orgs: vec!["acme".into(), "other".into()],
         },
         GitHubUser {
+            login: "busy".into(),
+            id: 2000002,
+            name: Some("Busy Bee".into()),
+            email: None,
+            orgs: (0..60)
+                .map(|i| {
+                    if i == 45 {
+                        "acme".into()
+                    } else {
+                        format!("org-{i}")
+                    }
+                })
+                .collect(),
+        },
+        GitHubUser {
             login: "hubot".into(),
             id: 480938,
             name: None,
@@ -339,6 +364,27 @@ fn github_login_maps_id_name_email_and_reaches_the_upstream() {
     assert_eq!(me["sub"], "480938", "{me}");
     assert_eq!(me["name"], "hubot", "{me}");
     assert!(me["email"].is_null() || me.get("email").is_none(), "{me}");
+
+    // Member of "acme" on the second page of /user/orgs (GitHub lists 30 per page unless
+    // per_page says otherwise): still a member.
+    let mut browser = Browser::new();
+    let landed = log_in(&gw, &mut browser, &authorize, "busy");
+    assert_session(&gw, &browser, &landed);
+
+    assert_secrets_not_logged(&gw, &[CLIENT_SECRET]);
+    // Logout clears the session; GitHub's own session stays, the browser goes home.
+    let logout = browser.get(&format!("{}/oauth2/logout", gw.base()));
+    assert_eq!(logout.status, 302);
+    assert_eq!(logout.header("location"), Some("/"));
+    assert!(browser.cookie(&gw.addr.to_string(), "gw_session").is_none());
+}
+
+/// Neither the client secret nor the given credentials appear in Envoy's logs.
+fn assert_secrets_not_logged(gw: &Gateway, secrets: &[&str]) {
+    let logs = format!("{}{}", gw.envoy.log(), gw.envoy.access_log());
+    for secret in secrets {
+        assert!(!logs.contains(secret), "{secret} logged");
+    }
 }
 
 #[test]
@@ -500,6 +546,11 @@ fn wecom_login_maps_userid_and_caches_the_app_token() {
     let me = userinfo(&gw, &session);
     assert_eq!(me["sub"], "lisi", "{me}");
     assert_eq!(me["email"], "lisi@corp.test", "{me}");
+    // The secret and the app token travel in WeCom's query strings: never logged.
+    let app_tokens: Vec<String> = wx.with(|s| s.tokens.keys().cloned().collect());
+    let mut secrets = vec![CLIENT_SECRET];
+    secrets.extend(app_tokens.iter().map(String::as_str));
+    assert_secrets_not_logged(&gw, &secrets);
 
     // The app token is cached, not fetched per login (the doc asks callers to cache it and
     // rate-limits gettoken): more logins, spread over both Envoy workers, fetch it at most

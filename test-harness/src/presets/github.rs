@@ -12,12 +12,13 @@
 //!   (`bad_verification_code`, `incorrect_client_credentials`, `redirect_uri_mismatch`).
 //! - "REST API endpoints for users: Get the authenticated user" (`GET /user`).
 //! - "List organizations for the authenticated user" (`GET /user/orgs`): needs the `user` or
-//!   `read:org` scope, else 403.
+//!   `read:org` scope, else 403; "Using pagination in the REST API": 30 per page unless
+//!   `per_page` (at most 100), a `Link` header with `rel="next"` while more follow.
 //! - "Getting started with the REST API": requests without a `User-Agent` are refused (403).
 //!
 //! Unsure, from memory rather than the pages: the exact wording of the 403 bodies (no
 //! `User-Agent`, missing scope); that a PKCE mismatch is `bad_verification_code` (GitHub does
-//! not document the error it uses); pagination of `/user/orgs` is not modelled (30 per page).
+//! not document the error it uses).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -86,7 +87,7 @@ fn handle(state: &mut GitHubState, request: &Recorded) -> Reply {
     match (request.method.as_str(), path_of(&request.path)) {
         ("GET", "/login/oauth/authorize") => authorize(state, &query(&request.path)),
         ("POST", "/login/oauth/access_token") => access_token(state, request),
-        ("GET", "/user") => api(state, request, |user, _| user_json(user)),
+        ("GET", "/user") => api(state, request, |user, _, _| user_json(user)),
         ("GET", "/user/orgs") => api(state, request, orgs),
         _ => Reply::json(
             404,
@@ -265,7 +266,7 @@ fn exchange(state: &mut GitHubState, params: &Params) -> Value {
 fn api(
     state: &GitHubState,
     request: &Recorded,
-    answer: fn(&GitHubUser, &[String]) -> Reply,
+    answer: fn(&GitHubUser, &[String], &Params) -> Reply,
 ) -> Reply {
     if request.header("user-agent").is_none_or(str::is_empty) {
         return Reply::text(
@@ -291,7 +292,7 @@ fn api(
             Some((state.users.iter().find(|u| &u.login == login)?, scopes))
         });
     match user {
-        Some((user, scopes)) => answer(user, scopes),
+        Some((user, scopes)) => answer(user, scopes, &query(&request.path)),
         None => Reply::json(
             401,
             &json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"}),
@@ -315,7 +316,10 @@ fn user_json(user: &GitHubUser) -> Reply {
     )
 }
 
-fn orgs(user: &GitHubUser, scopes: &[String]) -> Reply {
+/// One page of the user's organizations: `per_page` (default 30, at most 100) and `page`
+/// (from 1), with a `Link` header naming the next page while there is one ("Using pagination
+/// in the REST API").
+fn orgs(user: &GitHubUser, scopes: &[String], params: &Params) -> Reply {
     let allowed = ["user", "read:org", "write:org", "admin:org"];
     if !scopes.iter().any(|s| allowed.contains(&s.as_str())) {
         return Reply::json(
@@ -323,14 +327,35 @@ fn orgs(user: &GitHubUser, scopes: &[String]) -> Reply {
             &json!({"message": "This API requires the user or read:org scope.", "documentation_url": "https://docs.github.com/rest/orgs/orgs#list-organizations-for-the-authenticated-user", "status": "403"}),
         );
     }
-    let list: Vec<Value> = user
-        .orgs
+    let number = |name: &str, default: usize| {
+        params
+            .get(name)
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(default)
+    };
+    let per_page = number("per_page", 30).min(100);
+    let page = number("page", 1);
+    let start = per_page.saturating_mul(page - 1).min(user.orgs.len());
+    let end = (start + per_page).min(user.orgs.len());
+    let list: Vec<Value> = user.orgs[start..end]
         .iter()
         .enumerate()
         .map(|(i, login)| {
+            let i = start + i;
             json!({"login": login, "id": 9000 + i, "node_id": format!("MDEyOk9yZ2FuaXphdGlvbj{i}"),
                    "url": format!("https://api.github.com/orgs/{login}"), "description": null})
         })
         .collect();
-    Reply::json(200, &Value::Array(list))
+    let mut reply = Reply::json(200, &Value::Array(list));
+    if end < user.orgs.len() {
+        reply.headers.push((
+            "link".into(),
+            format!(
+                "<https://api.github.com/user/orgs?per_page={per_page}&page={}>; rel=\"next\"",
+                page + 1
+            ),
+        ));
+    }
+    reply
 }

@@ -250,3 +250,53 @@ fn feishu_checks_redirect_uri_and_verifier() {
     let (_, body) = exchange(&code, CALLBACK, verifier);
     assert_eq!(body["code"], 20065, "single use");
 }
+
+#[test]
+fn github_lists_orgs_30_per_page_unless_asked() {
+    let hub = github::start(
+        "cid",
+        "secret",
+        CALLBACK,
+        vec![github::GitHubUser {
+            login: "busy".into(),
+            id: 2,
+            name: None,
+            email: None,
+            orgs: (0..40).map(|i| format!("org-{i}")).collect(),
+        }],
+    );
+    let authorize = format!(
+        "/login/oauth/authorize?client_id=cid&redirect_uri={}&scope=read:org",
+        crate::oidc::form_encode_component(CALLBACK)
+    );
+    let code = code_from(&hub, &authorize, "code");
+    let token = github_token(
+        &hub,
+        &[
+            ("client_id", "cid"),
+            ("client_secret", "secret"),
+            ("code", &code),
+        ],
+        true,
+    )
+    .json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let orgs = |target: &str| {
+        Request::get(target)
+            .bearer(&token)
+            .header("user-agent", "test")
+            .send(hub.addr())
+            .unwrap()
+    };
+    let first = orgs("/user/orgs");
+    assert_eq!(first.json().as_array().unwrap().len(), 30);
+    assert!(first
+        .header("link")
+        .unwrap()
+        .contains("page=2>; rel=\"next\""));
+    let all = orgs("/user/orgs?per_page=100");
+    assert_eq!(all.json().as_array().unwrap().len(), 40);
+    assert!(all.header("link").is_none());
+}
