@@ -372,11 +372,24 @@ fn github_login_maps_id_name_email_and_reaches_the_upstream() {
     assert_session(&gw, &browser, &landed);
 
     assert_secrets_not_logged(&gw, &[CLIENT_SECRET]);
+    assert_host(&hub, "/login/oauth/access_token", "github.com");
+    assert_host(&hub, "/user", "api.github.com");
+    assert_host(&hub, "/user/orgs", "api.github.com");
     // Logout clears the session; GitHub's own session stays, the browser goes home.
     let logout = browser.get(&format!("{}/oauth2/logout", gw.base()));
     assert_eq!(logout.status, 302);
     assert_eq!(logout.header("location"), Some("/"));
     assert!(browser.cookie(&gw.addr.to_string(), "gw_session").is_none());
+}
+
+/// Every call to `path` carried the provider's real host name as `:authority` (Envoy sends
+/// it as `host`), so a real provider behind the cluster would route it.
+fn assert_host<S: Send + 'static>(stand_in: &StandIn<S>, path: &str, host: &str) {
+    let calls = stand_in.calls(path);
+    assert!(!calls.is_empty(), "{path} called");
+    for call in calls {
+        assert_eq!(call.header("host"), Some(host), "{path}");
+    }
 }
 
 /// Neither the client secret nor the given credentials appear in Envoy's logs.
@@ -551,6 +564,13 @@ fn wecom_login_maps_userid_and_caches_the_app_token() {
     let mut secrets = vec![CLIENT_SECRET];
     secrets.extend(app_tokens.iter().map(String::as_str));
     assert_secrets_not_logged(&gw, &secrets);
+    for path in [
+        "/cgi-bin/gettoken",
+        "/cgi-bin/auth/getuserinfo",
+        "/cgi-bin/user/get",
+    ] {
+        assert_host(&wx, path, "qyapi.weixin.qq.com");
+    }
 
     // The app token is cached, not fetched per login (the doc asks callers to cache it and
     // rate-limits gettoken): more logins, spread over both Envoy workers, fetch it at most
@@ -759,6 +779,8 @@ fn dingtalk_login_takes_the_auth_code_and_maps_union_id() {
     let body: Value = serde_json::from_slice(&token_calls[0].body).expect("a JSON token request");
     assert_eq!(body["grantType"], "authorization_code", "{body}");
     assert_eq!(body["clientId"], "dingappkey0001", "{body}");
+    assert_host(&ding, "/v1.0/oauth2/userAccessToken", "api.dingtalk.com");
+    assert_host(&ding, "/v1.0/contact/users/me", "api.dingtalk.com");
     let me_calls = ding.calls("/v1.0/contact/users/me");
     assert_eq!(me_calls.len(), 1);
     assert!(me_calls[0].header("x-acs-dingtalk-access-token").is_some());
@@ -908,6 +930,8 @@ fn feishu_login_with_pkce_maps_user_id_or_open_id() {
     let body: Value = serde_json::from_slice(&token_calls[0].body).expect("a JSON token request");
     assert_eq!(body["grant_type"], "authorization_code", "{body}");
     assert!(body["code_verifier"].is_string(), "{body}");
+    assert_host(&fs, "/open-apis/authen/v2/oauth/token", "open.feishu.cn");
+    assert_host(&fs, "/open-apis/authen/v1/user_info", "open.feishu.cn");
     let info_calls = fs.calls("/open-apis/authen/v1/user_info");
     assert_eq!(info_calls.len(), 1);
     assert!(info_calls[0]
