@@ -617,7 +617,7 @@ fn paths<S: Send + 'static>(stand_in: &StandIn<S>) -> Vec<String> {
 }
 
 #[test]
-fn wecom_refuses_non_members_and_invalid_codes_and_refetches_an_expired_token() {
+fn wecom_refuses_non_members_and_invalid_codes_refetches_an_expired_token_502_on_a_reset_secret() {
     // One worker: the login after the expiry meets the cached (now expired) token.
     let (wx, gw) = start_wecom_on(CLIENT_SECRET, 1);
     let authorize = wx.url(WECOM_AUTHORIZE);
@@ -653,15 +653,18 @@ fn wecom_refuses_non_members_and_invalid_codes_and_refetches_an_expired_token() 
         "{:?}",
         paths(&wx)
     );
-}
 
-#[test]
-fn wecom_wrong_secret_is_login_failed() {
-    let (wx, gw) = start_wecom("not-the-secret");
+    // The app's secret reset in the admin console: the cached token stops working and
+    // gettoken refuses the old secret (40001): the gateway's configuration, 502.
+    wx.with(|s| {
+        s.expire_tokens();
+        s.secret = "reset-in-the-console".into();
+    });
+    let user_get_before = wx.calls("/cgi-bin/user/get").len();
     let mut browser = Browser::new();
-    let response = log_in(&gw, &mut browser, &wx.url(WECOM_AUTHORIZE), "zhangsan");
+    let response = log_in(&gw, &mut browser, &authorize, "zhangsan");
     assert_login_failed(&response, 502);
-    assert!(wx.calls("/cgi-bin/auth/getuserinfo").is_empty());
+    assert_eq!(wx.calls("/cgi-bin/user/get").len(), user_get_before);
 }
 
 #[test]
