@@ -28,16 +28,18 @@ pub(super) fn token_call(config: &PresetConfig, login: &PresetLogin) -> PresetCa
 
 /// A refusal: its `code` when the body has one, else the HTTP status.
 fn refused(step: Step, status: u32, body: &[u8]) -> PresetError {
-    let code_step = step == Step::Token;
+    // The pages do not tell a bad `authCode` from bad app credentials (both 4xx with a
+    // `code`): a refused token call counts as a bad code.
+    let bad_code = step == Step::Token && status < 500;
     match object(step, body) {
         Ok(answer) if answer.contains_key("code") => PresetError::Refused {
             step,
             code: error_code(answer.get("code")),
-            code_step,
+            bad_code,
         },
         // A gateway's or proxy's page, not DingTalk's error: not a readable answer.
         _ if status >= 500 => PresetError::Unreadable(step),
-        _ => http_error(step, status, code_step),
+        _ => http_error(step, status),
     }
 }
 

@@ -33,10 +33,9 @@ pub(super) fn token_call(config: &PresetConfig, login: &PresetLogin) -> PresetCa
 /// The answer when its `code` is 0 (absent counts as 0), else its refusal: the numeric `code`,
 /// and the OAuth `error` when there is one.
 fn read(step: Step, status: u32, body: &[u8]) -> Result<Map<String, Value>, PresetError> {
-    let code_step = step == Step::Token;
     let answer = match object(step, body) {
         Ok(answer) => answer,
-        Err(_) if (300..500).contains(&status) => return Err(http_error(step, status, code_step)),
+        Err(_) if (300..500).contains(&status) => return Err(http_error(step, status)),
         Err(e) => return Err(e),
     };
     let ok = match answer.get("code") {
@@ -53,12 +52,16 @@ fn read(step: Step, status: u32, body: &[u8]) -> Result<Map<String, Value>, Pres
         }
         (Some(code), None) => error_code(Some(code)),
         (None, Some(error)) => error_code(Some(error)),
-        (None, None) => return Err(http_error(step, status, code_step)),
+        (None, None) => return Err(http_error(step, status)),
     };
+    // `invalid_grant` (20003 not found, 20004 expired, 20049 verifier, ...): the code's fault;
+    // `invalid_client`, `server_error`, ...: the provider's or the configuration's.
+    let bad_code =
+        step == Step::Token && answer.get("error").and_then(Value::as_str) == Some("invalid_grant");
     Err(PresetError::Refused {
         step,
         code,
-        code_step,
+        bad_code,
     })
 }
 

@@ -54,7 +54,7 @@ pub(super) fn advance(
     match login.step {
         Step::Token => {
             if !success(status) {
-                return Err(http_error(Step::Token, status, true));
+                return Err(http_error(Step::Token, status));
             }
             let answer = object(Step::Token, body)?;
             // GitHub answers 200 for a refused code: `{"error": "bad_verification_code", ...}`.
@@ -62,7 +62,10 @@ pub(super) fn advance(
                 return Err(PresetError::Refused {
                     step: Step::Token,
                     code: error_code(answer.get("error")),
-                    code_step: true,
+                    // Other errors (`incorrect_client_credentials`, `redirect_uri_mismatch`)
+                    // are the gateway's configuration.
+                    bad_code: answer.get("error").and_then(Value::as_str)
+                        == Some("bad_verification_code"),
                 });
             }
             login.token =
@@ -75,7 +78,7 @@ pub(super) fn advance(
         }
         Step::User => {
             if !success(status) {
-                return Err(http_error(Step::User, status, false));
+                return Err(http_error(Step::User, status));
             }
             let user = object(Step::User, body)?;
             // `id` is stable; `login` can be renamed, so it is only `preferred_username`.
@@ -101,7 +104,7 @@ pub(super) fn advance(
         }
         Step::Orgs => {
             if !success(status) {
-                return Err(http_error(Step::Orgs, status, false));
+                return Err(http_error(Step::Orgs, status));
             }
             let Ok(Value::Array(entries)) = parse_strict(body) else {
                 return Err(PresetError::Unreadable(Step::Orgs));

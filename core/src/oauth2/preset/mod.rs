@@ -331,12 +331,14 @@ pub enum Progress {
 /// Why a preset login failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PresetError {
-    /// The provider answered a step with its error: its (sanitized) code. `code_step`: the step
-    /// that redeems the authorization code (a refused code is the login's fault, 401).
+    /// The provider answered a step with its error: its (sanitized) code. `bad_code`: the
+    /// error says the authorization code is invalid, expired or spent (the browser's fault,
+    /// 401, as an OIDC `invalid_grant`); any other refusal is the provider's or the gateway's
+    /// configuration's (502).
     Refused {
         step: Step,
         code: String,
-        code_step: bool,
+        bad_code: bool,
     },
     /// The user is not one the gateway admits (WeCom: not a member; GitHub: in no allowed org).
     NotAllowed(&'static str),
@@ -350,9 +352,7 @@ impl PresetError {
     /// The `LOGIN_FAILED` reply's status.
     pub fn status(&self) -> u32 {
         match self {
-            Self::Refused {
-                code_step: true, ..
-            } => 401,
+            Self::Refused { bad_code: true, .. } => 401,
             Self::Refused { .. } | Self::Unreadable(_) => 502,
             Self::NotAllowed(_) => 403,
             Self::NoAnswer(_) => 504,
@@ -412,7 +412,8 @@ pub fn advance(
     status: Option<u32>,
     body: &[u8],
 ) -> Result<Progress, PresetError> {
-    let Some(status) = status else {
+    // Envoy answers a dispatched call that exceeds its timeout with its own 504.
+    let Some(status) = status.filter(|s| *s != 504) else {
         return Err(PresetError::NoAnswer(login.step));
     };
     match config.preset {
@@ -480,11 +481,11 @@ fn error_code(value: Option<&Value>) -> String {
 }
 
 /// The error of an HTTP answer with no provider error code in it.
-fn http_error(step: Step, status: u32, code_step: bool) -> PresetError {
+fn http_error(step: Step, status: u32) -> PresetError {
     PresetError::Refused {
         step,
         code: format!("HTTP {status}"),
-        code_step,
+        bad_code: false,
     }
 }
 

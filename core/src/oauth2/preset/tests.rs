@@ -190,7 +190,7 @@ fn statuses_and_details_of_failures() {
     let refused = PresetError::Refused {
         step: Step::Token,
         code: "invalid_grant".into(),
-        code_step: true,
+        bad_code: true,
     };
     assert_eq!(refused.status(), 401);
     assert_eq!(
@@ -200,7 +200,7 @@ fn statuses_and_details_of_failures() {
     let later = PresetError::Refused {
         step: Step::User,
         code: "99991663".into(),
-        code_step: false,
+        bad_code: false,
     };
     assert_eq!(later.status(), 502);
     assert_eq!(PresetError::NotAllowed("x").status(), 403);

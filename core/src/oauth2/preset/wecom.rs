@@ -17,6 +17,8 @@ use crate::oauth2::form_encode;
 const MEMBER_PATH: &str = "/cgi-bin/user/get";
 /// `errcode`s saying the app token is invalid (40014) or expired (42001): the cache drops it.
 const STALE_TOKEN: [i64; 2] = [40014, 42001];
+/// `errcode` of an invalid code (used, expired, for another app): the browser's fault.
+const INVALID_CODE: i64 = 40029;
 
 fn app_token_call(config: &PresetConfig) -> PresetCall {
     let query = form_encode(&[
@@ -66,9 +68,8 @@ fn errcode(answer: &Map<String, Value>, step: Step) -> Result<i64, PresetError> 
 
 /// The answer, once HTTP and `errcode` say success.
 fn read(step: Step, status: u32, body: &[u8]) -> Result<Map<String, Value>, (i64, PresetError)> {
-    let code_step = step == Step::UserId;
     if !success(status) {
-        return Err((0, http_error(step, status, code_step)));
+        return Err((0, http_error(step, status)));
     }
     let answer = object(step, body).map_err(|e| (0, e))?;
     match errcode(&answer, step).map_err(|e| (0, e))? {
@@ -78,7 +79,7 @@ fn read(step: Step, status: u32, body: &[u8]) -> Result<Map<String, Value>, (i64
             PresetError::Refused {
                 step,
                 code: error_code(answer.get("errcode")),
-                code_step: code_step && !STALE_TOKEN.contains(&code),
+                bad_code: step == Step::UserId && code == INVALID_CODE,
             },
         )),
     }
@@ -118,7 +119,6 @@ pub(super) fn advance(
                             return Ok(Progress::Call(app_token_call(config)));
                         }
                     }
-                    // Any other refusal here is the code's (40029: used, expired, foreign): 401.
                     return Err(error);
                 }
             };

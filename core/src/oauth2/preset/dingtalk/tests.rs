@@ -50,6 +50,15 @@ fn a_refused_code_is_401_with_dingtalks_code_only() {
         error.details(Preset::Dingtalk),
         "dingtalk token call failed: error InvalidAuthentication"
     );
+    // DingTalk's own failure, even in its error shape: 502.
+    let (mut login, _) = start(&config, "AUTHCODE", "v", None);
+    let answer = body(json!({"code": "ServiceUnavailable", "message": "m", "requestid": "r"}));
+    assert_eq!(
+        advance(&config, &mut login, Some(503), &answer)
+            .unwrap_err()
+            .status(),
+        502
+    );
 }
 
 #[test]

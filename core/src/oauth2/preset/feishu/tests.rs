@@ -75,15 +75,23 @@ fn a_refused_code_names_feishus_codes_only() {
         error.details(Preset::Feishu),
         "feishu token call failed: error 20003 invalid_grant"
     );
-    // A non-zero code with HTTP 200 is a refusal too.
-    let (mut login, _) = start(&config, "CODE", "v", None);
-    let answer = body(json!({"code": 20050, "error": "server_error"}));
-    assert_eq!(
-        advance(&config, &mut login, Some(200), &answer)
-            .unwrap_err()
-            .status(),
-        401
-    );
+    // Not the code's fault: the provider's or the configuration's, 502 (a non-zero code
+    // with HTTP 200 is a refusal too).
+    for (status, answer) in [
+        (200, json!({"code": 20050, "error": "server_error"})),
+        (
+            500,
+            json!({"code": 20050, "error": "server_error", "error_description": "x"}),
+        ),
+        (
+            400,
+            json!({"code": 20002, "error": "invalid_client", "error_description": "x"}),
+        ),
+    ] {
+        let (mut login, _) = start(&config, "CODE", "v", None);
+        let error = advance(&config, &mut login, Some(status), &body(answer.clone())).unwrap_err();
+        assert_eq!(error.status(), 502, "{answer}");
+    }
 }
 
 #[test]

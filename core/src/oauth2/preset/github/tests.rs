@@ -100,6 +100,21 @@ fn errors_come_with_status_200_and_their_text_is_not_repeated() {
         details,
         "github token call failed: error bad_verification_code"
     );
+    // The gateway's own configuration is wrong: 502, as an OIDC `invalid_client`.
+    for code in ["incorrect_client_credentials", "redirect_uri_mismatch"] {
+        let (mut login, _) = start(&config, "c", "v", None);
+        let answer = body(json!({"error": code, "error_description": "d"}));
+        let error = advance(&config, &mut login, Some(200), &answer).unwrap_err();
+        assert_eq!(error.status(), 502, "{code}");
+    }
+    // GitHub down, or Envoy's own 504 for a call past its timeout.
+    let (mut login, _) = start(&config, "c", "v", None);
+    let error = advance(&config, &mut login, Some(503), b"unavailable").unwrap_err();
+    assert_eq!(error.status(), 502);
+    let (mut login, _) = start(&config, "c", "v", None);
+    let error = advance(&config, &mut login, Some(504), b"upstream request timeout").unwrap_err();
+    assert_eq!(error, PresetError::NoAnswer(Step::Token));
+    assert_eq!(error.status(), 504);
 }
 
 #[test]

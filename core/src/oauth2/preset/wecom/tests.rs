@@ -103,6 +103,15 @@ fn an_invalid_code_is_401() {
     let details = error.details(Preset::Wecom);
     assert_eq!(details, "wecom getuserinfo call failed: error 40029");
     assert!(!details.contains("hint"));
+    // Other refusals of getuserinfo are not the code's: 50001 (redirect_uri not trusted).
+    let (mut login, _) = start(&config, "CODE", "v", Some("T"));
+    let answer = body(json!({"errcode": 50001, "errmsg": "redirect_url not authorised"}));
+    assert_eq!(
+        advance(&config, &mut login, Some(200), &answer)
+            .unwrap_err()
+            .status(),
+        502
+    );
 }
 
 #[test]
