@@ -25,6 +25,7 @@ pub mod ollama;
 pub mod opaque;
 pub mod openai_sdk;
 pub mod paths;
+pub mod presets;
 pub mod process;
 pub mod tokens;
 pub mod upstream;

@@ -2,12 +2,14 @@
 //! sessions (HS256 tokens in the session cookie, verified like any token) and the IdP's ID
 //! tokens (verified only in the login callback, never accepted as a bearer token).
 
+mod preset;
+
 use super::providers::{resolve_secret, EnvReader, MIN_HS256_SECRET_BYTES};
-use super::schema::OAuth2Section;
+use super::schema::{default_oauth2_scopes, OAuth2Section};
 use super::validate;
 use super::ConfigError;
 use crate::jwt::{Algorithm, KeySource, Provider, Purpose, RemoteJwks};
-use crate::oauth2::{url_origin, url_path, ClientAuth, Endpoints};
+use crate::oauth2::{url_origin, url_path, ClientAuth, Endpoints, PresetConfig};
 
 /// The issuer of the gateway's session tokens.
 pub const SESSION_ISSUER: &str = "urn:ai-gateway:session";
@@ -19,6 +21,8 @@ pub struct OAuth2Config {
     pub cluster: String,
     pub authority: String,
     pub issuer: String,
+    /// A login preset (`oauth2.preset` other than `oidc`): no discovery, no ID token.
+    pub preset: Option<PresetConfig>,
     pub client_id: String,
     pub client_secret: String,
     pub redirect_uri: String,
@@ -88,12 +92,33 @@ pub fn compile_oauth2(
             Ok(())
         }
     };
+    let preset = preset::preset_of(&s)?;
+    preset::check_fields(&s, preset)?;
+    let required = |field: &str| ConfigError::new(format!("oauth2.{field}"), "is required");
     nonempty("cluster", &s.cluster)?;
-    nonempty("authority", &s.authority)?;
+    let authority = match (&s.authority, preset) {
+        (Some(authority), _) => authority.clone(),
+        (None, Some(preset)) => preset.token_host().to_string(),
+        (None, None) => return Err(required("authority")),
+    };
+    nonempty("authority", &authority)?;
     nonempty("client_id", &s.client_id)?;
-    if !(s.issuer.starts_with("https://") || s.issuer.starts_with("http://")) {
+    let issuer = match (&s.issuer, preset) {
+        // Never matched by a token: presets have no ID token (the provider only keeps the
+        // indices of the internal providers fixed).
+        (_, Some(preset)) => format!("urn:ai-gateway:preset:{}", preset.name()),
+        (None, None) => return Err(required("issuer")),
+        (Some(issuer), None) => issuer.clone(),
+    };
+    if preset.is_none() && !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
         return Err(ConfigError::new("oauth2.issuer", "must be an http(s) URL"));
     }
+    let with_orgs = s.allowed_orgs.as_ref().is_some_and(|o| !o.is_empty());
+    let scopes = match (&s.scopes, preset) {
+        (Some(scopes), _) => scopes.clone(),
+        (None, Some(preset)) => preset.default_scopes(with_orgs),
+        (None, None) => default_oauth2_scopes(),
+    };
     let callback_path = url_path(&s.redirect_uri)
         .map(|p| p.split('?').next().unwrap_or("").to_string())
         .filter(|p| p.starts_with('/'))
@@ -136,11 +161,11 @@ pub fn compile_oauth2(
             "must differ from the login, logout and callback paths",
         ));
     }
-    for (i, scope) in s.scopes.iter().enumerate() {
+    for (i, scope) in scopes.iter().enumerate() {
         validate::scope_token(scope)
             .map_err(|r| ConfigError::new(format!("oauth2.scopes[{i}]"), r))?;
     }
-    if !s.scopes.iter().any(|scope| scope == "openid") {
+    if preset.is_none() && !scopes.iter().any(|scope| scope == "openid") {
         return Err(ConfigError::new(
             "oauth2.scopes",
             "must include \"openid\" (the ID token is validated)",
@@ -185,12 +210,29 @@ pub fn compile_oauth2(
             other => Ok(other),
         }
     };
-    let authorization_endpoint = endpoint("authorization_endpoint", s.authorization_endpoint)?;
-    let token_endpoint = endpoint("token_endpoint", s.token_endpoint)?;
-    let end_session_endpoint = endpoint("end_session_endpoint", s.end_session_endpoint)?;
-    let jwks_path = match endpoint("jwks_uri", s.jwks_uri)? {
+    let authorization_endpoint =
+        endpoint("authorization_endpoint", s.authorization_endpoint.clone())?;
+    let token_endpoint = endpoint("token_endpoint", s.token_endpoint.clone())?;
+    let end_session_endpoint = endpoint("end_session_endpoint", s.end_session_endpoint.clone())?;
+    let jwks_path = match endpoint("jwks_uri", s.jwks_uri.clone())? {
         Some(url) => url_path(&url).unwrap_or_default(),
         None => String::new(),
+    };
+    let preset = preset
+        .map(|preset| {
+            preset::compile_preset(
+                &s,
+                preset,
+                &client_secret,
+                &scopes,
+                authorization_endpoint.as_deref(),
+            )
+        })
+        .transpose()?;
+    // A preset's endpoints are its own (`preset`): none for the OIDC flow.
+    let (authorization_endpoint, token_endpoint) = match preset {
+        Some(_) => (None, None),
+        None => (authorization_endpoint, token_endpoint),
     };
 
     let session_provider = Provider {
@@ -210,32 +252,37 @@ pub fn compile_oauth2(
     let id_token_provider = Provider {
         name: "oauth2-id-token".into(),
         purpose: Purpose::IdToken,
-        issuer: s.issuer.clone(),
+        issuer: issuer.clone(),
         audiences: vec![s.client_id.clone()],
         algorithms: vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA],
         hs256: None,
-        keys: KeySource::Remote(RemoteJwks {
-            cluster: s.cluster.clone(),
-            authority: s.authority.clone(),
-            path: jwks_path,
-            cache_ttl_s: 600,
-            min_refresh_interval_s: 30,
-            timeout_ms: s.timeout_ms,
-        }),
+        // A preset has no ID token: no keys are fetched for it.
+        keys: match preset {
+            Some(_) => KeySource::None,
+            None => KeySource::Remote(RemoteJwks {
+                cluster: s.cluster.clone(),
+                authority: authority.clone(),
+                path: jwks_path,
+                cache_ttl_s: 600,
+                min_refresh_interval_s: 30,
+                timeout_ms: s.timeout_ms,
+            }),
+        },
         clock_skew_s: 60,
         scope_claim: "scope".into(),
         roles: None,
     };
     let config = OAuth2Config {
         cluster: s.cluster,
-        authority: s.authority,
-        issuer: s.issuer,
+        authority,
+        issuer,
+        preset,
         client_id: s.client_id,
         client_secret,
         redirect_uri: s.redirect_uri,
         callback_path,
         origin,
-        scopes: s.scopes,
+        scopes,
         login_path: s.login_path,
         logout_path: s.logout_path,
         userinfo_path: s.userinfo_path,

@@ -443,14 +443,37 @@ pub struct ModelAllowSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuth2Section {
+    /// `oidc` (the default) or a login preset: `wecom`, `dingtalk`, `feishu`, `github`.
+    #[serde(default)]
+    pub preset: Option<String>,
     pub cluster: String,
-    pub authority: String,
-    pub issuer: String,
+    /// Required with `oidc`; a preset defaults it to its token host.
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// Required with `oidc`; refused with a preset.
+    #[serde(default)]
+    pub issuer: Option<String>,
     pub client_id: String,
     pub client_secret: SecretSection,
     pub redirect_uri: String,
-    #[serde(default = "default_oauth2_scopes")]
-    pub scopes: Vec<String>,
+    /// `oidc`: `openid profile email` by default; a preset has its own default.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// Presets: the cluster and `:authority` of the user-info calls (default: `cluster`, the
+    /// preset's API host).
+    #[serde(default)]
+    pub api_cluster: Option<String>,
+    #[serde(default)]
+    pub api_authority: Option<String>,
+    /// Presets: its path replaces the preset's user-info path.
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
+    /// `wecom` only (required there): the app's `agentid`.
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// `github` only: the user must belong to one of these organizations.
+    #[serde(default)]
+    pub allowed_orgs: Option<Vec<String>>,
     #[serde(default = "default_login_path")]
     pub login_path: String,
     #[serde(default = "default_logout_path")]
@@ -490,7 +513,7 @@ pub struct SessionSection {
     pub scopes: Vec<String>,
 }
 
-fn default_oauth2_scopes() -> Vec<String> {
+pub(super) fn default_oauth2_scopes() -> Vec<String> {
     vec!["openid".into(), "profile".into(), "email".into()]
 }
 

@@ -42,7 +42,8 @@ impl Gateway {
             | Phase::WaitingKeys(_)
             | Phase::WaitingIntrospection(_)
             | Phase::TokenExchange(_)
-            | Phase::WaitingIdTokenKeys(_) => Next::Pause,
+            | Phase::WaitingIdTokenKeys(_)
+            | Phase::PresetLogin(_) => Next::Pause,
             Phase::FetchDue { .. } | Phase::Fetching(_) | Phase::Answered => Next::Continue,
         }
     }

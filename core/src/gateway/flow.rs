@@ -27,6 +27,8 @@ pub(super) enum Phase {
     /// Paused until the IdP says whether its opaque token is active (this worker's call or
     /// another's), or its wait ends.
     WaitingIntrospection(Box<IntrospectionWait>),
+    /// A login preset's callback paused until the provider answers its current call.
+    PresetLogin(Box<super::login::PresetWait>),
     /// Allowed; its body is held whole (size unknown, translated, or its `max_tokens` reserved)
     /// up to `limit` bytes before any of it goes on.
     HoldingBody {

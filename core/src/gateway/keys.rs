@@ -317,7 +317,8 @@ impl Gateway {
 
     /// The discovery request, on the IdP's cluster.
     fn discovery_call(&self) -> Option<OutgoingCall> {
-        let oauth2 = self.config.oauth2.as_ref()?;
+        // A login preset has no discovery document.
+        let oauth2 = self.config.oauth2.as_ref().filter(|o| o.preset.is_none())?;
         let base = url_path(&oauth2.issuer).unwrap_or_default();
         let path = format!(
             "{}/.well-known/openid-configuration",

@@ -10,6 +10,7 @@ use crate::error::{GatewayError, LocalReply};
 use crate::http::RequestHead;
 use crate::jwks::fetch::{claim_fetch, FetchDecision};
 use crate::jwt::{Identity, Verdict};
+use crate::oauth2::preset::authorization_url as preset_authorization_url;
 use crate::oauth2::{
     authorization_url, check_nonce, clear_cookie, form_encode, mint_session, open_flow,
     parse_query, parse_token_response, pkce_challenge_s256, pkce_verifier, query_value,
@@ -21,6 +22,10 @@ use crate::outgoing::{CallResponse, OutgoingCall};
 use super::finish::{Decision, LoginEvent};
 use super::flow::{Flow, IdTokenWait, Phase};
 use super::{Call, Effect, Gateway, Next, TICK_MS};
+
+mod preset;
+
+pub(super) use preset::PresetWait;
 
 /// The login endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,12 +114,16 @@ impl Gateway {
         // A login's steps may reach different workers: adopt what the others fetched.
         self.sync_discovery();
         self.auth.sync(&config.providers, self.host.store());
+        if let Some(preset) = &oauth2.preset {
+            // The audit names the provider a preset's login went through.
+            flow.audit.provider = Some(preset.preset.name().to_string());
+        }
         let (reply, event) = match route {
             LoginRoute::Login => (self.login_redirect(oauth2, head), LoginEvent::Start),
             LoginRoute::Logout => (self.logout(oauth2, head), LoginEvent::Logout),
             LoginRoute::Callback => match self.callback(id, oauth2, head) {
-                Ok(state) => {
-                    flow.phase = Phase::TokenExchange(state);
+                Ok(phase) => {
+                    flow.phase = phase;
                     return Next::Pause;
                 }
                 Err(reply) => (reply, LoginEvent::Callback),
@@ -139,11 +148,13 @@ impl Gateway {
 
     fn login_redirect(&self, oauth2: &OAuth2Config, head: &RequestHead) -> LocalReply {
         let realm = self.realm();
-        // Never fail open: no login until the IdP's configuration and keys are known.
+        // Never fail open: no login until the IdP's configuration and keys are known (a
+        // preset has neither: its endpoints are configured).
         let keys = self.auth.have_keys(oauth2.id_token_provider);
-        let Some(endpoints) = self.endpoints().filter(|_| keys) else {
+        let endpoints = self.endpoints().filter(|_| keys);
+        if endpoints.is_none() && oauth2.preset.is_none() {
             return GatewayError::LoginUnavailable { retry_after_s: 1 }.to_reply(realm);
-        };
+        }
         let (Some(verifier_bytes), Some(state_bytes), Some(nonce_bytes)) = (
             self.random::<32>(),
             self.random::<16>(),
@@ -161,15 +172,22 @@ impl Gateway {
             rd: sanitize_rd(raw_query_value(raw_query, "rd")),
             expires_at: self.host.now_ms() / 1000 + FLOW_TTL_S,
         };
-        let location = authorization_url(
-            &endpoints.authorization_endpoint,
-            &oauth2.client_id,
-            &oauth2.redirect_uri,
-            &oauth2.scopes,
-            &state.state,
-            &state.nonce,
-            &pkce_challenge_s256(&verifier),
-        );
+        let challenge = pkce_challenge_s256(&verifier);
+        let location = match (&oauth2.preset, endpoints) {
+            (Some(preset), _) => preset_authorization_url(preset, &state.state, &challenge),
+            (None, Some(endpoints)) => authorization_url(
+                &endpoints.authorization_endpoint,
+                &oauth2.client_id,
+                &oauth2.redirect_uri,
+                &oauth2.scopes,
+                &state.state,
+                &state.nonce,
+                &challenge,
+            ),
+            (None, None) => {
+                return GatewayError::LoginUnavailable { retry_after_s: 1 }.to_reply(realm)
+            }
+        };
         let cookie = set_cookie(
             FLOW_COOKIE,
             &seal_flow(&oauth2.session_secret, &state),
@@ -179,14 +197,14 @@ impl Gateway {
         redirect(&location, vec![cookie])
     }
 
-    /// Checks the callback and dispatches its token exchange; `Err` is the answer when it
-    /// cannot go on.
+    /// Checks the callback and dispatches its token exchange (a preset's first call): the
+    /// phase it waits in; `Err` is the answer when it cannot go on.
     fn callback(
         &mut self,
         id: u32,
         oauth2: &OAuth2Config,
         head: &RequestHead,
-    ) -> Result<FlowState, LocalReply> {
+    ) -> Result<Phase, LocalReply> {
         let realm = self.realm().to_string();
         let query = query_of(head);
         if query_value(&query, "error").is_some() {
@@ -203,9 +221,19 @@ impl Gateway {
             now_s,
         )
         .map_err(|e| failed(oauth2, 401, e.to_string(), &realm))?;
-        let Some(code) = query_value(&query, "code").filter(|c| !c.is_empty()) else {
+        let code_params = oauth2
+            .preset
+            .as_ref()
+            .map_or(&["code"][..], |p| p.preset.code_params());
+        let Some(code) = code_params
+            .iter()
+            .find_map(|name| query_value(&query, name).filter(|c| !c.is_empty()))
+        else {
             return Err(failed(oauth2, 401, "no authorization code".into(), &realm));
         };
+        if let Some(preset) = &oauth2.preset {
+            return self.preset_start(id, oauth2, preset, head, state, code);
+        }
         let Some(endpoints) = self.endpoints() else {
             return Err(GatewayError::LoginUnavailable { retry_after_s: 1 }.to_reply(&realm));
         };
@@ -230,7 +258,7 @@ impl Gateway {
         // The IdP's logs join the login's trace.
         call.headers.extend(super::flow::trace_context(head));
         if self.dispatch(&call, Call::TokenExchange { request: id }) {
-            Ok(state)
+            Ok(Phase::TokenExchange(state))
         } else {
             let details = "the token endpoint could not be called".into();
             Err(failed(oauth2, 502, details, &realm))
@@ -529,6 +557,11 @@ impl Gateway {
                 let separator = if end_session.contains('?') { '&' } else { '?' };
                 format!("{end_session}{separator}{}", form_encode(&params))
             }
+            // A preset has no end-session endpoint: the provider's own session stays.
+            None if oauth2.preset.is_some() => oauth2
+                .post_logout_redirect_uri
+                .clone()
+                .unwrap_or_else(|| "/".to_string()),
             None => "/".to_string(),
         };
         log::info!("ai-gateway: logout");

@@ -117,12 +117,16 @@ enum Call {
     ModelServer { request: u32 },
     /// RFC 7662 introspection of the token with this SHA-256 (for every request that has it).
     Introspection { token: [u8; 32] },
+    /// One of a login preset's calls (token, user info, ...) for a callback.
+    PresetLogin { request: u32 },
 }
 
 impl Call {
     fn request(self) -> Option<u32> {
         match self {
-            Self::TokenExchange { request } | Self::ModelServer { request } => Some(request),
+            Self::TokenExchange { request }
+            | Self::ModelServer { request }
+            | Self::PresetLogin { request } => Some(request),
             Self::Jwks { .. } | Self::Discovery | Self::Introspection { .. } => None,
         }
     }
@@ -151,6 +155,8 @@ pub struct Gateway {
     /// The OIDC discovery document, once fetched (by any worker).
     discovery: Option<Endpoints>,
     discovery_version: Option<u32>,
+    /// WeCom's app token and when this worker stops using it (ms): one per app, not per login.
+    app_token: Option<(String, u64)>,
 }
 
 impl Gateway {
@@ -188,6 +194,7 @@ impl Gateway {
             due_fetches: Vec::new(),
             discovery: None,
             discovery_version: None,
+            app_token: None,
         }
     }
 
@@ -360,6 +367,14 @@ impl Gateway {
                     .host
                     .call_response(body_size, crate::outgoing::MAX_IDP_ANSWER_BYTES);
                 self.introspected(&token, &response, &mut out.effects);
+            }
+            Call::PresetLogin { request } => {
+                let response = self
+                    .host
+                    .call_response(body_size, crate::outgoing::MAX_IDP_ANSWER_BYTES);
+                self.with_existing_flow(request, |gateway, flow| {
+                    gateway.preset_answered(request, flow, &response, &mut out.effects);
+                });
             }
             Call::ModelServer { request } => {
                 let response = self

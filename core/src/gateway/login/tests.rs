@@ -21,6 +21,7 @@ use crate::oauth2::{
 };
 use crate::outgoing::{CallResponse, OutgoingCall};
 
+mod presets;
 mod role_limits;
 
 /// `oauth2.session.secret` of [`CONFIG`].
