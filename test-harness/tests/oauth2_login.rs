@@ -278,8 +278,12 @@ fn full_flow_session_on_protected_routes_then_logout() {
     let stats = s.envoy.admin_get("/stats?filter=ai_gateway.oauth2").text();
     assert!(stats.contains("oauth2_logins_started: 1"), "{stats}");
     assert!(stats.contains("oauth2_logins_succeeded: 1"), "{stats}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.envoy.access_log().contains("\"event\":\"login\"") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(
-        s.envoy.log().contains("\"event\":\"login\""),
+        s.envoy.access_log().contains("\"event\":\"login\""),
         "login audit record"
     );
 
