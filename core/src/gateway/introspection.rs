@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use crate::error::GatewayError;
 use crate::introspect::cache::{self, Entry, Lookup, Refusal};
-use crate::introspect::response::{judge, Verdict};
+use crate::introspect::response::{judge, ActiveToken, Verdict};
 use crate::introspect::{introspects, request, Introspection};
 use crate::jwt::cache::{digest, TokenDigest};
 use crate::jwt::Identity;
@@ -39,19 +39,16 @@ impl Gateway {
         let token = digest(&pending.token);
         let now = self.host.now_ms();
         let slots = settings.cache_slots;
+        if let Some(active) = self.introspection_memo.get(&token, now).cloned() {
+            self.count("introspection_cache_hits", 1);
+            return AuthStep::Done(self.verified(pending, identity(settings, active, now)));
+        }
         match cache::lookup(self.host.store(), slots, &token, now) {
-            Lookup::Active(active) => {
+            Lookup::Active(active, until_ms) => {
                 self.count("introspection_cache_hits", 1);
-                let identity = Identity {
-                    provider: settings.provider,
-                    sub: active.sub,
-                    scopes: active.scopes,
-                    exp: active.exp.unwrap_or(now / 1000 + settings.cache_ttl_s),
-                    nbf: None,
-                    claims: active.claims,
-                    roles: active.roles,
-                };
-                AuthStep::Done(self.verified(pending, identity))
+                self.introspection_memo
+                    .insert(token, active.clone(), until_ms, now);
+                AuthStep::Done(self.verified(pending, identity(settings, active, now)))
             }
             Lookup::Refused(error) => {
                 self.count("introspection_cache_hits", 1);
@@ -168,6 +165,19 @@ impl Gateway {
         if let Some(settings) = &self.config.introspection {
             cache::release(self.host.store(), settings.cache_slots, token, self.owner);
         }
+    }
+}
+
+/// The caller an active answer names.
+fn identity(settings: &Introspection, active: ActiveToken, now_ms: u64) -> Identity {
+    Identity {
+        provider: settings.provider,
+        sub: active.sub,
+        scopes: active.scopes,
+        exp: active.exp.unwrap_or(now_ms / 1000 + settings.cache_ttl_s),
+        nbf: None,
+        claims: active.claims,
+        roles: active.roles,
     }
 }
 

@@ -157,6 +157,8 @@ pub struct Gateway {
     discovery_version: Option<u32>,
     /// WeCom's app token and when this worker stops using it (ms): one per app, not per login.
     app_token: Option<(String, u64)>,
+    /// Active introspection answers this worker read, until they expire.
+    introspection_memo: crate::introspect::memo::Memo,
 }
 
 impl Gateway {
@@ -194,6 +196,7 @@ impl Gateway {
             due_fetches: Vec::new(),
             discovery: None,
             discovery_version: None,
+            introspection_memo: crate::introspect::memo::Memo::new(DEFAULT_CAPACITY),
             app_token: None,
         }
     }

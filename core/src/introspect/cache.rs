@@ -95,7 +95,8 @@ struct Slot {
 /// What the table knows about a token now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    Active(ActiveToken),
+    /// Active, as the IdP said, until `until_ms`.
+    Active(ActiveToken, u64),
     Refused(TokenError),
     Unavailable {
         retry_after_ms: u64,
@@ -132,7 +133,7 @@ pub fn lookup(store: &dyn SharedStore, slots: u32, digest: &TokenDigest, now_ms:
         .ok()
         .filter(|slot| slot.token == hex(digest) && slot.entry.until_ms() > now_ms);
     match slot.map(|slot| slot.entry) {
-        Some(Entry::Active { token, .. }) => Lookup::Active(token),
+        Some(Entry::Active { token, until_ms }) => Lookup::Active(token, until_ms),
         Some(Entry::Refused { refusal, .. }) => Lookup::Refused(refusal.error()),
         Some(Entry::Unavailable { until_ms }) => Lookup::Unavailable {
             retry_after_ms: until_ms - now_ms,

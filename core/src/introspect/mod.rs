@@ -3,6 +3,7 @@
 //! ([`cache`], which also makes a burst of requests with one new token cost one call).
 
 pub mod cache;
+pub mod memo;
 pub mod request;
 pub mod response;
 #[cfg(test)]

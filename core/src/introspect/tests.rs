@@ -227,7 +227,7 @@ fn the_cache_answers_until_expiry_and_one_claim_wins() {
     );
     assert_eq!(
         cache::lookup(&store, 64, &token, 4999),
-        Lookup::Active(active)
+        Lookup::Active(active, 5000)
     );
     assert!(matches!(
         cache::lookup(&store, 64, &token, 5000),
@@ -275,4 +275,28 @@ fn a_pending_claim_expires_and_can_be_released_by_its_owner_only() {
             retry_after_ms: 1000
         }
     );
+}
+
+#[test]
+fn the_memo_answers_until_expiry_and_stays_bounded() {
+    use super::memo::Memo;
+    let active = ActiveToken {
+        sub: "a".into(),
+        scopes: vec![],
+        roles: vec![],
+        claims: vec![],
+        exp: None,
+    };
+    let mut memo = Memo::new(2);
+    memo.insert(digest("1"), active.clone(), 100, 0);
+    assert_eq!(memo.get(&digest("1"), 99), Some(&active));
+    assert_eq!(memo.get(&digest("1"), 100), None, "expired");
+    memo.insert(digest("2"), active.clone(), 50, 0);
+    // Full: the expired entry goes first.
+    memo.insert(digest("3"), active.clone(), 200, 60);
+    assert_eq!(memo.len(), 2);
+    assert_eq!(memo.get(&digest("2"), 60), None);
+    assert!(memo.get(&digest("3"), 60).is_some());
+    memo.insert(digest("4"), active, 200, 60);
+    assert!(memo.len() <= 2);
 }

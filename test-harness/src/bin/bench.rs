@@ -71,7 +71,7 @@ const PREFLIGHT: &str = "gateway with `cors`: preflights answered by the gateway
 const LOG_LINE: &str =
     "diagnostic: gateway RS256 cache hit with the plugin's own log line (`audit.log_line: true`)";
 const INTROSPECTION: &str =
-    "gateway opaque token, introspection answer cached (shared data; `providers[].introspection`)";
+    "gateway opaque token, introspection answer cached (`providers[].introspection`)";
 const NO_RECORDS: &str =
     "diagnostic: gateway RS256 cache hit, audit records off (`audit.records: false`)";
 
@@ -243,7 +243,11 @@ fn main() {
         &none_script,
     );
     let with_line = json!({"providers": [rs_provider.clone()], "audit": {"log_line": true}});
-    add(LOG_LINE, gateway_builder(&with_line.to_string()), &rs_script);
+    add(
+        LOG_LINE,
+        gateway_builder(&with_line.to_string()),
+        &rs_script,
+    );
     // An IdP answering every introspection "active": after the first request the answer comes
     // from shared data (cache_ttl_s outlasts the bench).
     let introspection_idp = Upstream::with_handler(|_| {
