@@ -323,13 +323,16 @@ impl Gateway {
             return;
         }
         flow.audit.duration_ms = self.host.now_ms().saturating_sub(flow.audit.time_ms);
-        if log::log_enabled!(log::Level::Info) {
+        let log_line = self.config.audit.log_line && log::log_enabled!(log::Level::Info);
+        if log_line {
             // The plugin's log line will reuse this record: it names the client.
             self.read_client(flow);
         }
         let record = flow.audit.to_json();
-        effects.push((id, Effect::PublishAudit(record.clone())));
-        flow.published_audit = Some(record);
+        if log_line {
+            flow.published_audit = Some(record.clone());
+        }
+        effects.push((id, Effect::PublishAudit(record)));
     }
 
     /// The client's address for the audit record, read only when a record will be written
