@@ -323,11 +323,9 @@ impl Gateway {
             return;
         }
         flow.audit.duration_ms = self.host.now_ms().saturating_sub(flow.audit.time_ms);
+        // An audit record names who called from where.
+        self.read_client(flow);
         let log_line = self.config.audit.log_line && log::log_enabled!(log::Level::Info);
-        if log_line {
-            // The plugin's log line will reuse this record: it names the client.
-            self.read_client(flow);
-        }
         let record = flow.audit.to_json();
         if log_line {
             flow.published_audit = Some(record.clone());
@@ -335,9 +333,8 @@ impl Gateway {
         effects.push((id, Effect::PublishAudit(record)));
     }
 
-    /// The client's address for the audit record, read only when a record will be written
-    /// with it (a property read is one of the dearer host calls; the access log has
-    /// `%DOWNSTREAM_REMOTE_ADDRESS%` of its own).
+    /// The client's address for the audit record, read once (a property read is one of the
+    /// dearer host calls), and only when a record is written.
     fn read_client(&self, flow: &mut Flow) {
         if flow.audit.client.is_none() {
             flow.audit.client = self.host.remote_address();
