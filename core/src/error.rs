@@ -180,7 +180,7 @@ impl GatewayError {
                 "the identity provider's keys have not been fetched yet".to_string()
             }
             Self::IntrospectionUnavailable { .. } => {
-                "the identity provider's introspection endpoint did not answer".to_string()
+                "the identity provider's introspection endpoint gave no usable answer".to_string()
             }
             Self::Internal(why) => (*why).to_string(),
             Self::LoginRedirect(_) => "no session: redirected to login".to_string(),

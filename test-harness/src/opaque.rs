@@ -13,6 +13,24 @@ const CALLBACK: &str = "http://127.0.0.1:9/callback";
 
 /// `user`'s access token for `client`, with `scope` (the provider grants the user's share).
 pub fn access_token(idp: &OidcProvider, client: &OidcClient, user: &str, scope: &str) -> String {
+    tokens(idp, client, user, scope)["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+/// `user`'s refresh token (`offline_access` is added to `scope`, with `prompt=consent` as
+/// OIDC asks).
+pub fn refresh_token(idp: &OidcProvider, client: &OidcClient, user: &str, scope: &str) -> String {
+    let scope = format!("{scope} offline_access");
+    tokens(idp, client, user, &scope)["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_string()
+}
+
+/// The token endpoint's answer to a code flow for `user`.
+fn tokens(idp: &OidcProvider, client: &OidcClient, user: &str, scope: &str) -> serde_json::Value {
     let verifier = random_token();
     let state = random_token();
     let query = form_encode(&[
@@ -24,6 +42,7 @@ pub fn access_token(idp: &OidcProvider, client: &OidcClient, user: &str, scope: 
         ("nonce", &random_token()),
         ("code_challenge", &pkce_challenge(&verifier)),
         ("code_challenge_method", "S256"),
+        ("prompt", "consent"),
     ]);
     let mut browser = Browser::new();
     let back = login(
@@ -45,12 +64,10 @@ pub fn access_token(idp: &OidcProvider, client: &OidcClient, user: &str, scope: 
         ],
     );
     assert_eq!(response.status, 200, "token: {}", response.text());
-    let token = response.json()["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_string();
-    assert_eq!(token.split('.').count(), 1, "an opaque token, not a JWT");
-    token
+    let body = response.json();
+    let access = body["access_token"].as_str().expect("access_token");
+    assert_eq!(access.split('.').count(), 1, "an opaque token, not a JWT");
+    body
 }
 
 /// Revokes `token` at the provider (as its client).

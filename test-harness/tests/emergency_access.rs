@@ -79,9 +79,22 @@ fn the_first_use_is_admitted_with_a_session_and_the_second_is_refused() {
     assert_contract_error(&again, 401, "AUTH_INVALID_TOKEN");
     assert!(again.text().contains("already used"), "{}", again.text());
 
-    let with_session = admin(&envoy, None, Some(&cookie));
+    let with_session = admin(&envoy, None, Some(&format!("{cookie}; theme=dark")));
     assert_eq!(with_session.status, 200, "{}", with_session.text());
-    assert_eq!(upstream.requests().len(), 2);
+    let forwarded = upstream.requests();
+    assert_eq!(forwarded.len(), 2);
+    // Neither the break-glass token nor its session reaches the upstream; other cookies do.
+    assert!(forwarded[0]
+        .headers
+        .iter()
+        .all(|(n, _)| n != "authorization"));
+    let cookies: Vec<&str> = forwarded[1]
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "cookie")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(cookies, ["theme=dark"]);
     let counters = envoy.gateway_counters();
     assert_eq!(counters.get("emergency_access_admitted").copied(), Some(1));
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use test_harness::contract::assert_contract_error;
 use test_harness::oidc::{OidcClient, OidcOptions, OidcProvider};
-use test_harness::opaque::{access_token, revoke};
+use test_harness::opaque::{access_token, refresh_token, revoke};
 use test_harness::{Envoy, Request, Upstream};
 
 const SCOPE: &str = "openid chat:read chat:write";
@@ -156,4 +156,16 @@ fn an_idp_that_is_down_gives_503_with_retry_after_and_forwards_nothing() {
         "within the timeout"
     );
     assert!(upstream.requests().is_empty(), "never fail open");
+}
+
+#[test]
+fn a_refresh_token_is_not_an_access_token() {
+    // oidc-provider answers `active` for it, naming no token type (access tokens: `Bearer`).
+    let idp = OidcProvider::start(OidcOptions::default());
+    let upstream = Upstream::start();
+    let envoy = gateway(&idp, &upstream, 60, 1);
+    let refresh = refresh_token(&idp, &OidcClient::default(), "alice", SCOPE);
+    let refused = get(&envoy, &refresh);
+    assert_contract_error(&refused, 401, "AUTH_INVALID_TOKEN");
+    assert!(upstream.requests().is_empty());
 }

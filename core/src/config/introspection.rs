@@ -91,6 +91,10 @@ pub fn compile_introspection(
             ))
         }
     };
+    if section.cache_ttl_s == 0 {
+        // The answer serves the requests waiting for it through the cache: it must last.
+        return Err(ConfigError::new(at("cache_ttl_s"), "must be at least 1"));
+    }
     if section.cache_ttl_s > MAX_CACHE_TTL_S {
         return Err(ConfigError::new(
             at("cache_ttl_s"),
@@ -136,11 +140,45 @@ pub fn compile_introspection(
         cache_ttl_s: section.cache_ttl_s,
         timeout_ms: section.timeout_ms,
         all_tokens,
-        cache_slots: section.cache_slots,
+        cache: crate::introspect::cache::Table {
+            namespace: String::new(),
+            slots: section.cache_slots,
+        },
         issuer,
         audiences,
         scope_claim: s.scope_claim,
         clock_skew_s: s.clock_skew_s,
+        require_token_type: section.require_token_type,
     };
     Ok((provider, settings))
+}
+
+/// The cached answers' namespace: a fingerprint of everything an answer is judged by (where
+/// it comes from, the claims checked, the scopes and roles worked out, the claims kept).
+pub fn cache_namespace(
+    settings: &Introspection,
+    roles: Option<&crate::roles::Roles>,
+    kept_claims: &[String],
+) -> String {
+    use sha2::{Digest, Sha256};
+    let described = format!(
+        "v1|{}|{}|{}|{}|{}|{:?}|{}|{}|{}|{}|{:?}|{:?}",
+        settings.cluster,
+        settings.authority,
+        settings.path,
+        settings.client_id,
+        settings.issuer,
+        settings.audiences,
+        settings.scope_claim,
+        settings.clock_skew_s,
+        settings.all_tokens,
+        settings.require_token_type,
+        roles,
+        kept_claims,
+    );
+    Sha256::digest(described.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

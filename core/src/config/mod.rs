@@ -309,6 +309,12 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
     if let Some(oauth2) = &oauth2 {
         forward.stripped_cookies = vec![FLOW_COOKIE.to_string(), oauth2.session_cookie.clone()];
     }
+    if let Some(access) = &emergency {
+        // A break-glass session never reaches the upstream.
+        if !forward.stripped_cookies.contains(&access.cookie) {
+            forward.stripped_cookies.push(access.cookie.clone());
+        }
+    }
     if let (true, Some(cookie)) = (forward.strip_authorization, &token.cookie) {
         if !forward.stripped_cookies.contains(cookie) {
             forward.stripped_cookies.push(cookie.clone());
@@ -344,6 +350,11 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
                 kept_claims.push(name.to_string());
             }
         }
+    }
+    let mut introspection = introspection;
+    if let Some(settings) = &mut introspection {
+        settings.cache.namespace =
+            introspection::cache_namespace(settings, roles.as_deref(), &kept_claims);
     }
     let metric_models = metric_models(translate.as_ref(), models.as_ref(), &rate_limits);
     Ok(GatewayConfig {

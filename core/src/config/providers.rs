@@ -35,6 +35,17 @@ pub fn compile_providers(
             return Err(ConfigError::new(at("name"), "must be unique"));
         }
         let issuer = section.issuer.clone().unwrap_or_default();
+        let reserved = [
+            super::SESSION_ISSUER,
+            crate::emergency::EMERGENCY_ISSUER,
+            crate::emergency::EMERGENCY_SESSION_ISSUER,
+        ];
+        if reserved.contains(&issuer.as_str()) {
+            return Err(ConfigError::new(
+                at("issuer"),
+                "is reserved for the gateway's own tokens",
+            ));
+        }
         let issuer_optional = section.introspection.is_some() && issuer.is_empty();
         if !issuer_optional && !issuers.insert(issuer) {
             return Err(ConfigError::new(
@@ -54,6 +65,16 @@ pub fn compile_providers(
             introspection = Some(settings);
         } else {
             providers.push(compile_provider(i, section, env)?);
+        }
+    }
+    if let Some(settings) = introspection.as_ref().filter(|s| s.all_tokens) {
+        if providers.len() > 1 {
+            // Every bearer token would go to this IdP, including the other providers' JWTs.
+            return Err(ConfigError::new(
+                format!("providers[{}].introspection.tokens", settings.provider),
+                "\"all\" sends every bearer token to this IdP: it cannot be combined with \
+                 other providers",
+            ));
         }
     }
     Ok((providers, introspection))

@@ -241,6 +241,10 @@ pub struct IntrospectionSection {
     pub tokens: Option<String>,
     #[serde(default = "default_introspection_cache_slots")]
     pub cache_slots: u32,
+    /// The answer must say the token is an access token (`token_type: Bearer`, ...): refresh
+    /// and ID tokens are introspected as active too.
+    #[serde(default = "default_true")]
+    pub require_token_type: bool,
 }
 
 fn default_introspection_cache_ttl_s() -> u64 {

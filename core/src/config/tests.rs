@@ -1226,6 +1226,8 @@ fn emergency_access_is_compiled_and_its_mistakes_named() {
             "got {message}, expected {expected}"
         );
     }
+    let own_issuer = section("").replace("https://idp.test", "urn:ai-gateway:emergency-session");
+    assert!(error(&own_issuer).starts_with("config: providers[0].issuer: is reserved"));
     let reserved = section("").replace(r#""name": "sso""#, r#""name": "emergency""#);
     assert!(error(&reserved).starts_with("config: providers[0].name: \"emergency\" is reserved"));
 }

@@ -83,27 +83,27 @@ pub fn session_key(key: &[u8]) -> Vec<u8> {
 /// Whether `token` claims to be a break-glass token (its unverified `iss`): only such tokens
 /// take the break-glass path, every other goes to the providers as usual.
 pub fn is_emergency_token(token: &str) -> bool {
+    claimed_issuer(token).is_some_and(|iss| iss == EMERGENCY_ISSUER)
+}
+
+/// The `iss` a compact JWT claims, unverified (which path it takes, never whom to trust).
+/// `None` for anything else, and for payloads over 2 kB (the gateway's own tokens are small).
+pub fn claimed_issuer(token: &str) -> Option<String> {
     let mut parts = token.split('.');
     let (Some(_), Some(payload), Some(_), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return false;
+        return None;
     };
-    // Small: a break-glass token is a handful of claims.
     if payload.len() > 2048 {
-        return false;
+        return None;
     }
-    let Ok(bytes) = URL_SAFE_NO_PAD.decode(payload) else {
-        return false;
-    };
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
     #[derive(serde::Deserialize)]
     struct Iss {
         iss: Option<String>,
     }
-    serde_json::from_slice::<Iss>(&bytes)
-        .ok()
-        .and_then(|claims| claims.iss)
-        .is_some_and(|iss| iss == EMERGENCY_ISSUER)
+    serde_json::from_slice::<Iss>(&bytes).ok()?.iss
 }
 
 /// A break-glass token that verified: who, which use, until when.

@@ -34,6 +34,26 @@ impl Gateway {
             Ok(glass) => glass,
             Err(error) => return Some(self.emergency_refused(error)),
         };
+        let identity = Identity {
+            provider: access.session_provider,
+            sub: glass.sub.clone(),
+            scopes: access.scopes.clone(),
+            exp: glass.exp,
+            nbf: None,
+            claims: vec![("sid".into(), glass.jti.clone())],
+            roles: Vec::new(),
+        };
+        // The break-glass token goes no further than the gateway (it is spent anyway).
+        let mut admitted = pending.clone();
+        if let Some(header) = &config.token.header {
+            admitted.forwarding.remove_headers.push(header.clone());
+        }
+        // Decided first, spent only if admitted: a refused first request (scope, limit) does not
+        // burn the token.
+        let mut decision = self.verified(&admitted, identity);
+        let Decision::Allow(allowed) = &mut decision else {
+            return Some(decision);
+        };
         match spend(self.host.store(), &glass.jti, glass.exp, now) {
             Spend::First => {}
             Spend::Reused => return Some(self.emergency_refused(TokenError::AlreadyUsed)),
@@ -71,23 +91,11 @@ impl Gateway {
             glass.exp
         );
         self.count("emergency_access_admitted", 1);
-        let identity = Identity {
-            provider: access.session_provider,
-            sub: glass.sub,
-            scopes: access.scopes.clone(),
-            exp: glass.exp,
-            nbf: None,
-            claims: vec![("sid".into(), glass.jti)],
-            roles: Vec::new(),
-        };
-        let mut decision = self.verified(pending, identity);
-        if let Decision::Allow(admitted) = &mut decision {
-            let cookie = set_cookie(&access.cookie, &session, ttl_s, access.secure_cookie);
-            admitted
-                .admission
-                .headers
-                .push(("set-cookie".into(), cookie));
-        }
+        let cookie = set_cookie(&access.cookie, &session, ttl_s, access.secure_cookie);
+        allowed
+            .admission
+            .headers
+            .push(("set-cookie".into(), cookie));
         Some(decision)
     }
 

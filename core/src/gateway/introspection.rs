@@ -27,9 +27,10 @@ impl Gateway {
     pub(super) fn introspection_step(&mut self, pending: &PendingAuth) -> Option<AuthStep> {
         let config = Rc::clone(&self.config);
         let settings = config.introspection.as_ref()?;
-        // The gateway's own sessions are never sent to the IdP.
+        // The gateway's own sessions are never sent to the IdP (in the token cookie they may
+        // arrive as bearer tokens).
         let bearer = matches!(pending.source, TokenSource::Bearer);
-        if !bearer || !introspects(settings, &pending.token) {
+        if !bearer || !introspects(settings, &pending.token) || gateway_issued(&pending.token) {
             return None;
         }
         Some(self.introspect(pending, settings))
@@ -38,7 +39,7 @@ impl Gateway {
     fn introspect(&mut self, pending: &PendingAuth, settings: &Introspection) -> AuthStep {
         let token = digest(&pending.token);
         let now = self.host.now_ms();
-        let slots = settings.cache_slots;
+        let slots = &settings.cache;
         if let Some(active) = self.introspection_memo.get(&token, now).cloned() {
             self.count("introspection_cache_hits", 1);
             return AuthStep::Done(self.verified(pending, identity(settings, active, now)));
@@ -129,7 +130,7 @@ impl Gateway {
         };
         let now = self.host.now_ms();
         let now_s = now / 1000;
-        let ttl_until = now + settings.cache_ttl_s * 1000;
+        let ttl_until = now + settings.cache_ttl_s.max(1) * 1000;
         let entry = match judge(
             response,
             settings,
@@ -138,10 +139,12 @@ impl Gateway {
             now_s,
         ) {
             Ok(Verdict::Active(active)) => {
-                // Never beyond the token's own expiry.
+                // Never beyond the token's own expiry, but long enough to answer the requests
+                // waiting for it (a token within its clock skew).
                 let until_ms = active
                     .exp
-                    .map_or(ttl_until, |exp| ttl_until.min(exp.saturating_mul(1000)));
+                    .map_or(ttl_until, |exp| ttl_until.min(exp.saturating_mul(1000)))
+                    .max(now + UNAVAILABLE_MS);
                 Entry::Active {
                     token: active,
                     until_ms,
@@ -151,11 +154,14 @@ impl Gateway {
                 refusal: Refusal::of(&error),
                 until_ms: ttl_until,
             },
-            Err(_) => Entry::Unavailable {
-                until_ms: now + UNAVAILABLE_MS,
-            },
+            Err(reason) => {
+                log::warn!("introspection: no usable answer from the IdP ({reason:?})");
+                Entry::Unavailable {
+                    until_ms: now + UNAVAILABLE_MS,
+                }
+            }
         };
-        cache::record(self.host.store(), settings.cache_slots, token, &entry);
+        cache::record(self.host.store(), &settings.cache, token, &entry);
         self.resolve_waiting(effects);
     }
 
@@ -163,9 +169,22 @@ impl Gateway {
     /// the call): its claim on the slot goes, so the requests waiting call again.
     pub(super) fn introspection_abandoned(&self, token: &TokenDigest) {
         if let Some(settings) = &self.config.introspection {
-            cache::release(self.host.store(), settings.cache_slots, token, self.owner);
+            cache::release(self.host.store(), &settings.cache, token, self.owner);
         }
     }
+}
+
+/// A token the gateway issued itself (a session, a break-glass token), by its claimed issuer.
+fn gateway_issued(token: &str) -> bool {
+    use crate::emergency::{claimed_issuer, EMERGENCY_ISSUER, EMERGENCY_SESSION_ISSUER};
+    claimed_issuer(token).is_some_and(|iss| {
+        [
+            EMERGENCY_ISSUER,
+            EMERGENCY_SESSION_ISSUER,
+            crate::config::SESSION_ISSUER,
+        ]
+        .contains(&iss.as_str())
+    })
 }
 
 /// The caller an active answer names.

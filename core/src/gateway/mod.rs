@@ -167,7 +167,7 @@ impl Gateway {
     pub fn new(config: Rc<GatewayConfig>, host: Box<dyn Host>) -> Self {
         prepare_shared_state(&config.providers, host.store());
         if let Some(settings) = &config.introspection {
-            crate::introspect::cache::prepare(host.store(), settings.cache_slots);
+            crate::introspect::cache::prepare(host.store(), &settings.cache);
         }
         if config.emergency.is_some() {
             crate::store::ensure_exists(host.store(), crate::emergency::SPENT_KEY, b"[]");

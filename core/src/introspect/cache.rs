@@ -13,6 +13,16 @@ use crate::store::{ensure_exists, SharedStore};
 
 const PREFIX: &str = "ai-gateway/introspection/";
 
+/// Where one configuration's answers live: its own namespace (a fingerprint of everything an
+/// answer was judged by), so another filter config sharing the VM, or this one after a reload
+/// that changed the IdP, audiences, issuer, scopes or roles, never reads answers judged under
+/// other rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub namespace: String,
+    pub slots: u32,
+}
+
 /// A refusal worth remembering (the IdP's verdict; its failures are remembered apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Refusal {
@@ -23,6 +33,8 @@ pub enum Refusal {
     AudienceMismatch,
     NoSubject,
     BadTime,
+    NotAccessToken,
+    BadSubject,
 }
 
 impl Refusal {
@@ -34,6 +46,8 @@ impl Refusal {
             TokenError::UnknownIssuer => Self::UnknownIssuer,
             TokenError::AudienceMismatch => Self::AudienceMismatch,
             TokenError::ClaimMissing(_) => Self::NoSubject,
+            TokenError::InvalidClaim("token_type") => Self::NotAccessToken,
+            TokenError::InvalidClaim("sub") => Self::BadSubject,
             _ => Self::BadTime,
         }
     }
@@ -47,6 +61,8 @@ impl Refusal {
             Self::AudienceMismatch => TokenError::AudienceMismatch,
             Self::NoSubject => TokenError::ClaimMissing("sub"),
             Self::BadTime => TokenError::InvalidClaim("exp"),
+            Self::NotAccessToken => TokenError::InvalidClaim("token_type"),
+            Self::BadSubject => TokenError::InvalidClaim("sub"),
         }
     }
 }
@@ -113,20 +129,21 @@ fn hex(digest: &TokenDigest) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn slot_key(digest: &TokenDigest, slots: u32) -> String {
-    let index = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]) % slots.max(1);
-    format!("{PREFIX}{index}")
+fn slot_key(digest: &TokenDigest, table: &Table) -> String {
+    let index =
+        u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]) % table.slots.max(1);
+    format!("{PREFIX}{}/{index}", table.namespace)
 }
 
 /// Creates every slot (configure time), so claims are compare-and-swaps on existing keys.
-pub fn prepare(store: &dyn SharedStore, slots: u32) {
-    for index in 0..slots.max(1) {
-        ensure_exists(store, &format!("{PREFIX}{index}"), b"");
+pub fn prepare(store: &dyn SharedStore, table: &Table) {
+    for index in 0..table.slots.max(1) {
+        ensure_exists(store, &format!("{PREFIX}{}/{index}", table.namespace), b"");
     }
 }
 
-pub fn lookup(store: &dyn SharedStore, slots: u32, digest: &TokenDigest, now_ms: u64) -> Lookup {
-    let Some((bytes, cas)) = store.get(&slot_key(digest, slots)) else {
+pub fn lookup(store: &dyn SharedStore, table: &Table, digest: &TokenDigest, now_ms: u64) -> Lookup {
+    let Some((bytes, cas)) = store.get(&slot_key(digest, table)) else {
         return Lookup::Miss { cas: 0 };
     };
     let slot = serde_json::from_slice::<Slot>(&bytes)
@@ -147,25 +164,25 @@ pub fn lookup(store: &dyn SharedStore, slots: u32, digest: &TokenDigest, now_ms:
 /// another worker got there first.
 pub fn claim(
     store: &dyn SharedStore,
-    slots: u32,
+    table: &Table,
     digest: &TokenDigest,
     cas: u32,
     owner: u64,
     until_ms: u64,
 ) -> bool {
     let entry = Entry::Pending { owner, until_ms };
-    write(store, slots, digest, &entry, Some(cas))
+    write(store, table, digest, &entry, Some(cas))
 }
 
 /// Stores what the IdP said (whoever holds the slot now: the newest answer wins).
-pub fn record(store: &dyn SharedStore, slots: u32, digest: &TokenDigest, entry: &Entry) {
-    write(store, slots, digest, entry, None);
+pub fn record(store: &dyn SharedStore, table: &Table, digest: &TokenDigest, entry: &Entry) {
+    write(store, table, digest, entry, None);
 }
 
 /// Frees a slot `owner` claimed but whose call will never answer (its request ended and Envoy
 /// cancelled the call), so the next request calls again instead of waiting for nothing.
-pub fn release(store: &dyn SharedStore, slots: u32, digest: &TokenDigest, owner: u64) {
-    let key = slot_key(digest, slots);
+pub fn release(store: &dyn SharedStore, table: &Table, digest: &TokenDigest, owner: u64) {
+    let key = slot_key(digest, table);
     let Some((bytes, cas)) = store.get(&key) else {
         return;
     };
@@ -180,7 +197,7 @@ pub fn release(store: &dyn SharedStore, slots: u32, digest: &TokenDigest, owner:
 
 fn write(
     store: &dyn SharedStore,
-    slots: u32,
+    table: &Table,
     digest: &TokenDigest,
     entry: &Entry,
     cas: Option<u32>,
@@ -192,5 +209,5 @@ fn write(
     let Ok(value) = serde_json::to_vec(&slot) else {
         return false;
     };
-    store.set(&slot_key(digest, slots), &value, cas).is_ok()
+    store.set(&slot_key(digest, table), &value, cas).is_ok()
 }

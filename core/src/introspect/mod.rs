@@ -27,14 +27,18 @@ pub struct Introspection {
     /// Every bearer token is introspected, JWTs too (`tokens: "all"`); otherwise only those
     /// that are not JWTs.
     pub all_tokens: bool,
-    /// Shared-data slots the answers are cached in (a bounded table, whatever the callers).
-    pub cache_slots: u32,
+    /// Shared-data slots the answers are cached in (a bounded table, whatever the callers),
+    /// in this configuration's namespace (set once the whole config is compiled).
+    pub cache: cache::Table,
     /// `iss` the answer must have when it has one (empty: not checked).
     pub issuer: String,
     /// When not empty: the answer's `aud` must name one (or, without `aud`, its `client_id`).
     pub audiences: Vec<String>,
     pub scope_claim: String,
     pub clock_skew_s: u64,
+    /// The answer must name the token an access token (`token_type` and the like); else an
+    /// answer without a kind is taken as one.
+    pub require_token_type: bool,
 }
 
 impl std::fmt::Debug for Introspection {

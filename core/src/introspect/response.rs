@@ -80,6 +80,23 @@ fn active(
             Some(_) => Err(TokenError::InvalidClaim(name)),
         }
     };
+    // RFC 7662 2.1: `token_type_hint` is only a hint; the IdP also answers for refresh and ID
+    // tokens. Whatever names the kind (RFC 7662 `token_type`, Ory's `token_use`, Keycloak's
+    // `typ`) must say access token.
+    // An answer that names no kind at all is refused too unless the IdP is known to leave it
+    // out (`require_token_type: false`): oidc-provider, for one, names access tokens `Bearer`
+    // and refresh tokens nothing.
+    let mut named = false;
+    for name in ["token_type", "token_use", "typ"] {
+        match claims.get(name) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(kind)) if is_access_token_kind(kind) => named = true,
+            Some(_) => return Err(TokenError::InvalidClaim("token_type")),
+        }
+    }
+    if settings.require_token_type && !named {
+        return Err(TokenError::InvalidClaim("token_type"));
+    }
     let exp = time("exp")?;
     if exp.is_some_and(|exp| exp.saturating_add(skew) <= now) {
         return Err(TokenError::Expired);
@@ -93,7 +110,9 @@ fn active(
         }
         _ => None,
     };
-    if !settings.issuer.is_empty() && text("iss").is_some_and(|iss| iss != settings.issuer) {
+    // With an issuer configured, an `iss` that is there must be it (a malformed one too).
+    let iss_present = !matches!(claims.get("iss"), None | Some(Value::Null));
+    if !settings.issuer.is_empty() && iss_present && text("iss") != Some(settings.issuer.as_str()) {
         return Err(TokenError::UnknownIssuer);
     }
     if !settings.audiences.is_empty() {
@@ -109,11 +128,16 @@ fn active(
         }
     }
     // A token issued to a client acting for itself (client credentials) has no `sub`: the
-    // client is the caller.
-    let sub = text("sub")
-        .or_else(|| text("client_id"))
-        .ok_or(TokenError::ClaimMissing("sub"))?
-        .to_string();
+    // client is the caller. A `sub` that is there but unusable is refused, never replaced.
+    let sub = match claims.get("sub") {
+        None | Some(Value::Null) => text("client_id")
+            .ok_or(TokenError::ClaimMissing("sub"))?
+            .to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => text("sub")
+            .ok_or(TokenError::InvalidClaim("sub"))?
+            .to_string(),
+    };
     let mut scopes: Vec<String> = Vec::new();
     let mut add = |scope: &str| {
         if !scope.is_empty() && !scopes.iter().any(|s| s == scope) {
@@ -137,4 +161,21 @@ fn active(
         claims: crate::jwt::verify::kept_claims(claims, keep),
         exp,
     })
+}
+
+/// The names IdPs give an access token's kind: RFC 7662 / RFC 6749 token types (`Bearer`,
+/// `DPoP`, `N_A`), RFC 8693's URN, Ory's `access_token`, Keycloak's `Bearer`, RFC 9068's
+/// `at+jwt`.
+fn is_access_token_kind(kind: &str) -> bool {
+    [
+        "bearer",
+        "dpop",
+        "n_a",
+        "access_token",
+        "at+jwt",
+        "application/at+jwt",
+        "urn:ietf:params:oauth:token-type:access_token",
+    ]
+    .iter()
+    .any(|known| kind.eq_ignore_ascii_case(known))
 }

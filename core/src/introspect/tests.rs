@@ -10,6 +10,13 @@ use crate::store::MemoryStore;
 
 const NOW: u64 = 1_800_000_000;
 
+fn table(slots: u32) -> cache::Table {
+    cache::Table {
+        namespace: "test".into(),
+        slots,
+    }
+}
+
 fn settings() -> Introspection {
     Introspection {
         provider: 2,
@@ -22,11 +29,12 @@ fn settings() -> Introspection {
         cache_ttl_s: 60,
         timeout_ms: 2000,
         all_tokens: false,
-        cache_slots: 64,
+        cache: table(64),
         issuer: "https://sso.example.com".into(),
         audiences: vec!["gateway".into()],
         scope_claim: "scope".into(),
         clock_skew_s: 30,
+        require_token_type: false,
     }
 }
 
@@ -152,6 +160,65 @@ fn refusals_follow_the_claims() {
         refused(json!({"active": true, "sub": "a", "aud": "gateway", "exp": "soon"})),
         TokenError::InvalidClaim("exp")
     );
+    for kind in [
+        json!({"token_type": "refresh_token"}),
+        json!({"token_use": "refresh_token"}),
+        json!({"typ": "Refresh"}),
+        json!({"typ": "ID"}),
+        json!({"token_type": 7}),
+    ] {
+        let mut body = json!({"active": true, "sub": "a", "aud": "gateway"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(kind.as_object().unwrap().clone());
+        assert_eq!(
+            refused(body),
+            TokenError::InvalidClaim("token_type"),
+            "{kind}"
+        );
+    }
+    assert_eq!(
+        refused(
+            json!({"active": true, "sub": "a", "aud": "gateway", "iss": ["https://sso.example.com"]})
+        ),
+        TokenError::UnknownIssuer,
+        "a malformed iss is not an absent one"
+    );
+    assert_eq!(
+        refused(json!({"active": true, "sub": "", "client_id": "gateway"})),
+        TokenError::InvalidClaim("sub"),
+        "an unusable sub is refused, not replaced by the client"
+    );
+}
+
+#[test]
+fn by_default_the_answer_must_name_an_access_token() {
+    let mut s = settings();
+    s.require_token_type = true;
+    let j = |body: serde_json::Value| judge(&answer(200, body), &s, None, &[], NOW);
+    // oidc-provider's answer for a refresh token: no kind at all.
+    assert_eq!(
+        j(json!({"active": true, "sub": "a", "client_id": "gateway", "scope": "x"})),
+        Ok(Verdict::Refused(TokenError::InvalidClaim("token_type")))
+    );
+    assert!(matches!(
+        j(json!({"active": true, "sub": "a", "client_id": "gateway", "token_type": "Bearer"})),
+        Ok(Verdict::Active(_))
+    ));
+}
+
+#[test]
+fn access_token_kinds_pass_and_a_numeric_sub_is_its_decimal_string() {
+    for kind in [
+        "Bearer",
+        "access_token",
+        "urn:ietf:params:oauth:token-type:access_token",
+    ] {
+        match judged(json!({"active": true, "sub": 12345, "aud": "gateway", "token_type": kind})) {
+            Ok(Verdict::Active(token)) => assert_eq!(token.sub, "12345"),
+            other => panic!("{kind}: {other:?}"),
+        }
+    }
 }
 
 #[test]
@@ -198,17 +265,20 @@ fn anything_but_a_readable_200_is_the_idp_failing() {
 #[test]
 fn the_cache_answers_until_expiry_and_one_claim_wins() {
     let store = MemoryStore::new();
-    cache::prepare(&store, 64);
+    cache::prepare(&store, &table(64));
     let token = digest("opaque-1");
-    let Lookup::Miss { cas } = cache::lookup(&store, 64, &token, 1000) else {
+    let Lookup::Miss { cas } = cache::lookup(&store, &table(64), &token, 1000) else {
         panic!("empty slot");
     };
-    assert!(cache::claim(&store, 64, &token, cas, 7, 3000));
+    assert!(cache::claim(&store, &table(64), &token, cas, 7, 3000));
     assert!(
-        !cache::claim(&store, 64, &token, cas, 8, 3000),
+        !cache::claim(&store, &table(64), &token, cas, 8, 3000),
         "the second claim loses"
     );
-    assert_eq!(cache::lookup(&store, 64, &token, 1500), Lookup::InFlight);
+    assert_eq!(
+        cache::lookup(&store, &table(64), &token, 1500),
+        Lookup::InFlight
+    );
     let active = ActiveToken {
         sub: "alice".into(),
         scopes: vec![],
@@ -218,7 +288,7 @@ fn the_cache_answers_until_expiry_and_one_claim_wins() {
     };
     cache::record(
         &store,
-        64,
+        &table(64),
         &token,
         &Entry::Active {
             token: active.clone(),
@@ -226,20 +296,20 @@ fn the_cache_answers_until_expiry_and_one_claim_wins() {
         },
     );
     assert_eq!(
-        cache::lookup(&store, 64, &token, 4999),
+        cache::lookup(&store, &table(64), &token, 4999),
         Lookup::Active(active, 5000)
     );
     assert!(matches!(
-        cache::lookup(&store, 64, &token, 5000),
+        cache::lookup(&store, &table(64), &token, 5000),
         Lookup::Miss { .. }
     ));
     let refused = Entry::Refused {
         refusal: Refusal::NotActive,
         until_ms: 9000,
     };
-    cache::record(&store, 64, &token, &refused);
+    cache::record(&store, &table(64), &token, &refused);
     assert_eq!(
-        cache::lookup(&store, 64, &token, 6000),
+        cache::lookup(&store, &table(64), &token, 6000),
         Lookup::Refused(TokenError::NotActive)
     );
 }
@@ -247,30 +317,38 @@ fn the_cache_answers_until_expiry_and_one_claim_wins() {
 #[test]
 fn a_pending_claim_expires_and_can_be_released_by_its_owner_only() {
     let store = MemoryStore::new();
-    cache::prepare(&store, 16);
+    cache::prepare(&store, &table(16));
     let token = digest("t");
-    let Lookup::Miss { cas } = cache::lookup(&store, 16, &token, 0) else {
+    let Lookup::Miss { cas } = cache::lookup(&store, &table(16), &token, 0) else {
         panic!();
     };
-    assert!(cache::claim(&store, 16, &token, cas, 7, 2000));
+    assert!(cache::claim(&store, &table(16), &token, cas, 7, 2000));
     assert!(
-        matches!(cache::lookup(&store, 16, &token, 2000), Lookup::Miss { .. }),
+        matches!(
+            cache::lookup(&store, &table(16), &token, 2000),
+            Lookup::Miss { .. }
+        ),
         "stale claim"
     );
-    cache::release(&store, 16, &token, 8);
+    cache::release(&store, &table(16), &token, 8);
     assert_eq!(
-        cache::lookup(&store, 16, &token, 100),
+        cache::lookup(&store, &table(16), &token, 100),
         Lookup::InFlight,
         "not 8's to release"
     );
-    cache::release(&store, 16, &token, 7);
+    cache::release(&store, &table(16), &token, 7);
     assert!(matches!(
-        cache::lookup(&store, 16, &token, 100),
+        cache::lookup(&store, &table(16), &token, 100),
         Lookup::Miss { .. }
     ));
-    cache::record(&store, 16, &token, &Entry::Unavailable { until_ms: 1100 });
+    cache::record(
+        &store,
+        &table(16),
+        &token,
+        &Entry::Unavailable { until_ms: 1100 },
+    );
     assert_eq!(
-        cache::lookup(&store, 16, &token, 100),
+        cache::lookup(&store, &table(16), &token, 100),
         Lookup::Unavailable {
             retry_after_ms: 1000
         }
@@ -299,4 +377,37 @@ fn the_memo_answers_until_expiry_and_stays_bounded() {
     assert!(memo.get(&digest("3"), 60).is_some());
     memo.insert(digest("4"), active, 200, 60);
     assert!(memo.len() <= 2);
+}
+
+#[test]
+fn answers_under_one_namespace_are_not_read_under_another() {
+    let store = MemoryStore::new();
+    let ours = table(16);
+    let theirs = cache::Table {
+        namespace: "other".into(),
+        slots: 16,
+    };
+    cache::prepare(&store, &ours);
+    cache::prepare(&store, &theirs);
+    let token = digest("t");
+    let active = ActiveToken {
+        sub: "a".into(),
+        scopes: vec![],
+        roles: vec![],
+        claims: vec![],
+        exp: None,
+    };
+    cache::record(
+        &store,
+        &theirs,
+        &token,
+        &Entry::Active {
+            token: active,
+            until_ms: 9000,
+        },
+    );
+    assert!(matches!(
+        cache::lookup(&store, &ours, &token, 0),
+        Lookup::Miss { .. }
+    ));
 }

@@ -254,7 +254,7 @@ fn main() {
         Reply::json(
             200,
             &json!({"active": true, "sub": "alice", "scope": SCOPES, "client_id": "bench",
-                    "exp": 4_000_000_000u64}),
+                    "token_type": "Bearer", "exp": 4_000_000_000u64}),
         )
     });
     let opaque = json!({"providers": [{"name": "opaque", "introspection": {"cluster": "idp",
