@@ -21,6 +21,9 @@ use super::{Call, Effect, Gateway, TICK_MS};
 
 /// How long a failed call keeps the IdP "unavailable" for everyone (one retry per second).
 const UNAVAILABLE_MS: u64 = 1000;
+/// Introspection calls one worker has in flight at most: a flood of made-up tokens (each one a
+/// call) meets 503s beyond this instead of the gateway flooding the IdP.
+const MAX_CALLS_IN_FLIGHT: usize = 64;
 
 impl Gateway {
     /// `Some` when the request's token is one the introspecting provider checks.
@@ -58,6 +61,14 @@ impl Gateway {
             Lookup::Unavailable { retry_after_ms } => AuthStep::Done(unavailable(retry_after_ms)),
             Lookup::InFlight => self.introspection_wait(pending, settings, now),
             Lookup::Miss { cas } => {
+                let in_flight = self
+                    .calls
+                    .values()
+                    .filter(|(call, _)| matches!(call, Call::Introspection { .. }))
+                    .count();
+                if in_flight >= MAX_CALLS_IN_FLIGHT {
+                    return AuthStep::Done(unavailable(UNAVAILABLE_MS));
+                }
                 let until = now + settings.timeout_ms + TICK_MS;
                 if !cache::claim(self.host.store(), slots, &token, cas, self.owner, until) {
                     // Another worker claimed it between the read and the write.

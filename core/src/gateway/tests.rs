@@ -1272,4 +1272,5 @@ fn a_held_body_ended_by_trailers_is_refused_not_forwarded_unread() {
 }
 
 mod cors;
+mod introspection;
 mod protection;
