@@ -18,6 +18,7 @@ pub mod bootstrap;
 pub mod contract;
 pub mod demo;
 pub mod envoy;
+pub mod faulty;
 pub mod http;
 pub mod idp;
 pub mod oidc;
