@@ -29,6 +29,7 @@ pub mod paths;
 pub mod process;
 pub mod tokens;
 pub mod upstream;
+pub mod xds;
 
 pub use envoy::{Envoy, EnvoyBuilder, EnvoyExit};
 pub use http::{Request, Response};
