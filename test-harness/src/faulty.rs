@@ -6,7 +6,8 @@
 //!   fetches are open at once, so "at most one fetch in flight" can be checked from outside.
 //! - [`FaultyModel`]: an Ollama `/api/chat` stand-in whose fault is chosen per request by the
 //!   last message's content (`fault:reset`, `fault:stall`, `fault:long-line`, `fault:utf8`), so
-//!   tests need no shared switch and stay parallel-safe.
+//!   tests need no shared switch and stay parallel-safe. Streamed requests get NDJSON (chunked),
+//!   `"stream": false` ones one JSON object (`content-length`), each with the fault.
 
 use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -350,15 +351,19 @@ fn serve_model(stream: TcpStream, stop: &AtomicBool, served: &AtomicUsize) {
             return;
         };
         served.fetch_add(1, Ordering::SeqCst);
-        let prompt = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| {
-                v["messages"].as_array()?.last()?["content"]
-                    .as_str()
-                    .map(String::from)
-            })
+        let request = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+        let prompt = request["messages"]
+            .as_array()
+            .and_then(|m| m.last()?["content"].as_str().map(String::from))
             .unwrap_or_default();
         let fault = ModelFault::from_prompt(&prompt);
+        // Ollama streams unless told not to.
+        if request["stream"] == Value::Bool(false) {
+            if !whole_answer(&mut writer, reader.get_ref(), fault, stop) {
+                return;
+            }
+            continue;
+        }
         let head = "HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n";
         if writer.write_all(head.as_bytes()).is_err() {
             return;
@@ -403,6 +408,56 @@ fn serve_model(stream: TcpStream, stop: &AtomicBool, served: &AtomicUsize) {
         if !go_on {
             return;
         }
+    }
+}
+
+/// A non-streamed answer (one JSON object with `content-length`) with `fault`: cut by a reset
+/// or a stall halfway, a 2 MB content, or bytes that are not UTF-8. False: the connection ends.
+fn whole_answer(
+    writer: &mut TcpStream,
+    reader: &TcpStream,
+    fault: ModelFault,
+    stop: &AtomicBool,
+) -> bool {
+    let content = match fault {
+        ModelFault::LongLine => "x".repeat(2 * 1024 * 1024),
+        ModelFault::InvalidUtf8 => "caf\u{e9}".to_string(),
+        _ => "Hello world!".to_string(),
+    };
+    let mut done = ndjson_done();
+    done.pop();
+    let mut answer: Value = serde_json::from_slice(&done).expect("done line");
+    answer["message"]["content"] = json!(content);
+    let mut body = answer.to_string().into_bytes();
+    if fault == ModelFault::InvalidUtf8 {
+        let at = body
+            .windows(2)
+            .position(|w| w == [0xc3, 0xa9])
+            .expect("é in body");
+        body.splice(at..at + 2, [0xa9, 0xff]);
+    }
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let cut = match fault {
+        ModelFault::Reset | ModelFault::Stall => body.len() / 2,
+        _ => body.len(),
+    };
+    if writer.write_all(head.as_bytes()).is_err() || writer.write_all(&body[..cut]).is_err() {
+        return false;
+    }
+    match fault {
+        ModelFault::Reset => {
+            // Linger 0 on the socket; it is reset when the last handle closes (on return).
+            let _ = writer.try_clone().map(reset);
+            false
+        }
+        ModelFault::Stall => {
+            wait_for_peer_close(reader, stop);
+            false
+        }
+        _ => true,
     }
 }
 

@@ -9,6 +9,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use test_harness::contract::assert_contract_error;
 use test_harness::faulty::FaultyModel;
 use test_harness::tokens::{claims, Hs256Key};
 use test_harness::{Envoy, Request};
@@ -17,12 +18,15 @@ const SECRET: &str = "upstream-faults-secret-32-bytes!!";
 
 /// The route timeout set for these tests: short, so a stall is noticed in a test's time.
 const ROUTE_TIMEOUT_S: u64 = 3;
+/// `translate.timeout_ms`: the gateway's own fetch of a non-streamed answer.
+const TRANSLATE_TIMEOUT_MS: u64 = 2000;
 
 fn gateway(model: &FaultyModel) -> Envoy {
     let config = json!({
         "providers": [{"name": "sso", "issuer": "https://idp.test", "audiences": ["gw"],
                        "hs256_secret": {"env": "JWT_SECRET"}}],
-        "translate": {"from": "openai", "to": "ollama", "default_model": "qwen3:32b"}
+        "translate": {"from": "openai", "to": "ollama", "default_model": "qwen3:32b",
+                      "timeout_ms": TRANSLATE_TIMEOUT_MS}
     });
     Envoy::builder(&config.to_string())
         .upstream(model.addr())
@@ -305,4 +309,46 @@ fn assert_cut_or_error_event(raw: &Raw) {
             "a cut stream must not look finished: {events:?}"
         );
     }
+}
+
+/// Non-streamed chats are fetched by the gateway itself (`dispatch_http_call`, bounded by
+/// `translate.timeout_ms`): a reset or a stall halfway through the answer, or bytes that are not
+/// UTF-8, are the contract's 502 `UPSTREAM_ERROR`; a 2 MB answer is just a long answer.
+#[test]
+fn non_streamed_faults_get_the_contracts_json_error() {
+    let model = FaultyModel::start();
+    let envoy = gateway(&model);
+    let chat = |prompt: &str| {
+        let body = json!({"model": "qwen3:32b", "stream": false,
+                          "messages": [{"role": "user", "content": prompt}]});
+        let started = Instant::now();
+        let response = envoy.send(
+            Request::post("/v1/chat/completions")
+                .bearer(&token())
+                .json(&body),
+        );
+        (response, started.elapsed())
+    };
+    let (normal, _) = chat("hello");
+    assert_eq!(normal.status, 200, "{}", normal.text());
+    assert_eq!(
+        normal.json()["choices"][0]["message"]["content"],
+        "Hello world!"
+    );
+    for (prompt, details) in [
+        ("fault:reset", "the model server did not answer"),
+        ("fault:stall", "the model server did not answer"),
+        ("fault:utf8", "the model server's answer is not JSON"),
+    ] {
+        let (response, took) = chat(prompt);
+        assert_contract_error(&response, 502, "UPSTREAM_ERROR");
+        assert_eq!(response.json()["error"]["details"], details, "{prompt}");
+        let limit = Duration::from_millis(TRANSLATE_TIMEOUT_MS + 1000);
+        assert!(took < limit, "{prompt}: {took:?}");
+    }
+    let (long, _) = chat("fault:long-line");
+    assert_eq!(long.status, 200, "{}", &long.text()[..200]);
+    let content = long.json()["choices"][0]["message"]["content"].clone();
+    assert_eq!(content.as_str().map(str::len), Some(2 * 1024 * 1024));
+    assert_normal_stream(&envoy);
 }
