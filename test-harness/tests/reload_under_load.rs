@@ -70,7 +70,7 @@ fn forged(sub: &str) -> String {
     ))
 }
 
-/// The three kinds of request the load sends, and what each may get.
+/// The kinds of request the load sends, and what each may get.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     /// Both scopes: 200 under every config.
@@ -79,6 +79,9 @@ enum Kind {
     ChatOnly,
     /// Bad signature: 401 always.
     Forged,
+    /// Both scopes, on the `probe` limit's caller `spent`, whose count is used up before the
+    /// load and stays so under both limits (kept counter): 429 always.
+    Spent,
 }
 
 /// How long a replaced listener's connections drain (`--drain-time-s`): until then they may
@@ -104,25 +107,27 @@ fn load(addr: SocketAddr, clients: usize, stop: &AtomicBool) -> Vec<Outcome> {
         for client in 0..clients {
             let (outcomes, n) = (&outcomes, &n);
             scope.spawn(move || {
-                let tokens = [
+                let get = |token: String| Request::get("/v1/models").bearer(&token);
+                let full = hs(&format!("full-{client}"), "chat:read models:read");
+                let requests = [
+                    (Kind::Full, get(full.clone())),
                     (
-                        Kind::Full,
-                        hs(&format!("full-{client}"), "chat:read models:read"),
+                        Kind::ChatOnly,
+                        get(hs(&format!("chat-{client}"), "chat:read")),
                     ),
-                    (Kind::ChatOnly, hs(&format!("chat-{client}"), "chat:read")),
-                    (Kind::Forged, forged(&format!("forged-{client}"))),
+                    (Kind::Forged, get(forged(&format!("forged-{client}")))),
+                    (Kind::Spent, get(full).header("x-probe", "spent")),
                 ];
                 let mut connection: Option<(Connection, Instant)> = None;
                 while !stop.load(Ordering::SeqCst) {
-                    let (kind, token) = &tokens[n.fetch_add(1, Ordering::SeqCst) % 3];
-                    let request = Request::get("/v1/models").bearer(token);
+                    let (kind, request) = &requests[n.fetch_add(1, Ordering::SeqCst) % 4];
                     let sent = Instant::now();
                     let (result, opened) = match connection.as_mut() {
-                        Some((c, opened)) => (c.send(&request), *opened),
+                        Some((c, opened)) => (c.send(request), *opened),
                         None => {
                             let opened = Instant::now();
                             let result = Connection::open(addr).and_then(|mut c| {
-                                let r = c.send(&request);
+                                let r = c.send(request);
                                 connection = Some((c, opened));
                                 r
                             });
@@ -164,13 +169,23 @@ fn closes(response: &Response) -> bool {
 }
 
 /// Every outcome is an answer the config in force allowed: `switched` is when the new rule
-/// was seen on a new connection (None: no change of rule during this load).
-fn check(outcomes: &[Outcome], switched: Option<Instant>) {
+/// was seen on a new connection (None: no change of rule during this load); the spent caller
+/// got at most `spent_allowed` requests through (0 while its counter is kept).
+fn check(outcomes: &[Outcome], switched: Option<Instant>, spent_allowed: usize) {
     assert!(outcomes.len() > 30, "the load ran: {}", outcomes.len());
+    let spent_through = outcomes
+        .iter()
+        .filter(|o| o.kind == Kind::Spent && o.status == 200)
+        .count();
+    assert!(
+        spent_through <= spent_allowed,
+        "spent caller: {spent_through} let through"
+    );
     for o in outcomes {
         let allowed: &[u16] = match (o.kind, switched) {
             (Kind::Full, _) => &[200],
             (Kind::Forged, _) => &[401],
+            (Kind::Spent, _) => &[429, 200],
             (Kind::ChatOnly, None) => &[200],
             // A connection opened after the switch (seen on one worker; the other follows
             // within moments) is under the new config; one opened before may be served under
@@ -193,13 +208,19 @@ fn check(outcomes: &[Outcome], switched: Option<Instant>) {
     }
 }
 
-/// Sends on new connections until `/v1/models` with a `chat:read`-only token gets `status`.
+/// Sends on new connections until `/v1/models` with a `chat:read`-only token gets `status`
+/// eight times in a row (so on both workers, almost surely); returns when.
 fn wait_for_rule(envoy: &Envoy, status: u16) -> Instant {
     let deadline = Instant::now() + Duration::from_secs(15);
+    let mut in_a_row = 0;
     loop {
         let r = envoy.send(Request::get("/v1/models").bearer(&hs("probe-rule", "chat:read")));
-        if r.status == status {
+        in_a_row = if r.status == status { in_a_row + 1 } else { 0 };
+        if in_a_row == 8 {
             return Instant::now();
+        }
+        if in_a_row > 0 {
+            continue;
         }
         assert!(
             Instant::now() < deadline,
@@ -278,6 +299,7 @@ fn plugin_config_changes_under_load_never_fail_or_serve_unchecked() {
         thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(probes_allowed(&envoy, "p1", 3), 3);
+    assert_eq!(probes_allowed(&envoy, "spent", 10), 5);
     // Both workers verify and cache the RS256 token (20 connections reach both).
     token_cache_misses(&envoy, &rs_token, 20);
     assert_eq!(
@@ -287,12 +309,12 @@ fn plugin_config_changes_under_load_never_fail_or_serve_unchecked() {
     );
     let fetches_before = idp.fetches();
 
-    // The change: /v1/models also needs models:read; the probe limit goes from 5 to 8.
+    // The change: /v1/models also needs models:read; the probe limit goes from 5 to 4.
     let stop = AtomicBool::new(false);
     let (outcomes, switched) = thread::scope(|scope| {
         let running = scope.spawn(|| load(envoy.addr(), 3, &stop));
         thread::sleep(LOAD_AROUND);
-        let new_config = plugin_config(&["chat:read", "models:read"], 8, true).to_string();
+        let new_config = plugin_config(&["chat:read", "models:read"], 4, true).to_string();
         lds.set_plugin_config(&new_config);
         let switched = wait_for_rule(&envoy, 403);
         // Past the drain, so that the old connections' end is under load too.
@@ -300,7 +322,7 @@ fn plugin_config_changes_under_load_never_fail_or_serve_unchecked() {
         stop.store(true, Ordering::SeqCst);
         (running.join().expect("load"), switched)
     });
-    check(&outcomes, Some(switched));
+    check(&outcomes, Some(switched), 0);
     let old_after_switch = outcomes
         .iter()
         .filter(|o| o.kind == Kind::ChatOnly && o.status == 200 && o.sent > switched)
@@ -312,8 +334,9 @@ fn plugin_config_changes_under_load_never_fail_or_serve_unchecked() {
     );
     assert!(stat(&envoy, "listener_manager.lds.update_success") >= 2);
 
-    // Kept: the probe count (3 of the old 5) goes on under the new limit of 8: 5 more.
-    assert_eq!(probes_allowed(&envoy, "p1", 10), 5, "the counter was kept");
+    // Kept: the probe count (3 of the old 5) goes on under the new limit of 4: 1 more (a reset
+    // counter would allow 4). The `spent` caller stayed refused throughout (checked above).
+    assert_eq!(probes_allowed(&envoy, "p1", 10), 1, "the counter was kept");
     // Kept: the keys. The RS256 token verifies at once, without a fetch. Reset: the
     // verified-token cache: the token is verified again, once per worker.
     let misses = token_cache_misses(&envoy, &rs_token, 20);
@@ -345,7 +368,11 @@ fn plugin_config_changes_under_load_never_fail_or_serve_unchecked() {
         running.join().expect("load")
     });
     // The rule in force stays the second config's: chat-only tokens get 403 throughout.
-    check(&outcomes, Some(Instant::now() - Duration::from_secs(3600)));
+    check(
+        &outcomes,
+        Some(Instant::now() - Duration::from_secs(3600)),
+        0,
+    );
     let log = envoy.log();
     assert!(
         log.contains("config: bogus_field: unknown field"),
@@ -367,6 +394,7 @@ fn hot_restart_under_load_hands_over_without_failures() {
         .start()
         .unwrap_or_else(|e| panic!("envoy did not start: {}", e.log));
     assert_eq!(probes_allowed(&parent, "hr", 3), 3);
+    assert_eq!(probes_allowed(&parent, "spent", 10), 5);
     let mut parent = parent;
     let stop = AtomicBool::new(false);
     let addr = parent.addr();
@@ -387,7 +415,9 @@ fn hot_restart_under_load_hands_over_without_failures() {
         stop.store(true, Ordering::SeqCst);
         (running.join().expect("load"), child, handover, parent_exit)
     });
-    check(&outcomes, None);
+    // The child is a new process with its own (empty) counters: the spent caller gets one
+    // fresh window of 5 from it, no more.
+    check(&outcomes, None, 5);
     let during = outcomes
         .iter()
         .filter(|o| o.sent > handover && o.sent < parent_exit)
