@@ -261,6 +261,8 @@ pub enum ModelFault {
     LongLine,
     /// One content line, then a line whose content holds bytes that are not UTF-8.
     InvalidUtf8,
+    /// Non-streamed only: a 64 MB answer (over Envoy's buffer for the gateway's own fetch).
+    Huge,
 }
 
 impl ModelFault {
@@ -270,6 +272,7 @@ impl ModelFault {
             "fault:stall" => Self::Stall,
             "fault:long-line" => Self::LongLine,
             "fault:utf8" => Self::InvalidUtf8,
+            "fault:huge" => Self::Huge,
             _ => Self::None,
         }
     }
@@ -369,7 +372,7 @@ fn serve_model(stream: TcpStream, stop: &AtomicBool, served: &AtomicUsize) {
             return;
         }
         let go_on = match fault {
-            ModelFault::None => chunks(
+            ModelFault::None | ModelFault::Huge => chunks(
                 &mut writer,
                 &[
                     ndjson_line("Hello"),
@@ -421,6 +424,7 @@ fn whole_answer(
 ) -> bool {
     let content = match fault {
         ModelFault::LongLine => "x".repeat(2 * 1024 * 1024),
+        ModelFault::Huge => "x".repeat(64 * 1024 * 1024),
         ModelFault::InvalidUtf8 => "caf\u{e9}".to_string(),
         _ => "Hello world!".to_string(),
     };

@@ -312,8 +312,9 @@ fn assert_cut_or_error_event(raw: &Raw) {
 }
 
 /// Non-streamed chats are fetched by the gateway itself (`dispatch_http_call`, bounded by
-/// `translate.timeout_ms`): a reset or a stall halfway through the answer, or bytes that are not
-/// UTF-8, are the contract's 502 `UPSTREAM_ERROR`; a 2 MB answer is just a long answer.
+/// `translate.timeout_ms`): a reset or a stall halfway through the answer, bytes that are not
+/// UTF-8, or a 64 MB answer are the contract's 502 `UPSTREAM_ERROR`; a 2 MB answer is just a
+/// long answer.
 #[test]
 fn non_streamed_faults_get_the_contracts_json_error() {
     let model = FaultyModel::start();
@@ -339,6 +340,10 @@ fn non_streamed_faults_get_the_contracts_json_error() {
         ("fault:reset", "the model server did not answer"),
         ("fault:stall", "the model server did not answer"),
         ("fault:utf8", "the model server's answer is not JSON"),
+        // Over Envoy's buffer for a dispatched call's answer: Envoy drops it and reports the
+        // call failed (this made the SDK's getters panic and the worker's VM unusable before
+        // `src/host.rs` read the answer with non-panicking host calls).
+        ("fault:huge", "the model server did not answer"),
     ] {
         let (response, took) = chat(prompt);
         assert_contract_error(&response, 502, "UPSTREAM_ERROR");
