@@ -3,8 +3,13 @@
 //! (cached), new tokens signed with the cached key, and new tokens whose `kid` the gateway has
 //! never seen (each asks for a refetch). Checked: cached and cached-key tokens keep working;
 //! unknown-kid tokens get the contract's 401 (keys are cached, so never 503) within the fetch
-//! timeout; never more than one fetch open at the IdP; Envoy's memory comes back down after the
-//! 50 MB body; after recovery the new key works without a restart.
+//! timeout; never more than one fetch open at the IdP; Envoy's memory stays flat (it drops a
+//! body over its buffer instead of holding it); after recovery the new key works, no restart.
+//!
+//! Found here: Envoy drops a dispatched call's answer over its async-client buffer and reports
+//! the call failed in a way the proxy-wasm SDK's getters panic on (`unexpected status: 2`); the
+//! worker's VM was then unusable and every later request on it got an empty 503. `src/host.rs`
+//! now reads call answers with host calls that turn any such status into "no answer".
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
