@@ -287,13 +287,13 @@ impl Host for WasmHost {
         // Not the SDK's getters: they panic on a status they do not expect, and Envoy answers
         // with one when a call's response overflowed its buffer (a 50 MB JWKS), which made the
         // worker's VM unusable (every later request 503).
-        let status = raw::map_value(MapType::HttpCallResponseHeaders, ":status")
+        let status = crate::raw::map_value(MapType::HttpCallResponseHeaders as u32, ":status")
             .and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok());
         let body = if body_size > max_body {
             // Oversized: report a body just over the cap without copying it into the VM.
             Some(vec![b' '; max_body + 1])
         } else {
-            raw::buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            crate::raw::buffer(BufferType::HttpCallResponseBody as u32, 0, body_size)
         };
         CallResponse { status, body }
     }
@@ -361,69 +361,5 @@ impl Host for WasmHost {
             .ok()
             .flatten()
             .map(|v| String::from_utf8_lossy(&v).into_owned())
-    }
-}
-
-/// Host calls whose SDK wrappers panic on an unexpected status: here every status other than
-/// `Ok` is `None`.
-mod raw {
-    use std::ptr::null_mut;
-
-    use proxy_wasm::types::{BufferType, MapType};
-
-    /// `Ok` in the ABI.
-    const OK: u32 = 0;
-
-    // The SDK declares these too (same import, same wasm signature); the status is a plain
-    // u32 here so that a value the SDK's enum lacks is not undefined behaviour.
-    #[link(wasm_import_module = "env")]
-    extern "C" {
-        fn proxy_get_header_map_value(
-            map_type: u32,
-            key_data: *const u8,
-            key_size: usize,
-            return_value_data: *mut *mut u8,
-            return_value_size: *mut usize,
-        ) -> u32;
-        fn proxy_get_buffer_bytes(
-            buffer_type: u32,
-            start: usize,
-            max_size: usize,
-            return_buffer_data: *mut *mut u8,
-            return_buffer_size: *mut usize,
-        ) -> u32;
-    }
-
-    /// Takes ownership of what the host allocated (through the SDK's exported allocator).
-    ///
-    /// # Safety
-    /// `data` is null or was allocated for `size` bytes by `proxy_on_memory_allocate`.
-    unsafe fn owned(data: *mut u8, size: usize) -> Vec<u8> {
-        if data.is_null() {
-            Vec::new()
-        } else {
-            // SAFETY: as the SDK does: the host wrote `size` bytes into a `Vec` allocation of
-            // that capacity, made by the SDK's `proxy_on_memory_allocate`.
-            unsafe { Vec::from_raw_parts(data, size, size) }
-        }
-    }
-
-    pub fn map_value(map: MapType, key: &str) -> Option<Vec<u8>> {
-        let (mut data, mut size) = (null_mut(), 0);
-        // SAFETY: the key is a live slice; the host writes the two out-parameters.
-        let status = unsafe {
-            proxy_get_header_map_value(map as u32, key.as_ptr(), key.len(), &mut data, &mut size)
-        };
-        // SAFETY: written by the host on Ok (null or its allocation).
-        (status == OK).then(|| unsafe { owned(data, size) })
-    }
-
-    pub fn buffer(buffer: BufferType, start: usize, max_size: usize) -> Option<Vec<u8>> {
-        let (mut data, mut size) = (null_mut(), 0);
-        // SAFETY: the host writes the two out-parameters.
-        let status =
-            unsafe { proxy_get_buffer_bytes(buffer as u32, start, max_size, &mut data, &mut size) };
-        // SAFETY: written by the host on Ok (null or its allocation).
-        (status == OK).then(|| unsafe { owned(data, size) })
     }
 }
