@@ -63,6 +63,7 @@ lint:
 
 unit-native:
 	cargo test -p gateway-core
+	cargo test -p ai-gateway
 
 unit-wasm:
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" \

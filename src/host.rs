@@ -284,17 +284,16 @@ impl Host for WasmHost {
     }
 
     fn call_response(&self, body_size: usize, max_body: usize) -> CallResponse {
-        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten()
+        // Not the SDK's getters: they panic on a status they do not expect, and Envoy answers
+        // with one when a call's response overflowed its buffer (a 50 MB JWKS), which made the
+        // worker's VM unusable (every later request 503).
+        let status = crate::raw::map_value(MapType::HttpCallResponseHeaders as u32, ":status")
             .and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok());
         let body = if body_size > max_body {
             // Oversized: report a body just over the cap without copying it into the VM.
             Some(vec![b' '; max_body + 1])
         } else {
-            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-                .ok()
-                .flatten()
+            crate::raw::buffer(BufferType::HttpCallResponseBody as u32, 0, body_size)
         };
         CallResponse { status, body }
     }

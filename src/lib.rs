@@ -21,6 +21,9 @@
 mod contexts;
 #[cfg(all(target_arch = "wasm32", not(test)))]
 mod host;
+// Host calls that never panic; natively only for its tests.
+#[cfg(any(target_arch = "wasm32", test))]
+mod raw;
 
 #[cfg(all(target_arch = "wasm32", not(test)))]
 proxy_wasm::main! {{

@@ -38,6 +38,8 @@ pub struct EnvoyBuilder {
     buffer_filter: bool,
     listener_port: u16,
     bootstrap_override: Option<BootstrapEdit>,
+    drain_time_s: u32,
+    hot_restartable: bool,
 }
 
 /// An edit of the generated bootstrap (see [`EnvoyBuilder::bootstrap_override`]).
@@ -99,6 +101,21 @@ impl EnvoyBuilder {
         self
     }
 
+    /// `--drain-time-s` (0 by default): how long listeners replaced by LDS, or a hot-restart
+    /// parent's, drain their connections before closing them.
+    pub fn drain_time_s(mut self, seconds: u32) -> Self {
+        self.drain_time_s = seconds;
+        self
+    }
+
+    /// Makes [`Envoy::hot_restart`] possible: the dynamic base id is written down for the
+    /// next epoch. Use a fixed [`EnvoyBuilder::listener_port`]: the child takes the parent's
+    /// listening sockets by address.
+    pub fn hot_restartable(mut self) -> Self {
+        self.hot_restartable = true;
+        self
+    }
+
     /// Starts Envoy and waits until it is ready, or returns how it failed.
     pub fn start(mut self) -> Result<Envoy, EnvoyExit> {
         let dir = tempfile::Builder::new()
@@ -130,42 +147,75 @@ impl EnvoyBuilder {
             .map_err(|e| failed(format!("write config: {e}")))?;
         let admin_path = dir.path().join("admin-address");
         let log_path = dir.path().join("envoy.log");
-        let log_file = File::create(&log_path).map_err(|e| failed(format!("log file: {e}")))?;
-        let log_file_err = log_file
-            .try_clone()
-            .map_err(|e| failed(format!("log file: {e}")))?;
 
-        let mut command = Command::new(paths::envoy_bin());
-        command
-            .arg("-c")
-            .arg(&config_path)
-            .arg("--use-dynamic-base-id")
-            .arg("--admin-address-path")
-            .arg(&admin_path)
-            .args(["--concurrency", &self.concurrency.to_string()])
-            .args(["-l", &self.log_level])
-            .args(["--drain-time-s", "0"])
-            // The access log carries the audit records: written out within 50 ms, not 10 s.
-            .args(["--file-flush-interval-msec", "50"])
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log_file))
-            .stderr(Stdio::from(log_file_err))
-            .process_group(0);
-        let child = command
-            .spawn()
-            .map_err(|e| failed(format!("spawn envoy: {e}")))?;
-
+        let base_id_path = dir.path().join("base-id");
+        let restart = RestartArgs {
+            config: config.to_string(),
+            base_id_path: self.hot_restartable.then_some(base_id_path),
+            args: vec![
+                "--concurrency".into(),
+                self.concurrency.to_string(),
+                "-l".into(),
+                self.log_level.clone(),
+                "--drain-time-s".into(),
+                self.drain_time_s.to_string(),
+                // The access log carries the audit records: written out within 50 ms, not 10 s.
+                "--file-flush-interval-msec".into(),
+                "50".into(),
+            ],
+            env: self.env.clone(),
+        };
+        let mut epoch_args = vec!["--use-dynamic-base-id".to_string()];
+        if let Some(path) = &restart.base_id_path {
+            epoch_args.extend(["--base-id-path".into(), path.to_string_lossy().into_owned()]);
+        }
+        let child = spawn(&restart, &config_path, &admin_path, &log_path, &epoch_args)?;
         let mut envoy = Envoy {
             child,
             admin: None,
             listener: None,
             log_path,
+            restart,
             _dir: dir,
         };
         envoy.wait_ready(&admin_path)?;
         Ok(envoy)
     }
+}
+
+/// What starting the next hot-restart epoch needs from the first.
+struct RestartArgs {
+    config: String,
+    base_id_path: Option<PathBuf>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+fn spawn(
+    restart: &RestartArgs,
+    config_path: &std::path::Path,
+    admin_path: &std::path::Path,
+    log_path: &std::path::Path,
+    epoch_args: &[String],
+) -> Result<Child, EnvoyExit> {
+    let log_file = File::create(log_path).map_err(|e| failed(format!("log file: {e}")))?;
+    let log_file_err = log_file
+        .try_clone()
+        .map_err(|e| failed(format!("log file: {e}")))?;
+    Command::new(paths::envoy_bin())
+        .arg("-c")
+        .arg(config_path)
+        .args(epoch_args)
+        .arg("--admin-address-path")
+        .arg(admin_path)
+        .args(&restart.args)
+        .envs(restart.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log_file))
+        .stderr(Stdio::from(log_file_err))
+        .process_group(0)
+        .spawn()
+        .map_err(|e| failed(format!("spawn envoy: {e}")))
 }
 
 fn failed(log: String) -> EnvoyExit {
@@ -183,10 +233,62 @@ pub struct Envoy {
     admin: Option<SocketAddr>,
     listener: Option<SocketAddr>,
     log_path: PathBuf,
+    restart: RestartArgs,
     _dir: tempfile::TempDir,
 }
 
 impl Envoy {
+    /// Starts the next epoch of a [`EnvoyBuilder::hot_restartable`] Envoy (`--restart-epoch 1`,
+    /// the same base id and config): it takes over the listening sockets and this process
+    /// drains for `--drain-time-s`, then exits after `parent_shutdown_s`. Returns once the new
+    /// epoch is ready.
+    pub fn hot_restart(&self, parent_shutdown_s: u32) -> Result<Envoy, EnvoyExit> {
+        let base_id_path = self.restart.base_id_path.as_ref().ok_or_else(|| {
+            failed("hot_restart needs an Envoy built with .hot_restartable()".into())
+        })?;
+        let base_id =
+            std::fs::read_to_string(base_id_path).map_err(|e| failed(format!("base id: {e}")))?;
+        let dir = tempfile::Builder::new()
+            .prefix("gateway-envoy-epoch1-")
+            .tempdir()
+            .map_err(|e| failed(format!("tempdir: {e}")))?;
+        let config_path = dir.path().join("envoy.json");
+        std::fs::write(&config_path, &self.restart.config)
+            .map_err(|e| failed(format!("write config: {e}")))?;
+        let admin_path = dir.path().join("admin-address");
+        let log_path = dir.path().join("envoy.log");
+        let epoch_args = [
+            "--base-id".to_string(),
+            base_id.trim().to_string(),
+            "--restart-epoch".into(),
+            "1".into(),
+            "--parent-shutdown-time-s".into(),
+            parent_shutdown_s.to_string(),
+        ];
+        let child = spawn(
+            &self.restart,
+            &config_path,
+            &admin_path,
+            &log_path,
+            &epoch_args,
+        )?;
+        let mut envoy = Envoy {
+            child,
+            admin: None,
+            listener: None,
+            log_path,
+            restart: RestartArgs {
+                config: self.restart.config.clone(),
+                base_id_path: None,
+                args: self.restart.args.clone(),
+                env: self.restart.env.clone(),
+            },
+            _dir: dir,
+        };
+        envoy.wait_ready(&admin_path)?;
+        Ok(envoy)
+    }
+
     /// Starts describing an Envoy whose filter gets `plugin_config`.
     pub fn builder(plugin_config: &str) -> EnvoyBuilder {
         EnvoyBuilder {
@@ -200,6 +302,8 @@ impl Envoy {
             buffer_filter: true,
             listener_port: 0,
             bootstrap_override: None,
+            drain_time_s: 0,
+            hot_restartable: false,
         }
     }
 

@@ -18,6 +18,7 @@ pub mod bootstrap;
 pub mod contract;
 pub mod demo;
 pub mod envoy;
+pub mod faulty;
 pub mod http;
 pub mod idp;
 pub mod oidc;
@@ -29,6 +30,7 @@ pub mod presets;
 pub mod process;
 pub mod tokens;
 pub mod upstream;
+pub mod xds;
 
 pub use envoy::{Envoy, EnvoyBuilder, EnvoyExit};
 pub use http::{Request, Response};
