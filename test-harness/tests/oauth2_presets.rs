@@ -667,19 +667,15 @@ fn wecom_refuses_non_members_and_invalid_codes_refetches_an_expired_token_502_on
     assert_eq!(wx.calls("/cgi-bin/user/get").len(), user_get_before);
 }
 
-#[test]
-fn wecom_without_agent_id_is_a_config_error() {
-    let oauth2 = json!({
-        "preset": "wecom", "client_id": "ww1234567890abcdef",
-        "redirect_uri": "http://127.0.0.1:9/oauth2/callback"
-    });
+/// Envoy refuses to start with `oauth2`: the config error is logged naming `field`.
+fn assert_config_error(oauth2: Value, field: &str) {
     let exit = match Envoy::builder(&config(oauth2))
         .concurrency(1)
         .env("OAUTH_CLIENT_SECRET", CLIENT_SECRET)
         .env("SESSION_SECRET", SESSION_SECRET)
         .start()
     {
-        Ok(envoy) => panic!("started without agent_id:\n{}", envoy.log_tail(30)),
+        Ok(envoy) => panic!("started without {field}:\n{}", envoy.log_tail(30)),
         Err(exit) => exit,
     };
     let line = exit
@@ -688,15 +684,26 @@ fn wecom_without_agent_id_is_a_config_error() {
         .find(|l| l.contains("config: "))
         .unwrap_or_default();
     assert!(
-        line.contains("[error]") && line.contains("config: oauth2.agent_id"),
+        line.contains("[error]") && line.contains(&format!("config: {field}")),
         "{}",
         exit.log
     );
 }
 
+#[test]
+fn wecom_without_agent_id_is_a_config_error() {
+    let oauth2 = json!({
+        "preset": "wecom", "client_id": "ww1234567890abcdef",
+        "redirect_uri": "http://127.0.0.1:9/oauth2/callback"
+    });
+    assert_config_error(oauth2, "oauth2.agent_id");
+}
+
 // ---------------------------------------------------------------- DingTalk
 
 const DINGTALK_AUTHORIZE: &str = "/oauth2/auth";
+/// The gateway's organization: `allowed_corp_ids`.
+const DINGTALK_CORP: &str = "dingcorp0001";
 
 fn dingtalk_users() -> Vec<DingTalkUser> {
     vec![
@@ -706,6 +713,7 @@ fn dingtalk_users() -> Vec<DingTalkUser> {
             nick: "王五".into(),
             email: Some("wangwu@corp.test".into()),
             mobile: "15000000000".into(),
+            corp_ids: vec![DINGTALK_CORP.into()],
         },
         DingTalkUser {
             union_id: "uNoEmailUnionId0000000000000000000".into(),
@@ -713,6 +721,35 @@ fn dingtalk_users() -> Vec<DingTalkUser> {
             nick: "赵六".into(),
             email: None,
             mobile: "15000000001".into(),
+            corp_ids: vec![DINGTALK_CORP.into()],
+        },
+        // A member of another organization too, listed first: the preselected corpId makes
+        // DingTalk pick ours.
+        DingTalkUser {
+            union_id: "uBothOrgsUnionId000000000000000000".into(),
+            open_id: "789openid".into(),
+            nick: "钱九".into(),
+            email: None,
+            mobile: "15000000002".into(),
+            corp_ids: vec!["dingcorp0002".into(), DINGTALK_CORP.into()],
+        },
+        // DingTalk's login is open to anyone: a user of another organization, and a personal
+        // account in none.
+        DingTalkUser {
+            union_id: "uOtherOrgUnionId000000000000000000".into(),
+            open_id: "000openid".into(),
+            nick: "外人".into(),
+            email: Some("outsider@other.test".into()),
+            mobile: "15000000003".into(),
+            corp_ids: vec!["dingcorp0002".into()],
+        },
+        DingTalkUser {
+            union_id: "uPersonalUnionId000000000000000000".into(),
+            open_id: "111openid".into(),
+            nick: "个人".into(),
+            email: None,
+            mobile: "15000000004".into(),
+            corp_ids: vec![],
         },
     ]
 }
@@ -723,13 +760,13 @@ fn start_dingtalk() -> (dingtalk::DingTalk, Gateway) {
     let stand_in = dingtalk::start(
         "dingappkey0001",
         CLIENT_SECRET,
-        "dingcorp0001",
         vec![callback.clone()],
         dingtalk_users(),
     );
     let oauth2 = json!({
         "preset": "dingtalk", "client_id": "dingappkey0001", "redirect_uri": callback,
-        "authorization_endpoint": stand_in.url(DINGTALK_AUTHORIZE)
+        "authorization_endpoint": stand_in.url(DINGTALK_AUTHORIZE),
+        "allowed_corp_ids": [DINGTALK_CORP]
     });
     let gw = start_gateway(addr, stand_in.addr(), oauth2, CLIENT_SECRET);
     (stand_in, gw)
@@ -752,6 +789,8 @@ fn dingtalk_login_takes_the_auth_code_and_maps_union_id() {
         ("response_type", "code"),
         ("client_id", "dingappkey0001"),
         ("prompt", "consent"),
+        ("scope", "openid corpid"),
+        ("corpId", DINGTALK_CORP),
     ] {
         assert_eq!(
             query_param(&authorize_url, name).as_deref(),
@@ -759,9 +798,6 @@ fn dingtalk_login_takes_the_auth_code_and_maps_union_id() {
             "{authorize_url}"
         );
     }
-    assert!(
-        query_param(&authorize_url, "scope").is_some_and(|s| s.split(' ').any(|s| s == "openid"))
-    );
     let callback = provider_login(
         &gw,
         &mut browser,
@@ -799,6 +835,55 @@ fn dingtalk_login_takes_the_auth_code_and_maps_union_id() {
     let me = userinfo(&gw, &assert_session(&gw, &browser, &landed));
     assert_eq!(me["sub"], "uNoEmailUnionId0000000000000000000", "{me}");
     assert_eq!(me["name"], "赵六", "{me}");
+
+    // A member of ours and another organization: the preselected one is ours.
+    let mut browser = Browser::new();
+    let landed = log_in(
+        &gw,
+        &mut browser,
+        &authorize,
+        "uBothOrgsUnionId000000000000000000",
+    );
+    let me = userinfo(&gw, &assert_session(&gw, &browser, &landed));
+    assert_eq!(me["sub"], "uBothOrgsUnionId000000000000000000", "{me}");
+}
+
+#[test]
+fn dingtalk_users_of_another_organization_or_none_are_403() {
+    let (ding, gw) = start_dingtalk();
+    let authorize = ding.url(DINGTALK_AUTHORIZE);
+    for user in [
+        "uOtherOrgUnionId000000000000000000",
+        "uPersonalUnionId000000000000000000",
+    ] {
+        let mut browser = Browser::new();
+        let refused = log_in(&gw, &mut browser, &authorize, user);
+        assert_login_failed(&refused, 403);
+        assert_eq!(
+            refused.json()["error"]["details"],
+            "dingtalk: the user is not a member of an allowed organization",
+            "{user}"
+        );
+        assert!(browser.cookie(&gw.addr.to_string(), "gw_session").is_none());
+    }
+    // Decided on the token answer: the user's profile is never asked for.
+    assert_eq!(ding.calls("/v1.0/oauth2/userAccessToken").len(), 2);
+    assert!(ding.calls("/v1.0/contact/users/me").is_empty());
+}
+
+#[test]
+fn dingtalk_without_allowed_corp_ids_is_a_config_error() {
+    // Without them any DingTalk user could log in: missing or empty, Envoy does not start.
+    for allowed in [None, Some(json!([]))] {
+        let mut oauth2 = json!({
+            "preset": "dingtalk", "client_id": "dingappkey0001",
+            "redirect_uri": "http://127.0.0.1:9/oauth2/callback"
+        });
+        if let Some(allowed) = allowed {
+            oauth2["allowed_corp_ids"] = allowed;
+        }
+        assert_config_error(oauth2, "oauth2.allowed_corp_ids");
+    }
 }
 
 #[test]
@@ -850,6 +935,8 @@ fn dingtalk_down_is_502() {
 // ---------------------------------------------------------------- Feishu
 
 const FEISHU_AUTHORIZE: &str = "/open-apis/authen/v1/authorize";
+/// The gateway's tenant: `allowed_tenants`.
+const FEISHU_TENANT: &str = "736588c9260f175d";
 
 fn feishu_users() -> Vec<FeishuUser> {
     vec![
@@ -861,6 +948,7 @@ fn feishu_users() -> Vec<FeishuUser> {
             en_name: "Sun Qi".into(),
             email: Some("sunqi@personal.test".into()),
             enterprise_email: Some("sunqi@corp.test".into()),
+            tenant_key: FEISHU_TENANT.into(),
         },
         FeishuUser {
             open_id: "ou_noemployeeid000000000000000000".into(),
@@ -870,6 +958,19 @@ fn feishu_users() -> Vec<FeishuUser> {
             en_name: "Zhou Ba".into(),
             email: Some("zhouba@personal.test".into()),
             enterprise_email: None,
+            tenant_key: FEISHU_TENANT.into(),
+        },
+        // An app-store app is installed by other tenants too: their users can log in at
+        // Feishu.
+        FeishuUser {
+            open_id: "ou_othertenant0000000000000000000".into(),
+            union_id: "on_othertenant000000000000000000".into(),
+            user_id: Some("9f8e7d6c".into()),
+            name: "吴十".into(),
+            en_name: "Wu Shi".into(),
+            email: None,
+            enterprise_email: Some("wushi@other.test".into()),
+            tenant_key: "2ed263bf32cf1651".into(),
         },
     ]
 }
@@ -885,7 +986,8 @@ fn start_feishu() -> (feishu::Feishu, Gateway) {
     );
     let oauth2 = json!({
         "preset": "feishu", "client_id": "cli_a5ca35a685b0x26e", "redirect_uri": callback,
-        "authorization_endpoint": stand_in.url(FEISHU_AUTHORIZE)
+        "authorization_endpoint": stand_in.url(FEISHU_AUTHORIZE),
+        "allowed_tenants": [FEISHU_TENANT]
     });
     let gw = start_gateway(addr, stand_in.addr(), oauth2, CLIENT_SECRET);
     (stand_in, gw)
@@ -954,6 +1056,35 @@ fn feishu_login_with_pkce_maps_user_id_or_open_id() {
         "open_id without user_id: {me}"
     );
     assert_eq!(me["email"], "zhouba@personal.test", "{me}");
+}
+
+#[test]
+fn feishu_a_user_of_another_tenant_is_403() {
+    let (fs, gw) = start_feishu();
+    let authorize = fs.url(FEISHU_AUTHORIZE);
+    let mut browser = Browser::new();
+    let refused = log_in(
+        &gw,
+        &mut browser,
+        &authorize,
+        "ou_othertenant0000000000000000000",
+    );
+    assert_login_failed(&refused, 403);
+    assert_eq!(
+        refused.json()["error"]["details"],
+        "feishu: the user is not a member of an allowed tenant"
+    );
+    assert!(browser.cookie(&gw.addr.to_string(), "gw_session").is_none());
+    assert_eq!(fs.calls("/open-apis/authen/v1/user_info").len(), 1);
+    // The gateway's own tenant still logs in.
+    let mut browser = Browser::new();
+    let landed = log_in(
+        &gw,
+        &mut browser,
+        &authorize,
+        "ou_caecc734c2e3328a62489fe0648c4b98",
+    );
+    assert_session(&gw, &browser, &landed);
 }
 
 #[test]

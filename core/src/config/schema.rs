@@ -478,6 +478,14 @@ pub struct OAuth2Section {
     /// `github` only: the user must belong to one of these organizations.
     #[serde(default)]
     pub allowed_orgs: Option<Vec<String>>,
+    /// `dingtalk` only (required there): the organization the user picks at login (the token
+    /// answer's `corpId`) must be one of these; DingTalk's login is open to any DingTalk user.
+    #[serde(default)]
+    pub allowed_corp_ids: Option<Vec<String>>,
+    /// `feishu` only, optional: the user's `tenant_key` must be one of these (an app-store app
+    /// is open to every tenant that installs it).
+    #[serde(default)]
+    pub allowed_tenants: Option<Vec<String>>,
     #[serde(default = "default_login_path")]
     pub login_path: String,
     #[serde(default = "default_logout_path")]

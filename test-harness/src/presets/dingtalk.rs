@@ -4,11 +4,15 @@
 //! - /document/orgapp/tutorial-obtaining-user-personal-information: the browser goes to
 //!   `GET /oauth2/auth` (login.dingtalk.com) with `redirect_uri`, `response_type=code`,
 //!   `client_id` (the AppKey), `scope=openid` (optionally `openid corpid`), `state`,
-//!   `prompt=consent` (listed as required); after consent the browser goes to
-//!   `redirect_uri?authCode=xxxx&state=xxxx`. The code arrives as `authCode`, not `code`.
+//!   `prompt=consent` (listed as required), and with `corpid` optionally `corpId` (the
+//!   organization the user is to pick; it must be one the user belongs to) and `org_type`;
+//!   after consent the browser goes to `redirect_uri?authCode=xxxx&state=xxxx`. The code
+//!   arrives as `authCode`, not `code`. The login is open to any DingTalk user, of any
+//!   organization or none.
 //! - /document/orgapp/obtain-user-token: `POST /v1.0/oauth2/userAccessToken` (api.dingtalk.com),
 //!   JSON `{"clientId","clientSecret","code","grantType":"authorization_code"}` ->
-//!   `{"accessToken","refreshToken","expireIn":7200,"corpId"}`.
+//!   `{"accessToken","refreshToken","expireIn":7200,"corpId"}`, `corpId` (the organization
+//!   the user picked) only when the scope had `corpid`.
 //! - /document/orgapp/dingtalk-retrieve-user-information: `GET /v1.0/contact/users/me` with the
 //!   header `x-acs-dingtalk-access-token` -> `{"nick","unionId","openId","email","mobile",
 //!   "avatarUrl","stateCode"}`.
@@ -18,7 +22,9 @@
 //! `InvalidAuthentication` for bad credentials, codes and tokens, `MissingParameter` /
 //! `InvalidParameter` for malformed requests); whether the code is bound to the redirect URI
 //! (the token call does not carry one, so it cannot be checked); the code lifetime (5 minutes
-//! assumed, single use).
+//! assumed, single use); what DingTalk does with a preselected `corpId` the user is not in
+//! (the stand-in lets the user pick one of their own: the first) and with `corpid` for a
+//! user in no organization (the stand-in answers without `corpId`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -40,17 +46,20 @@ pub struct DingTalkUser {
     pub nick: String,
     pub email: Option<String>,
     pub mobile: String,
+    /// The organizations (corpIds) the user belongs to; empty: a personal account.
+    pub corp_ids: Vec<String>,
 }
 
 /// The org app (client), its redirect URLs, the people and what happened.
 pub struct DingTalkState {
     pub client_id: String,
     pub client_secret: String,
-    pub corp_id: String,
     /// The app's registered redirect URLs (安全设置 -> 重定向URL).
     pub redirect_uris: Vec<String>,
     pub users: Vec<DingTalkUser>,
     pub codes: Codes,
+    /// authCode -> the organization the user picked (scope `corpid` only)
+    pub picked_corps: HashMap<String, String>,
     /// access token -> unionId
     pub tokens: HashMap<String, String>,
     /// The next userAccessToken call is refused as an invalid code.
@@ -62,7 +71,6 @@ pub type DingTalk = StandIn<DingTalkState>;
 pub fn start(
     client_id: &str,
     client_secret: &str,
-    corp_id: &str,
     redirect_uris: Vec<String>,
     users: Vec<DingTalkUser>,
 ) -> DingTalk {
@@ -70,10 +78,10 @@ pub fn start(
         DingTalkState {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
-            corp_id: corp_id.into(),
             redirect_uris,
             users,
             codes: Codes::new(CODE_LIFETIME),
+            picked_corps: HashMap::new(),
             tokens: HashMap::new(),
             fail_next_token: false,
         },
@@ -121,9 +129,27 @@ fn auth(state: &mut DingTalkState, params: &Params) -> Reply {
     let Some(user) = chosen_user(params, first).map(str::to_string) else {
         return error_page(400, "no user to log in");
     };
-    if !state.users.iter().any(|u| u.union_id == user) {
+    let Some(member_of) = state
+        .users
+        .iter()
+        .find(|u| u.union_id == user)
+        .map(|u| u.corp_ids.clone())
+    else {
         return error_page(400, "unknown test user");
-    }
+    };
+    // With `corpid` the user picks an organization of theirs: the preselected one if they are
+    // in it, else (here) their first.
+    let picked = scope
+        .split([' ', '+'])
+        .any(|s| s == "corpid")
+        .then(|| {
+            params
+                .get("corpId")
+                .filter(|id| member_of.iter().any(|c| c == id))
+                .map(str::to_string)
+                .or_else(|| member_of.first().cloned())
+        })
+        .flatten();
     let code = state.codes.issue(Grant {
         user,
         client_id: state.client_id.clone(),
@@ -131,6 +157,9 @@ fn auth(state: &mut DingTalkState, params: &Params) -> Reply {
         scope: scope.to_string(),
         challenge: None,
     });
+    if let Some(corp) = picked {
+        state.picked_corps.insert(code.clone(), corp);
+    }
     let mut pairs = vec![("authCode", code.as_str())];
     if let Some(s) = params.get("state") {
         pairs.push(("state", s));
@@ -173,11 +202,12 @@ fn user_access_token(state: &mut DingTalkState, request: &Recorded) -> Reply {
     }
     let access_token = token("");
     state.tokens.insert(access_token.clone(), grant.user);
-    Reply::json(
-        200,
-        &json!({"accessToken": access_token, "refreshToken": token(""), "expireIn": 7200,
-                "corpId": state.corp_id}),
-    )
+    let mut answer =
+        json!({"accessToken": access_token, "refreshToken": token(""), "expireIn": 7200});
+    if let Some(corp) = state.picked_corps.remove(code) {
+        answer["corpId"] = json!(corp);
+    }
+    Reply::json(200, &answer)
 }
 
 fn users_me(state: &DingTalkState, request: &Recorded) -> Reply {

@@ -16,7 +16,8 @@
 //! - /document/server-docs/authentication-management/login-state-management/get 获取用户信息:
 //!   `GET /open-apis/authen/v1/user_info`, `Authorization: Bearer <user_access_token>` ->
 //!   `{"code":0,"msg":"success","data":{...}}`; `user_id` only with the employee-id permission,
-//!   `email`/`enterprise_email` only with the email permissions.
+//!   `email`/`enterprise_email` only with the email permissions; `tenant_key` the user's
+//!   tenant.
 //!
 //! Unsure (from memory of the error-code tables): 20001 invalid_request, 20002 invalid_client,
 //! 20003 invalid_grant (code not found), 20004 invalid_grant (code expired), 20065 (code
@@ -47,6 +48,8 @@ pub struct FeishuUser {
     pub en_name: String,
     pub email: Option<String>,
     pub enterprise_email: Option<String>,
+    /// The user's tenant (an app-store app is installed by many; user_info names it).
+    pub tenant_key: String,
 }
 
 pub struct FeishuState {
@@ -261,7 +264,7 @@ fn user_info(state: &FeishuState, request: &Recorded) -> Reply {
     };
     let mut data = json!({"name": user.name, "en_name": user.en_name,
         "avatar_url": "", "avatar_thumb": "", "avatar_middle": "", "avatar_big": "",
-        "open_id": user.open_id, "union_id": user.union_id, "tenant_key": "736588c9260f175d"});
+        "open_id": user.open_id, "union_id": user.union_id, "tenant_key": user.tenant_key});
     for (key, value) in [
         ("user_id", &user.user_id),
         ("email", &user.email),

@@ -161,7 +161,6 @@ fn dingtalk_sends_authcode_and_requires_its_parameters() {
     let ding = dingtalk::start(
         "key",
         "secret",
-        "corp",
         vec![CALLBACK.into()],
         vec![dingtalk::DingTalkUser {
             union_id: "u1".into(),
@@ -169,6 +168,7 @@ fn dingtalk_sends_authcode_and_requires_its_parameters() {
             nick: "n".into(),
             email: None,
             mobile: "1".into(),
+            corp_ids: vec!["corp".into()],
         }],
     );
     let auth = format!(
@@ -201,6 +201,69 @@ fn dingtalk_sends_authcode_and_requires_its_parameters() {
     assert_eq!(get(&ding, "/v1.0/contact/users/me").status, 401);
 }
 
+/// Any DingTalk user can log in; with scope `corpid` the token answer names the organization
+/// the user picked (the preselected one if theirs), without it none.
+#[test]
+fn dingtalk_names_the_picked_organization_only_with_scope_corpid() {
+    let user = |union_id: &str, corp_ids: &[&str]| dingtalk::DingTalkUser {
+        union_id: union_id.into(),
+        open_id: format!("open-{union_id}"),
+        nick: "n".into(),
+        email: None,
+        mobile: "1".into(),
+        corp_ids: corp_ids.iter().map(|c| c.to_string()).collect(),
+    };
+    let ding = dingtalk::start(
+        "key",
+        "secret",
+        vec![CALLBACK.into()],
+        vec![
+            user("ours", &["corp"]),
+            user("both", &["elsewhere", "corp"]),
+            user("outsider", &["elsewhere"]),
+            user("personal", &[]),
+        ],
+    );
+    let corp_of = |scope: &str, preselect: Option<&str>, who: &str| -> Value {
+        let mut auth = format!(
+            "/oauth2/auth?redirect_uri={}&response_type=code&client_id=key&scope={}&state=s&prompt=consent&{TEST_USER_PARAM}={who}",
+            crate::oidc::form_encode_component(CALLBACK),
+            crate::oidc::form_encode_component(scope),
+        );
+        if let Some(corp) = preselect {
+            auth.push_str(&format!("&corpId={corp}"));
+        }
+        let code = code_from(&ding, &auth, "authCode");
+        let answer = Request::post("/v1.0/oauth2/userAccessToken")
+            .json(
+                &json!({"clientId": "key", "clientSecret": "secret", "code": code,
+                          "grantType": "authorization_code"}),
+            )
+            .send(ding.addr())
+            .unwrap()
+            .json();
+        assert!(answer["accessToken"].is_string(), "{answer}");
+        answer.get("corpId").cloned().unwrap_or(Value::Null)
+    };
+    assert_eq!(corp_of("openid", None, "ours"), Value::Null);
+    assert_eq!(corp_of("openid", Some("corp"), "ours"), Value::Null);
+    assert_eq!(corp_of("openid corpid", None, "ours"), json!("corp"));
+    assert_eq!(corp_of("openid corpid", None, "both"), json!("elsewhere"));
+    assert_eq!(
+        corp_of("openid corpid", Some("corp"), "both"),
+        json!("corp")
+    );
+    // Preselecting an organization the user is not in does not put them in it.
+    assert_eq!(
+        corp_of("openid corpid", Some("corp"), "outsider"),
+        json!("elsewhere")
+    );
+    assert_eq!(
+        corp_of("openid corpid", Some("corp"), "personal"),
+        Value::Null
+    );
+}
+
 #[test]
 fn feishu_checks_redirect_uri_and_verifier() {
     let fs = feishu::start(
@@ -215,6 +278,7 @@ fn feishu_checks_redirect_uri_and_verifier() {
             en_name: "n".into(),
             email: None,
             enterprise_email: None,
+            tenant_key: "736588c9260f175d".into(),
         }],
     );
     let verifier = "feishu-verifier-feishu-verifier-feishu-verifier";
@@ -247,6 +311,12 @@ fn feishu_checks_redirect_uri_and_verifier() {
     let (status, body) = exchange(&code, CALLBACK, verifier);
     assert_eq!(status, 200, "{body}");
     assert!(body["refresh_token"].is_string(), "offline_access: {body}");
+    let info = Request::get("/open-apis/authen/v1/user_info")
+        .bearer(body["access_token"].as_str().unwrap())
+        .send(fs.addr())
+        .unwrap()
+        .json();
+    assert_eq!(info["data"]["tenant_key"], "736588c9260f175d", "{info}");
     let (_, body) = exchange(&code, CALLBACK, verifier);
     assert_eq!(body["code"], 20065, "single use");
 }

@@ -29,6 +29,8 @@ pub(super) fn check_fields(s: &OAuth2Section, preset: Option<Preset>) -> Result<
             ("userinfo_endpoint", s.userinfo_endpoint.is_some()),
             ("agent_id", s.agent_id.is_some()),
             ("allowed_orgs", s.allowed_orgs.is_some()),
+            ("allowed_corp_ids", s.allowed_corp_ids.is_some()),
+            ("allowed_tenants", s.allowed_tenants.is_some()),
         ] {
             if set {
                 return refuse(field, "is only taken by a login preset (oauth2.preset)");
@@ -53,6 +55,12 @@ pub(super) fn check_fields(s: &OAuth2Section, preset: Option<Preset>) -> Result<
     }
     if preset != Preset::Github && s.allowed_orgs.is_some() {
         return refuse("allowed_orgs", "is only taken by preset \"github\"");
+    }
+    if preset != Preset::Dingtalk && s.allowed_corp_ids.is_some() {
+        return refuse("allowed_corp_ids", "is only taken by preset \"dingtalk\"");
+    }
+    if preset != Preset::Feishu && s.allowed_tenants.is_some() {
+        return refuse("allowed_tenants", "is only taken by preset \"feishu\"");
     }
     if preset == Preset::Wecom && s.scopes.is_some() {
         return refuse("scopes", "WeCom's web login takes no scopes");
@@ -105,6 +113,42 @@ pub(super) fn compile_preset(
             "must name at least one organization (or be left out)",
         ));
     }
+    let allowed_corp_ids =
+        match (preset, &s.allowed_corp_ids) {
+            (Preset::Dingtalk, None) => {
+                return Err(ConfigError::new(
+                    "oauth2.allowed_corp_ids",
+                    "is required with preset \"dingtalk\" (the corpIds of the organizations whose \
+                 members may log in: DingTalk's login is open to any DingTalk user)",
+                ))
+            }
+            (Preset::Dingtalk, Some(ids)) if ids.is_empty() => return Err(ConfigError::new(
+                "oauth2.allowed_corp_ids",
+                "must name at least one organization's corpId (DingTalk's login is open to any \
+                 DingTalk user)",
+            )),
+            (_, ids) => ids.clone().unwrap_or_default(),
+        };
+    identifiers("allowed_corp_ids", &allowed_corp_ids, "a DingTalk corpId")?;
+    if preset == Preset::Dingtalk {
+        for needed in ["openid", "corpid"] {
+            if !scopes.iter().any(|scope| scope == needed) {
+                return Err(ConfigError::new(
+                    "oauth2.scopes",
+                    "must include \"openid\" and \"corpid\" with preset \"dingtalk\" (the \
+                     organization the user picked is checked against allowed_corp_ids)",
+                ));
+            }
+        }
+    }
+    if s.allowed_tenants.as_ref().is_some_and(Vec::is_empty) {
+        return Err(ConfigError::new(
+            "oauth2.allowed_tenants",
+            "must name at least one tenant_key (or be left out)",
+        ));
+    }
+    let allowed_tenants = s.allowed_tenants.clone().unwrap_or_default();
+    identifiers("allowed_tenants", &allowed_tenants, "a Feishu tenant_key")?;
     let api_cluster = s.api_cluster.clone().unwrap_or_else(|| s.cluster.clone());
     let api_authority = s
         .api_authority
@@ -140,7 +184,31 @@ pub(super) fn compile_preset(
         api_authority,
         agent_id,
         allowed_orgs,
+        allowed_corp_ids,
+        allowed_tenants,
     })
+}
+
+/// The longest corpId or tenant_key taken.
+const MAX_ID_CHARS: usize = 64;
+
+/// `oauth2.{field}`'s entries: a provider's opaque id each (letters, digits, `_`, `-`, `.`,
+/// at most [`MAX_ID_CHARS`]); compared exactly.
+fn identifiers(field: &str, ids: &[String], what: &str) -> Result<(), ConfigError> {
+    for (i, id) in ids.iter().enumerate() {
+        let valid = !id.is_empty()
+            && id.len() <= MAX_ID_CHARS
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !valid {
+            return Err(ConfigError::new(
+                format!("oauth2.{field}[{i}]"),
+                format!("must be {what} (letters, digits, _ - . and at most {MAX_ID_CHARS})"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

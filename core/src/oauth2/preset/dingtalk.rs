@@ -3,6 +3,10 @@
 //! browser comes back with `authCode`), 获取用户token /document/orgapp/obtain-user-token,
 //! 获取用户通讯录个人信息 /document/orgapp/dingtalk-retrieve-user-information. Errors are HTTP
 //! 4xx/5xx with `{"code": "...", "message": "...", "requestid": "..."}`. No PKCE: `state` only.
+//!
+//! The login is open to any DingTalk user, members of the app's organization or not: with
+//! scope `openid corpid` the user picks an organization and the token answer carries its
+//! `corpId`, which must be one of `allowed_corp_ids` before anything else is asked.
 
 use serde_json::json;
 
@@ -57,6 +61,15 @@ pub(super) fn advance(
             let answer = object(Step::Token, body)?;
             login.token =
                 token(&answer, "accessToken").ok_or(PresetError::Unreadable(Step::Token))?;
+            // Absent when the scope lacked `corpid` (or the user picked no organization):
+            // refused like a foreign one, the login fails closed.
+            let member =
+                text(&answer, "corpId").is_some_and(|corp| config.allowed_corp_ids.contains(&corp));
+            if !member {
+                return Err(PresetError::NotAllowed(
+                    "the user is not a member of an allowed organization",
+                ));
+            }
             login.step = Step::User;
             Ok(Progress::Call(PresetCall::get(
                 Target::Api,

@@ -5,6 +5,9 @@
 //! errors `{"code": 20003, "error": "invalid_grant", ...}` with HTTP 4xx), 获取用户信息
 //! /document/server-docs/authentication-management/login-state-management/get (`{"code": 0,
 //! "data": {...}}`; errors `{"code": 99991663, "msg": ...}`).
+//!
+//! A self-built app (企业自建应用) is its tenant's only; an app on the app store is any
+//! installing tenant's: `allowed_tenants`, when set, limits the user info's `tenant_key`.
 
 use serde_json::{json, Map, Value};
 
@@ -89,6 +92,15 @@ pub(super) fn advance(
             let Some(Value::Object(data)) = answer.get("data") else {
                 return Err(PresetError::Unreadable(Step::User));
             };
+            if !config.allowed_tenants.is_empty() {
+                let allowed = text(data, "tenant_key")
+                    .is_some_and(|key| config.allowed_tenants.contains(&key));
+                if !allowed {
+                    return Err(PresetError::NotAllowed(
+                        "the user is not a member of an allowed tenant",
+                    ));
+                }
+            }
             // `user_id` (the tenant's employee id) needs its own permission; `open_id` is
             // per app and always there.
             let sub = text(data, "user_id")

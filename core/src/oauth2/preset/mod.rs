@@ -110,7 +110,9 @@ impl Preset {
         let scopes: &[&str] = match self {
             Self::Github if orgs => &["read:user", "user:email", "read:org"],
             Self::Github => &["read:user", "user:email"],
-            Self::Dingtalk => &["openid"],
+            // `corpid`: the user picks an organization and the token answer names it
+            // (`corpId`), which is checked against `allowed_corp_ids`.
+            Self::Dingtalk => &["openid", "corpid"],
             // WeCom's web login takes no scope; Feishu's basic user info needs none.
             Self::Wecom | Self::Feishu => &[],
         };
@@ -150,6 +152,12 @@ pub struct PresetConfig {
     pub agent_id: Option<String>,
     /// GitHub: the user must belong to one of these organizations (logins, any case).
     pub allowed_orgs: Vec<String>,
+    /// DingTalk (never empty there): the organization the user picked at login (the token
+    /// answer's `corpId`) must be one of these.
+    pub allowed_corp_ids: Vec<String>,
+    /// Feishu, when not empty: the user's tenant (user info's `tenant_key`) must be one of
+    /// these.
+    pub allowed_tenants: Vec<String>,
 }
 
 /// The browser's redirect to the provider: `state` always, the PKCE `challenge` where the
@@ -178,6 +186,12 @@ pub fn authorization_url(config: &PresetConfig, state: &str, challenge: &str) ->
     params.push(("state", state));
     if config.preset == Preset::Dingtalk {
         params.push(("prompt", "consent"));
+        // `corpId` ("the organization the user is to pick", meaningful with scope `corpid`)
+        // preselects the only allowed one. A convenience, not a check: the token answer's
+        // `corpId` is what is checked.
+        if let [corp_id] = config.allowed_corp_ids.as_slice() {
+            params.push(("corpId", corp_id));
+        }
     }
     if config.preset.pkce() {
         params.push(("code_challenge", challenge));
@@ -340,7 +354,8 @@ pub enum PresetError {
         code: String,
         bad_code: bool,
     },
-    /// The user is not one the gateway admits (WeCom: not a member; GitHub: in no allowed org).
+    /// The user is not one the gateway admits (WeCom: not a member; GitHub: in no allowed org;
+    /// DingTalk: logged in for an organization not allowed; Feishu: of a tenant not allowed).
     NotAllowed(&'static str),
     /// An answer that cannot be read (not JSON, fields missing).
     Unreadable(Step),

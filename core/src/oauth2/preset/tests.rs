@@ -21,6 +21,11 @@ pub(super) fn config(preset: Preset) -> PresetConfig {
         api_authority: preset.api_host().into(),
         agent_id: (preset == Preset::Wecom).then(|| "1000002".into()),
         allowed_orgs: Vec::new(),
+        allowed_corp_ids: match preset {
+            Preset::Dingtalk => vec!["corp".into()],
+            _ => Vec::new(),
+        },
+        allowed_tenants: Vec::new(),
     }
 }
 
@@ -90,10 +95,25 @@ fn dingtalk_authorize_url_asks_consent_without_pkce() {
     assert_eq!(base, "https://login.dingtalk.com/oauth2/auth");
     assert_eq!(query_value(&query, "response_type"), Some("code"));
     assert_eq!(query_value(&query, "client_id"), Some("client-id"));
-    assert_eq!(query_value(&query, "scope"), Some("openid"));
+    assert_eq!(query_value(&query, "scope"), Some("openid corpid"));
     assert_eq!(query_value(&query, "prompt"), Some("consent"));
     assert_eq!(query_value(&query, "state"), Some("st"));
     assert_eq!(query_value(&query, "code_challenge"), None);
+}
+
+#[test]
+fn dingtalk_authorize_url_preselects_the_only_allowed_organization() {
+    let mut dingtalk = config(Preset::Dingtalk);
+    let (_, query) = url_query(&authorization_url(&dingtalk, "st", "ch"));
+    assert_eq!(query_value(&query, "corpId"), Some("corp"));
+    // Several allowed: the user picks one at DingTalk (the token answer's is checked).
+    dingtalk.allowed_corp_ids.push("corp2".into());
+    let (_, query) = url_query(&authorization_url(&dingtalk, "st", "ch"));
+    assert_eq!(query_value(&query, "corpId"), None);
+    for preset in [Preset::Github, Preset::Wecom, Preset::Feishu] {
+        let (_, query) = url_query(&authorization_url(&config(preset), "st", "ch"));
+        assert_eq!(query_value(&query, "corpId"), None, "{preset:?}");
+    }
 }
 
 #[test]

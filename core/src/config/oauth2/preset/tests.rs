@@ -65,15 +65,14 @@ fn overrides_keep_only_the_paths_of_the_call_endpoints() {
 #[test]
 fn each_preset_has_its_hosts_and_scopes() {
     for (preset, authority, scopes) in [
-        ("dingtalk", "api.dingtalk.com", vec!["openid"]),
+        ("dingtalk", "api.dingtalk.com", vec!["openid", "corpid"]),
         ("feishu", "open.feishu.cn", vec![]),
         ("wecom", "qyapi.weixin.qq.com", vec![]),
     ] {
-        let fields = format!(r#", "preset": "{preset}", "agent_id": "1000002""#);
-        let fields = if preset == "wecom" {
-            fields
-        } else {
-            format!(r#", "preset": "{preset}""#)
+        let fields = match preset {
+            "wecom" => format!(r#", "preset": "{preset}", "agent_id": "1000002""#),
+            "dingtalk" => format!(r#", "preset": "{preset}", "allowed_corp_ids": ["ding1"]"#),
+            _ => format!(r#", "preset": "{preset}""#),
         };
         let oauth2 = load(section(&fields).as_bytes()).unwrap().oauth2.unwrap();
         assert_eq!(oauth2.authority, authority, "{preset}");
@@ -102,7 +101,7 @@ fn fields_a_preset_does_not_take_are_refused_by_name() {
             "config: oauth2.jwks_uri: is OIDC only",
         ),
         (
-            r#", "preset": "dingtalk", "end_session_endpoint": "https://x/logout""#,
+            r#", "preset": "dingtalk", "allowed_corp_ids": ["c"], "end_session_endpoint": "https://x/logout""#,
             "config: oauth2.end_session_endpoint: is OIDC only",
         ),
         (
@@ -116,6 +115,62 @@ fn fields_a_preset_does_not_take_are_refused_by_name() {
         (
             r#", "preset": "wecom""#,
             "config: oauth2.agent_id: is required with preset \"wecom\"",
+        ),
+        (
+            r#", "preset": "github", "allowed_corp_ids": ["ding1"]"#,
+            "config: oauth2.allowed_corp_ids: is only taken by preset \"dingtalk\"",
+        ),
+        (
+            r#", "preset": "feishu", "allowed_corp_ids": ["ding1"]"#,
+            "config: oauth2.allowed_corp_ids: is only taken by preset \"dingtalk\"",
+        ),
+        (
+            r#", "preset": "dingtalk", "allowed_corp_ids": ["ding1"], "allowed_tenants": ["t"]"#,
+            "config: oauth2.allowed_tenants: is only taken by preset \"feishu\"",
+        ),
+        (
+            r#", "preset": "wecom", "agent_id": "1", "allowed_tenants": ["t"]"#,
+            "config: oauth2.allowed_tenants: is only taken by preset \"feishu\"",
+        ),
+        (
+            r#", "authority": "idp", "issuer": "https://idp.test", "allowed_corp_ids": ["c"]"#,
+            "config: oauth2.allowed_corp_ids: is only taken by a login preset",
+        ),
+        (
+            r#", "authority": "idp", "issuer": "https://idp.test", "allowed_tenants": ["t"]"#,
+            "config: oauth2.allowed_tenants: is only taken by a login preset",
+        ),
+        (
+            r#", "preset": "dingtalk""#,
+            "config: oauth2.allowed_corp_ids: is required with preset \"dingtalk\"",
+        ),
+        (
+            r#", "preset": "dingtalk", "allowed_corp_ids": []"#,
+            "config: oauth2.allowed_corp_ids: must name at least one",
+        ),
+        (
+            r#", "preset": "dingtalk", "allowed_corp_ids": ["ding1", "a b"]"#,
+            "config: oauth2.allowed_corp_ids[1]: must be a DingTalk corpId",
+        ),
+        (
+            r#", "preset": "dingtalk", "allowed_corp_ids": [""]"#,
+            "config: oauth2.allowed_corp_ids[0]: must be a DingTalk corpId",
+        ),
+        (
+            r#", "preset": "dingtalk", "allowed_corp_ids": ["ding1"], "scopes": ["openid"]"#,
+            "config: oauth2.scopes: must include \"openid\" and \"corpid\"",
+        ),
+        (
+            r#", "preset": "dingtalk", "allowed_corp_ids": ["ding1"], "scopes": ["corpid"]"#,
+            "config: oauth2.scopes: must include \"openid\" and \"corpid\"",
+        ),
+        (
+            r#", "preset": "feishu", "allowed_tenants": []"#,
+            "config: oauth2.allowed_tenants: must name at least one",
+        ),
+        (
+            r#", "preset": "feishu", "allowed_tenants": ["t/1"]"#,
+            "config: oauth2.allowed_tenants[0]: must be a Feishu tenant_key",
         ),
         (
             r#", "preset": "wecom", "agent_id": "10x""#,
@@ -176,4 +231,36 @@ fn presets_need_no_openid_scope() {
     let fields = r#", "preset": "github", "scopes": ["read:user"]"#;
     let oauth2 = load(section(fields).as_bytes()).unwrap().oauth2.unwrap();
     assert_eq!(oauth2.scopes, ["read:user"]);
+}
+
+#[test]
+fn dingtalk_takes_its_allowed_organizations_and_more_scopes() {
+    let fields = r#", "preset": "dingtalk", "allowed_corp_ids": ["ding8196cd9a2b2405da24f2f5bc6c1eb6f2", "ding2"],
+        "scopes": ["openid", "corpid", "Contact.User.Read"]"#;
+    let oauth2 = load(section(fields).as_bytes()).unwrap().oauth2.unwrap();
+    assert_eq!(oauth2.scopes, ["openid", "corpid", "Contact.User.Read"]);
+    let preset = oauth2.preset.unwrap();
+    assert_eq!(
+        preset.allowed_corp_ids,
+        ["ding8196cd9a2b2405da24f2f5bc6c1eb6f2", "ding2"]
+    );
+    assert!(preset.allowed_tenants.is_empty());
+}
+
+#[test]
+fn feishu_tenants_are_optional() {
+    let oauth2 = load(section(r#", "preset": "feishu""#).as_bytes())
+        .unwrap()
+        .oauth2
+        .unwrap();
+    assert!(oauth2.preset.unwrap().allowed_tenants.is_empty());
+    let fields = r#", "preset": "feishu", "allowed_tenants": ["736588c9260f175d"]"#;
+    let preset = load(section(fields).as_bytes())
+        .unwrap()
+        .oauth2
+        .unwrap()
+        .preset
+        .unwrap();
+    assert_eq!(preset.allowed_tenants, ["736588c9260f175d"]);
+    assert!(preset.allowed_corp_ids.is_empty());
 }

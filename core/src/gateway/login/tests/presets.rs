@@ -34,6 +34,7 @@ const DINGTALK: &str = r#"{
         "client_id": "ding", "client_secret": {"inline": "ding-secret"},
         "redirect_uri": "https://chat.test/oauth2/callback",
         "token_endpoint": "http://127.0.0.1:9999/stand-in/token",
+        "allowed_corp_ids": ["c"],
         "session": {"secret": {"inline": "0123456789abcdef0123456789abcdef"}}}
 }"#;
 
@@ -340,6 +341,19 @@ fn a_wecom_non_member_is_refused() {
     assert_eq!(reply.status, 403);
     assert_eq!(error_of(&reply)["code"], "LOGIN_FAILED");
     assert!(!reply.body.contains("corp-secret") && !reply.body.contains("APP"));
+}
+
+#[test]
+fn a_dingtalk_user_of_another_organization_is_refused_before_the_user_call() {
+    let mut worker = worker(DINGTALK);
+    let (_, token, _) = to_first_call(&mut worker, 1, "authCode");
+    let before = calls(&worker);
+    let other = json!({"accessToken": "AT", "refreshToken": "RT", "expireIn": 7200, "corpId": "x"});
+    let reply = only_reply(&worker.answer(token, json_answer(200, &other)), 2);
+    assert_eq!(reply.status, 403);
+    assert_eq!(error_of(&reply)["code"], "LOGIN_FAILED");
+    assert!(set_cookie_of(&reply, SESSION_COOKIE).is_none());
+    assert_eq!(calls(&worker), before, "no user call");
 }
 
 #[test]

@@ -87,3 +87,73 @@ fn user_call_errors_and_missing_union_id() {
         Err(PresetError::Unreadable(Step::User))
     );
 }
+
+/// The token answer for an organization (`None`: without `corpId`, as when the scope lacks
+/// `corpid`).
+fn token_answer_for(corp: Option<Value>) -> Vec<u8> {
+    let mut answer = json!({"accessToken": "abcd", "refreshToken": "efgh", "expireIn": 7200});
+    if let Some(corp) = corp {
+        answer["corpId"] = corp;
+    }
+    body(answer)
+}
+
+#[test]
+fn an_allowed_organization_goes_on_to_the_user_call() {
+    let mut config = config(Preset::Dingtalk);
+    config.allowed_corp_ids = vec!["ding-a".into(), "dingb".into()];
+    for corp in ["ding-a", "dingb"] {
+        let (mut login, _) = start(&config, "AUTHCODE", "v", None);
+        let answer = token_answer_for(Some(json!(corp)));
+        let call = call_of(advance(&config, &mut login, Some(200), &answer));
+        assert_eq!(call.path, "/v1.0/contact/users/me", "{corp}");
+    }
+}
+
+#[test]
+fn another_or_no_organization_is_403_before_the_user_call() {
+    let config = config(Preset::Dingtalk);
+    for corp in [
+        Some(json!("ding-other")),
+        // Exactly as configured: corpIds are not case-folded.
+        Some(json!("CORP")),
+        Some(json!(" corp")),
+        Some(json!("")),
+        Some(json!(null)),
+        Some(json!(42)),
+        Some(json!(["corp"])),
+        None,
+    ] {
+        let (mut login, _) = start(&config, "AUTHCODE", "v", None);
+        let error = advance(
+            &config,
+            &mut login,
+            Some(200),
+            &token_answer_for(corp.clone()),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error,
+            PresetError::NotAllowed("the user is not a member of an allowed organization"),
+            "{corp:?}"
+        );
+        assert_eq!(error.status(), 403);
+        assert_eq!(
+            error.details(Preset::Dingtalk),
+            "dingtalk: the user is not a member of an allowed organization"
+        );
+        // Nothing further: the login does not reach the user call.
+        assert_eq!(login.step, Step::Token, "{corp:?}");
+    }
+}
+
+#[test]
+fn a_token_answer_without_its_token_is_unreadable_whatever_the_organization() {
+    let config = config(Preset::Dingtalk);
+    let (mut login, _) = start(&config, "AUTHCODE", "v", None);
+    let answer = body(json!({"corpId": "corp", "expireIn": 7200}));
+    assert_eq!(
+        advance(&config, &mut login, Some(200), &answer),
+        Err(PresetError::Unreadable(Step::Token))
+    );
+}

@@ -121,3 +121,71 @@ fn user_info_errors() {
         "ou_3"
     );
 }
+
+/// Feishu's user info for a user of `tenant` (`None`: no `tenant_key`).
+fn user_of_tenant(tenant: Option<Value>) -> Vec<u8> {
+    let mut data = json!({"name": "张三", "open_id": "ou_1", "union_id": "on_1"});
+    if let Some(tenant) = tenant {
+        data["tenant_key"] = tenant;
+    }
+    user_info(data)
+}
+
+#[test]
+fn without_allowed_tenants_any_tenant_logs_in() {
+    let config = config(Preset::Feishu);
+    for tenant in [Some(json!("736588c9260f175d")), Some(json!("other")), None] {
+        let (mut login, _) = start(&config, "CODE", "v", None);
+        call_of(advance(&config, &mut login, Some(200), &token_answer()));
+        let answer = user_of_tenant(tenant.clone());
+        assert_eq!(
+            user_of(advance(&config, &mut login, Some(200), &answer)).sub,
+            "ou_1",
+            "{tenant:?}"
+        );
+    }
+}
+
+#[test]
+fn allowed_tenants_admit_only_their_users() {
+    let mut config = config(Preset::Feishu);
+    config.allowed_tenants = vec!["736588c9260f175d".into(), "2ed263bf32cf1651".into()];
+    for tenant in ["736588c9260f175d", "2ed263bf32cf1651"] {
+        let (mut login, _) = start(&config, "CODE", "v", None);
+        call_of(advance(&config, &mut login, Some(200), &token_answer()));
+        let answer = user_of_tenant(Some(json!(tenant)));
+        assert_eq!(
+            user_of(advance(&config, &mut login, Some(200), &answer)).sub,
+            "ou_1",
+            "{tenant}"
+        );
+    }
+    for tenant in [
+        Some(json!("another-tenant")),
+        Some(json!("736588C9260F175D")),
+        Some(json!("")),
+        Some(json!(null)),
+        Some(json!(7)),
+        None,
+    ] {
+        let (mut login, _) = start(&config, "CODE", "v", None);
+        call_of(advance(&config, &mut login, Some(200), &token_answer()));
+        let error = advance(
+            &config,
+            &mut login,
+            Some(200),
+            &user_of_tenant(tenant.clone()),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error,
+            PresetError::NotAllowed("the user is not a member of an allowed tenant"),
+            "{tenant:?}"
+        );
+        assert_eq!(error.status(), 403);
+        assert_eq!(
+            error.details(Preset::Feishu),
+            "feishu: the user is not a member of an allowed tenant"
+        );
+    }
+}
