@@ -135,7 +135,7 @@ impl Preset {
 }
 
 /// A preset login's settings, compiled from `oauth2`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PresetConfig {
     pub preset: Preset,
     pub client_id: String,
@@ -214,7 +214,7 @@ pub enum Target {
 }
 
 /// One call of a preset login.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PresetCall {
     pub target: Target,
     pub method: &'static str,
@@ -319,7 +319,7 @@ impl Step {
 }
 
 /// A preset login between its calls.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PresetLogin {
     pub step: Step,
     code: String,
@@ -506,4 +506,34 @@ fn http_error(step: Step, status: u32) -> PresetError {
 
 fn success(status: u32) -> bool {
     (200..300).contains(&status)
+}
+
+// Debug output never shows the client secret, codes, tokens, or a path that carries a secret.
+
+impl std::fmt::Debug for PresetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PresetConfig")
+            .field("preset", &self.preset)
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for PresetCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PresetCall")
+            .field("target", &self.target)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for PresetLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PresetLogin")
+            .field("step", &self.step)
+            .finish_non_exhaustive()
+    }
 }
