@@ -39,6 +39,10 @@ pub enum JwksFault {
 struct JwksShared {
     path: String,
     keys: Mutex<Vec<Value>>,
+    /// Served at `path` instead of the key set (a discovery document).
+    document: Option<Value>,
+    /// Other paths, always answered well (e.g. the JWKS a discovery document names).
+    extra: Vec<(String, Value)>,
     fault: Mutex<JwksFault>,
     fetches: AtomicUsize,
     open: AtomicUsize,
@@ -54,11 +58,29 @@ pub struct FaultyJwks {
 
 impl FaultyJwks {
     pub fn start(path: &str, keys: Vec<Value>) -> Self {
+        Self::serve(path, keys, None, Vec::new())
+    }
+
+    /// A faulty endpoint serving `document` at `path` (when not failing), and `extra` paths
+    /// with their JSON bodies, never failing: an OIDC discovery document that fails while the
+    /// key set it names does not.
+    pub fn document(path: &str, document: Value, extra: Vec<(String, Value)>) -> Self {
+        Self::serve(path, Vec::new(), Some(document), extra)
+    }
+
+    fn serve(
+        path: &str,
+        keys: Vec<Value>,
+        document: Option<Value>,
+        extra: Vec<(String, Value)>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind faulty JWKS");
         let addr = listener.local_addr().expect("faulty JWKS address");
         let shared = Arc::new(JwksShared {
             path: path.to_string(),
             keys: Mutex::new(keys),
+            document,
+            extra,
             fault: Mutex::new(JwksFault::Serve),
             fetches: AtomicUsize::new(0),
             open: AtomicUsize::new(0),
@@ -152,6 +174,14 @@ fn serve_jwks(stream: TcpStream, shared: &JwksShared) {
             return;
         }
         let path = line.split_whitespace().nth(1).unwrap_or("");
+        let bare = path.split('?').next().unwrap_or("");
+        if let Some((_, body)) = shared.extra.iter().find(|(p, _)| p == bare) {
+            let body = body.to_string();
+            if write_full(&mut writer, 200, "application/json", body.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
         if path.split('?').next() != Some(shared.path.as_str()) {
             if write_full(&mut writer, 404, "text/plain", b"not found").is_err() {
                 return;
@@ -171,7 +201,10 @@ fn serve_jwks(stream: TcpStream, shared: &JwksShared) {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .clone();
-                let body = jwks(&keys).to_string();
+                let body = match &shared.document {
+                    Some(document) => document.to_string(),
+                    None => jwks(&keys).to_string(),
+                };
                 write_full(&mut writer, 200, "application/json", body.as_bytes())
             }
             JwksFault::Status(status) => write_full(&mut writer, status, "text/plain", b"failing"),
