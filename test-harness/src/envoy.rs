@@ -375,6 +375,20 @@ impl Envoy {
         );
     }
 
+    /// Envoy's heap (`server.memory_allocated`; proxy-wasm shared data lives there).
+    pub fn memory_allocated(&self) -> u64 {
+        self.admin_get("/stats?filter=^server.memory_allocated$")
+            .text()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("server.memory_allocated: ")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .expect("server.memory_allocated in /stats")
+    }
+
     /// Envoy's access log so far.
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(self.log_path.with_file_name("access.log")).unwrap_or_default()

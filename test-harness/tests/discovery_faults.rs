@@ -34,20 +34,6 @@ fn config() -> String {
     .to_string()
 }
 
-fn memory_allocated(envoy: &Envoy) -> u64 {
-    envoy
-        .admin_get("/stats?filter=^server.memory_allocated$")
-        .text()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("server.memory_allocated: ")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .expect("server.memory_allocated in /stats")
-}
-
 #[derive(Default)]
 struct Seen {
     failures: Vec<String>,
@@ -84,7 +70,7 @@ fn discovery_faults_under_load_refuse_logins_cleanly_and_recover() {
         .unwrap_or_else(|e| panic!("envoy did not start: {}", e.log));
     let api_token =
         Hs256Key::new(SECRET.as_bytes()).mint(&claims("https://api.test", "gw", "alice", ""));
-    let memory_before = memory_allocated(&envoy);
+    let memory_before = envoy.memory_allocated();
     let stop = AtomicBool::new(false);
     let seen = Mutex::new(Seen::default());
     let mut peak = memory_before;
@@ -135,7 +121,7 @@ fn discovery_faults_under_load_refuse_logins_cleanly_and_recover() {
             idp.set_fault(fault);
             let until = Instant::now() + PHASE;
             while Instant::now() < until {
-                peak = peak.max(memory_allocated(&envoy));
+                peak = peak.max(envoy.memory_allocated());
                 thread::sleep(Duration::from_millis(200));
             }
         }

@@ -49,20 +49,6 @@ fn fresh_token(key: &EdKey, n: usize) -> String {
     key.mint(&claims(ISSUER, AUDIENCE, &format!("user-{n}"), "chat:read"))
 }
 
-fn memory_allocated(envoy: &Envoy) -> u64 {
-    envoy
-        .admin_get("/stats?filter=^server.memory_allocated$")
-        .text()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("server.memory_allocated: ")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .expect("server.memory_allocated in /stats")
-}
-
 fn jwks_fetches_failed(envoy: &Envoy) -> u64 {
     envoy
         .gateway_counters()
@@ -159,7 +145,7 @@ fn jwks_faults_under_load_never_open_the_gate_nor_break_cached_keys() {
         assert!(Instant::now() < deadline, "the first keys never arrived");
         thread::sleep(Duration::from_millis(100));
     }
-    let memory_before = memory_allocated(&envoy);
+    let memory_before = envoy.memory_allocated();
     let failed_before = jwks_fetches_failed(&envoy);
 
     let faults = [
@@ -186,7 +172,7 @@ fn jwks_faults_under_load_never_open_the_gate_nor_break_cached_keys() {
                 Duration::from_secs(2 * MIN_REFRESH_S + 2),
             );
             while started.elapsed() < PHASE {
-                memory_peak = memory_peak.max(memory_allocated(&envoy));
+                memory_peak = memory_peak.max(envoy.memory_allocated());
                 thread::sleep(Duration::from_millis(100));
             }
             phases.push((fault, idp.fetches() - fetches_before, started.elapsed()));
@@ -245,7 +231,7 @@ fn jwks_faults_under_load_never_open_the_gate_nor_break_cached_keys() {
     let settled = (0..50)
         .map(|_| {
             thread::sleep(Duration::from_millis(100));
-            memory_allocated(&envoy)
+            envoy.memory_allocated()
         })
         .min()
         .unwrap_or(u64::MAX);

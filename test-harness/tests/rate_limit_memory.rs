@@ -28,29 +28,14 @@ const MARGIN: u64 = 64 * 1024;
 /// key per subject would cost about 12 MB, so a quarter of a megabyte still tells them apart.
 const TRAFFIC_MARGIN: u64 = 256 * 1024;
 
-fn heap_bytes(envoy: &Envoy) -> u64 {
-    let stats = envoy
-        .admin_get("/stats?filter=server.memory_allocated")
-        .text();
-    stats
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("server.memory_allocated: ")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .expect("server.memory_allocated in stats")
-}
-
 /// Envoy's heap once its start-up allocations are done: the first stats flush (5 s after
 /// start) allocates about 270 KB once, so wait for it and then for two equal readings.
 fn settled_heap(envoy: &Envoy) -> u64 {
     thread::sleep(Duration::from_secs(6));
-    let mut last = heap_bytes(envoy);
+    let mut last = envoy.memory_allocated();
     for _ in 0..20 {
         thread::sleep(Duration::from_millis(500));
-        let now = heap_bytes(envoy);
+        let now = envoy.memory_allocated();
         if now == last {
             return now;
         }

@@ -1,7 +1,7 @@
 //! Compiles a provider with `introspection` (RFC 7662): the call's target and client
 //! credentials, the cache, and the claims its answers are checked against.
 
-use super::providers::{resolve_secret, EnvReader, MAX_CLOCK_SKEW_S};
+use super::providers::{check_claim_settings, resolve_secret, EnvReader};
 use super::schema::ProviderSection;
 use super::{validate, ConfigError};
 use crate::introspect::Introspection;
@@ -36,21 +36,7 @@ pub fn compile_introspection(
     }
     let issuer = s.issuer.unwrap_or_default();
     let audiences = s.audiences.unwrap_or_default();
-    if let Some(j) = audiences.iter().position(String::is_empty) {
-        return Err(ConfigError::new(
-            format!("providers[{i}].audiences[{j}]"),
-            "must not be empty",
-        ));
-    }
-    if s.clock_skew_s > MAX_CLOCK_SKEW_S {
-        return Err(ConfigError::new(
-            at("clock_skew_s"),
-            format!("must be at most {MAX_CLOCK_SKEW_S}"),
-        ));
-    }
-    if s.scope_claim.is_empty() {
-        return Err(ConfigError::new(at("scope_claim"), "must not be empty"));
-    }
+    check_claim_settings(i, &audiences, s.clock_skew_s, &s.scope_claim)?;
     let Some(section) = s.introspection else {
         return Err(ConfigError::new(at("introspection"), "is required here"));
     };

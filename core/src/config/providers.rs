@@ -99,21 +99,7 @@ fn compile_provider(
     if audiences.is_empty() {
         return Err(ConfigError::new(at("audiences"), "must not be empty"));
     }
-    if let Some(j) = audiences.iter().position(String::is_empty) {
-        return Err(ConfigError::new(
-            format!("providers[{i}].audiences[{j}]"),
-            "must not be empty",
-        ));
-    }
-    if s.clock_skew_s > MAX_CLOCK_SKEW_S {
-        return Err(ConfigError::new(
-            at("clock_skew_s"),
-            format!("must be at most {MAX_CLOCK_SKEW_S}"),
-        ));
-    }
-    if s.scope_claim.is_empty() {
-        return Err(ConfigError::new(at("scope_claim"), "must not be empty"));
-    }
+    check_claim_settings(i, &audiences, s.clock_skew_s, &s.scope_claim)?;
 
     let hs256 = s
         .hs256_secret
@@ -138,6 +124,35 @@ fn compile_provider(
         scope_claim: s.scope_claim,
         roles: None,
     })
+}
+
+/// What every provider's claims are checked with: audiences named, a bounded clock skew, a
+/// scope claim.
+pub(super) fn check_claim_settings(
+    i: usize,
+    audiences: &[String],
+    clock_skew_s: u64,
+    scope_claim: &str,
+) -> Result<(), ConfigError> {
+    if let Some(j) = audiences.iter().position(String::is_empty) {
+        return Err(ConfigError::new(
+            format!("providers[{i}].audiences[{j}]"),
+            "must not be empty",
+        ));
+    }
+    if clock_skew_s > MAX_CLOCK_SKEW_S {
+        return Err(ConfigError::new(
+            format!("providers[{i}].clock_skew_s"),
+            format!("must be at most {MAX_CLOCK_SKEW_S}"),
+        ));
+    }
+    if scope_claim.is_empty() {
+        return Err(ConfigError::new(
+            format!("providers[{i}].scope_claim"),
+            "must not be empty",
+        ));
+    }
+    Ok(())
 }
 
 fn algorithms(
