@@ -7,8 +7,9 @@ ENVOY   := $(VENV)/bin/envoy
 WASM    := target/wasm32-wasip1/release/ai_gateway.wasm
 NODE_MODULES := test-harness/node_modules
 # cargo-fuzz, installed into the repo (crates.io, pinned): `make fuzz` and the fuzz-smoke step.
-CARGO_FUZZ := .tools/bin/cargo-fuzz
 CARGO_FUZZ_VERSION := 0.13.2
+# A stamp per version, so changing the version reinstalls.
+CARGO_FUZZ := .tools/.cargo-fuzz-$(CARGO_FUZZ_VERSION)
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 4
 # Runs the pure modules' unit tests compiled to wasm under Node's WASI.
@@ -49,6 +50,7 @@ $(VENV)/.installed: test-harness/requirements.txt
 
 $(CARGO_FUZZ):
 	cargo install --locked --quiet --version $(CARGO_FUZZ_VERSION) cargo-fuzz --root .tools
+	@touch $@
 
 $(NODE_MODULES)/.installed: test-harness/package.json test-harness/package-lock.json
 	cd test-harness && npm ci --no-audit --no-fund --loglevel=error
@@ -107,7 +109,7 @@ fuzz: toolchain $(CARGO_FUZZ)
 	./fuzz/run.sh $(FUZZ_SECONDS)
 
 fuzz-smoke: toolchain $(CARGO_FUZZ)
-	./fuzz/run.sh $(FUZZ_SMOKE_SECONDS)
+	FUZZ_FRESH=1 ./fuzz/run.sh $(FUZZ_SMOKE_SECONDS)
 
 # Not part of `make test`: a few minutes of load on this machine (see bench/README.md).
 bench: setup build

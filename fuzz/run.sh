@@ -4,6 +4,8 @@
 # New inputs go to a scratch corpus (fuzz/target/corpus/); the committed seeds
 # (fuzz/corpus/<target>/) are only read. A crash leaves its input in fuzz/artifacts/<target>/
 # and fails the run (after the other targets ran). Usage: fuzz/run.sh [SECONDS [TARGET...]]
+# FUZZ_FRESH=1 (the fuzz-smoke step) starts from the seeds alone, with an emptied scratch
+# corpus: a grown one would take longer to load than a few seconds of fuzzing.
 set -uo pipefail
 
 seconds=${1:-60}
@@ -24,6 +26,10 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 failed=()
 for target in "${targets[@]}"; do
     scratch=fuzz/target/corpus/$target
+    if [ "${FUZZ_FRESH:-0}" = 1 ]; then
+        scratch=fuzz/target/fresh-corpus/$target
+        rm -rf "$scratch"
+    fi
     artifacts=fuzz/artifacts/$target
     log=fuzz/target/$target.log
     mkdir -p "$scratch" "$artifacts" "fuzz/corpus/$target"
