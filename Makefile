@@ -6,18 +6,25 @@ VENV    := .venv
 ENVOY   := $(VENV)/bin/envoy
 WASM    := target/wasm32-wasip1/release/ai_gateway.wasm
 NODE_MODULES := test-harness/node_modules
+# cargo-fuzz, installed into the repo (crates.io, pinned): `make fuzz` and the fuzz-smoke step.
+CARGO_FUZZ_VERSION := 0.13.2
+# A stamp per version, so changing the version reinstalls.
+CARGO_FUZZ := .tools/.cargo-fuzz-$(CARGO_FUZZ_VERSION)
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 4
 # Runs the pure modules' unit tests compiled to wasm under Node's WASI.
 WASI_RUNNER := node --no-warnings $(CURDIR)/test-harness/wasi-runner.mjs
 
 .PHONY: help setup toolchain system-packages build demo test lint unit-native unit-wasm unit-js \
-	integration validate clean bench
+	integration validate clean bench fuzz fuzz-smoke
 
 help:
 	@echo "make demo   set up, build, and run the gateway on 127.0.0.1:8080"
 	@echo "make test   set up, then run every check and test"
 	@echo "make setup  install what the build and tests need (into the repo)"
+	@echo "make fuzz   fuzz every parser for FUZZ_SECONDS (default 60) each"
 
-setup: toolchain system-packages $(VENV)/.installed $(NODE_MODULES)/.installed
+setup: toolchain system-packages $(VENV)/.installed $(NODE_MODULES)/.installed $(CARGO_FUZZ)
 
 # From Debian: Chromium for the chat page's browser test (driven by playwright-core, which never
 # downloads a browser), docker-compose 1.29 to check docker-compose.yml offline (no engine runs),
@@ -41,6 +48,10 @@ $(VENV)/.installed: test-harness/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r test-harness/requirements.txt
 	@touch $@
 
+$(CARGO_FUZZ):
+	cargo install --locked --quiet --version $(CARGO_FUZZ_VERSION) cargo-fuzz --root .tools
+	@touch $@
+
 $(NODE_MODULES)/.installed: test-harness/package.json test-harness/package-lock.json
 	cd test-harness && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
@@ -53,12 +64,13 @@ demo: setup build
 	cargo build --release -p test-harness --bin ollama-standin
 	./scripts/demo.sh
 
-test: setup lint unit-native unit-wasm unit-js build validate integration
+test: setup lint unit-native unit-wasm unit-js fuzz-smoke build validate integration
 	@echo "make test: all checks passed"
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cd fuzz && cargo fmt -- --check
 	cargo clippy -p ai-gateway -p gateway-core --target wasm32-wasip1 -- -D warnings
 
 unit-native:
@@ -91,6 +103,14 @@ validate: build
 
 integration: build
 	GATEWAY_WASM=$(CURDIR)/$(WASM) ENVOY_BIN=$(CURDIR)/$(ENVOY) cargo test -p test-harness
+
+# Every parser of the gateway under libFuzzer (README: Fuzzing); stops by itself, fails on a crash
+# and leaves its input in fuzz/artifacts/. `make test` runs each target a few seconds.
+fuzz: toolchain $(CARGO_FUZZ)
+	./fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-smoke: toolchain $(CARGO_FUZZ)
+	FUZZ_FRESH=1 ./fuzz/run.sh $(FUZZ_SMOKE_SECONDS)
 
 # Not part of `make test`: a few minutes of load on this machine (see bench/README.md).
 bench: setup build

@@ -170,6 +170,23 @@ mod tests {
         assert_eq!(parse_strict(&[0xff, 0xfe]), Err(StrictJsonError::Invalid));
     }
 
+    /// Found by the `request_body` fuzz target: a long decimal was read one ulp off, so the
+    /// number written back (a translated or masked body) was another number.
+    #[test]
+    fn numbers_survive_a_round_trip() {
+        for text in [
+            "555555555555555555555555555555555555555",
+            "0.30000000000000004441",
+            "1.7976931348623157e308",
+            "2.2250738585072011e-308",
+            "[0.1,1e-7,123456789012345678901234567890]",
+        ] {
+            let value = parse_strict(text.as_bytes()).unwrap();
+            let again = parse_strict(&serde_json::to_vec(&value).unwrap()).unwrap();
+            assert_eq!(again, value, "{text}");
+        }
+    }
+
     #[test]
     fn object_helper_refuses_non_objects() {
         assert_eq!(parse_strict_object(b"[]"), Err(StrictJsonError::Invalid));

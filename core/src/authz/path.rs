@@ -1,7 +1,8 @@
 //! The request path as rules see it. Rules are matched on the path the upstream will act on,
 //! so any spelling that different components could read differently is refused rather than
 //! guessed at: encoded slashes and backslashes, dot segments (plain or percent-encoded), empty
-//! segments, `;` parameters, backslashes, control and non-ASCII bytes, malformed escapes.
+//! segments, `;` parameters, backslashes, control and non-ASCII bytes, malformed escapes, and
+//! escapes of `%`, `?` and `#` (read again, the decoded path would decode further or end early).
 //! Envoy's `normalize_path` / `merge_slashes` may already have cleaned the path; when they are
 //! off, this check alone keeps matching safe.
 
@@ -19,6 +20,7 @@ pub enum PathError {
     EmptySegment,
     Parameter,
     BadEscape,
+    EncodedDelimiter,
 }
 
 impl fmt::Display for PathError {
@@ -32,6 +34,7 @@ impl fmt::Display for PathError {
             Self::EmptySegment => "path contains an empty segment",
             Self::Parameter => "path contains a ; parameter",
             Self::BadEscape => "path contains a malformed percent-encoding",
+            Self::EncodedDelimiter => "path contains an encoded %, ? or #",
         })
     }
 }
@@ -39,6 +42,8 @@ impl fmt::Display for PathError {
 /// The path of `target` as the upstream will act on it: query and fragment dropped,
 /// percent-escapes decoded (upstreams such as Go's `net/http` route on the decoded path, so
 /// `/v1/%63hat` is `/v1/chat` to them and must be to the rules too), once every check passed.
+/// The result is a fixed point: `route_path` of it (its non-ASCII characters escaped again, as
+/// raw ones are refused) is itself.
 pub fn route_path(target: &str) -> Result<Cow<'_, str>, PathError> {
     let end = target.find(['?', '#']).unwrap_or(target.len());
     let raw = target.get(..end).unwrap_or(target);
@@ -64,8 +69,10 @@ pub fn route_path(target: &str) -> Result<Cow<'_, str>, PathError> {
 }
 
 /// Checks the raw bytes and decodes percent-escapes. Escapes that would change the path's
-/// structure or smuggle control bytes (`/`, `\`, `;`, NUL and other controls) are refused;
-/// decoded bytes must form UTF-8.
+/// structure or smuggle control bytes (`/`, `\`, `;`, NUL and other controls) are refused, and
+/// so are `%`, `?` and `#`: `/v1/%2563hat` is `/v1/%63hat` to an upstream that decodes once but
+/// `/v1/chat` to one that decodes twice (as `sanitize_rd` knows), and `/a%3F/b` is `/a` to
+/// whatever parses the decoded path as a URL. Decoded bytes must form UTF-8.
 fn decode(raw: &str) -> Result<Cow<'_, str>, PathError> {
     let bytes = raw.as_bytes();
     let mut decoded: Option<Vec<u8>> = None;
@@ -84,6 +91,7 @@ fn decode(raw: &str) -> Result<Cow<'_, str>, PathError> {
                 match value {
                     b'/' | b'\\' | 0 => return Err(PathError::EncodedSeparator),
                     b';' => return Err(PathError::Parameter),
+                    b'%' | b'?' | b'#' => return Err(PathError::EncodedDelimiter),
                     0x01..=0x1f | 0x7f => return Err(PathError::ForbiddenCharacter),
                     _ => {}
                 }
@@ -135,6 +143,18 @@ mod tests {
     }
 
     #[test]
+    fn accepted_paths_are_fixed_points() {
+        for target in ["/a%20b/c%41", "/v1/%63hat/completions", "/v1/%25%3F", "/?q"] {
+            if let Ok(path) = route_path(target) {
+                assert_eq!(route_path(&path).as_deref(), Ok(&*path), "{target}");
+            }
+        }
+        let path = route_path("/v1/history/%E5%9B%A2").unwrap();
+        assert_eq!(path, "/v1/history/团");
+        assert_eq!(route_path("/v1/history/%E5%9B%A2").as_deref(), Ok(&*path));
+    }
+
+    #[test]
     fn ambiguous_spellings_are_refused() {
         let cases: &[(&str, PathError)] = &[
             ("", PathError::NotAbsolute),
@@ -166,6 +186,13 @@ mod tests {
             ("/v1/%zz", PathError::BadEscape),
             ("/v1/%2", PathError::BadEscape),
             ("/v1/%", PathError::BadEscape),
+            // Found by the `paths_rules` fuzz target: each decoded to a path that
+            // `route_path` reads differently again.
+            ("/v1/history/%2541", PathError::EncodedDelimiter),
+            ("/v1/%2563hat", PathError::EncodedDelimiter),
+            ("/v1/100%25", PathError::EncodedDelimiter),
+            ("/v1/models%3F/x", PathError::EncodedDelimiter),
+            ("/v1/models%23x", PathError::EncodedDelimiter),
         ];
         for (target, error) in cases {
             assert_eq!(route_path(target).as_deref(), Err(error), "{target:?}");

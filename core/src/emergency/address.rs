@@ -32,7 +32,7 @@ impl AddressRange {
         if range.masked(network) != Some(network) {
             return Err(format!("`{text}` has host bits set below its prefix"));
         }
-        Ok(range)
+        Ok(range.unmapped())
     }
 
     /// Whether `ip` is in the range (an IPv4-mapped IPv6 address counts as its IPv4 address).
@@ -42,6 +42,22 @@ impl AddressRange {
             v4 => v4,
         };
         self.masked(ip) == Some(self.network)
+    }
+
+    /// An IPv4-mapped range (`::ffff:10.0.0.0/104`) as the IPv4 range it is: `contains` reads
+    /// a mapped client address as IPv4, so a range left in IPv6 would never contain any.
+    /// Prefixes under 96 cannot be mapped (their host bits cover `ffff`, refused above).
+    fn unmapped(self) -> Self {
+        match self.network {
+            IpAddr::V6(v6) if self.prefix >= 96 => match v6.to_ipv4_mapped() {
+                Some(v4) => Self {
+                    network: IpAddr::V4(v4),
+                    prefix: self.prefix - 96,
+                },
+                None => self,
+            },
+            _ => self,
+        }
     }
 
     fn masked(&self, ip: IpAddr) -> Option<IpAddr> {

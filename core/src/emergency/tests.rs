@@ -117,6 +117,24 @@ fn addresses_in_and_out_of_range() {
     assert!(!a.allows(None));
 }
 
+/// Found by the `introspection` fuzz target: a range written IPv4-mapped contained nothing,
+/// not even its own address, since mapped clients are compared as IPv4.
+#[test]
+fn ipv4_mapped_ranges_contain_what_they_name() {
+    let one = AddressRange::parse("::ffff:10.0.0.1").unwrap();
+    assert!(one.contains("::ffff:10.0.0.1".parse().unwrap()));
+    assert!(one.contains("10.0.0.1".parse().unwrap()));
+    assert!(!one.contains("10.0.0.2".parse().unwrap()));
+    let range = AddressRange::parse("::ffff:10.0.0.0/120").unwrap();
+    assert_eq!(range, AddressRange::parse("10.0.0.0/24").unwrap());
+    assert!(range.contains("::ffff:10.0.0.200".parse().unwrap()));
+    assert!(!range.contains("10.0.1.1".parse().unwrap()));
+    let all = AddressRange::parse("::ffff:0.0.0.0/96").unwrap();
+    assert!(all.contains("8.8.8.8".parse().unwrap()));
+    assert!(!all.contains("fd00::1".parse().unwrap()));
+    assert!(AddressRange::parse("::ffff:0.0.0.0/95").is_err());
+}
+
 #[test]
 fn ranges_parse_strictly() {
     assert!(AddressRange::parse("0.0.0.0/0")

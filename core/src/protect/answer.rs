@@ -670,17 +670,41 @@ fn line_end(buf: &[u8], at: usize) -> Option<usize> {
     }
 }
 
-/// The complete UTF-8 text at the front of `pending` (an incomplete character stays; an
-/// invalid sequence becomes U+FFFD).
+/// The text of `pending` but an incomplete character at its very end, which stays for the next
+/// chunk; each invalid sequence becomes one U+FFFD, as `String::from_utf8_lossy` of the whole
+/// body would make it, so where the chunks are cut does not change the text.
 fn take_utf8(pending: &mut Vec<u8>) -> String {
-    let cut = match std::str::from_utf8(pending) {
-        Ok(_) => pending.len(),
-        Err(e) if e.error_len().is_none() => e.valid_up_to(),
-        Err(_) => pending.len(),
-    };
-    let rest = pending.split_off(cut);
-    let text = String::from_utf8_lossy(pending).into_owned();
-    *pending = rest;
+    let mut text = String::with_capacity(pending.len());
+    let mut rest: &[u8] = pending;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                text.push_str(valid);
+                rest = &[];
+                break;
+            }
+            Err(e) => {
+                let (valid, after) = rest
+                    .split_at_checked(e.valid_up_to())
+                    .unwrap_or((rest, &[]));
+                text.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                match e.error_len() {
+                    // An invalid sequence (not merely cut short): replaced, and on.
+                    Some(len) => {
+                        text.push(char::REPLACEMENT_CHARACTER);
+                        rest = after.get(len..).unwrap_or_default();
+                    }
+                    // Only the end is incomplete: it waits for the next chunk.
+                    None => {
+                        rest = after;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let keep = rest.len();
+    pending.drain(..pending.len() - keep);
     text
 }
 

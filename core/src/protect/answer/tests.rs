@@ -173,6 +173,24 @@ fn text_answers_are_masked_across_split_utf8() {
     }
 }
 
+/// Found by the `masking` fuzz target: an invalid byte before a character cut by the chunk's
+/// end made the whole chunk lossy, so the cut character became U+FFFD in pieces but not whole.
+#[test]
+fn invalid_utf8_before_a_split_character_does_not_depend_on_the_split() {
+    let body = b"ok \xff \xe4\xbd\xa0 \xe5\xa5\xbd\xff";
+    let whole = pass(Framing::Text, &[body]).0;
+    assert_eq!(
+        String::from_utf8(whole.clone()).unwrap(),
+        "ok \u{fffd} \u{4f60} \u{597d}\u{fffd}"
+    );
+    for i in 0..=body.len() {
+        for j in i..=body.len() {
+            let (out, _) = pass(Framing::Text, &[&body[..i], &body[i..j], &body[j..]]);
+            assert_eq!(out, whole, "split at {i} and {j}");
+        }
+    }
+}
+
 #[test]
 fn invalid_utf8_becomes_replacement_characters_never_a_panic() {
     let (out, _) = pass(Framing::Text, &[b"ok \xff\xfe ", b"\xe4\xbd", b""]);
