@@ -76,10 +76,14 @@ pub fn introspection() -> Introspection {
         cache_ttl_s: 60,
         timeout_ms: 1000,
         all_tokens: false,
-        cache_slots: 64,
+        cache: gateway_core::introspect::cache::Table {
+            namespace: "fuzz".into(),
+            slots: 64,
+        },
         issuer: "https://idp.test".into(),
         audiences: vec!["gw".into()],
         scope_claim: "scope".into(),
         clock_skew_s: 30,
+        require_token_type: false,
     }
 }
