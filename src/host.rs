@@ -192,8 +192,11 @@ struct HostStore;
 
 impl SharedStore for HostStore {
     fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        // The SDK gives an empty value as `None` beside its version: the key exists, and its
+        // version must reach a compare-and-swap (a CAS of 0 is unconditional, so two workers
+        // could both claim an idle introspection slot).
         match hostcalls::get_shared_data(key) {
-            Ok((Some(value), Some(cas))) => Some((value, cas)),
+            Ok((value, Some(cas))) => Some((value.unwrap_or_default(), cas)),
             _ => None,
         }
     }

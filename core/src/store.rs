@@ -18,7 +18,8 @@ pub enum StoreError {
 }
 
 pub trait SharedStore {
-    /// The value and its CAS version, or `None` when the key was never set.
+    /// The value (empty for a key set to nothing) and its CAS version, or `None` when the key
+    /// was never set.
     fn get(&self, key: &str) -> Option<(Vec<u8>, u32)>;
     /// Sets `key`. With `Some(cas)`, only if the key still has that version (or does not exist).
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError>;
