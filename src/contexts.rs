@@ -35,6 +35,17 @@ impl Context for Root {
             host::apply(self.id, output);
         }
     }
+
+    fn on_grpc_call_response(&mut self, token: u32, status_code: u32, response_size: usize) {
+        let _entered = host::enter(self.id);
+        if let Some(gateway) = &self.gateway {
+            let output =
+                gateway
+                    .borrow_mut()
+                    .on_grpc_response(token, status_code, response_size, None);
+            host::apply(self.id, output);
+        }
+    }
 }
 
 impl RootContext for Root {
@@ -104,6 +115,13 @@ impl Context for Request {
     fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _: usize) {
         let id = self.id;
         self.forward(|gateway| gateway.on_call_response(token, body_size, Some(id)));
+    }
+
+    fn on_grpc_call_response(&mut self, token: u32, status_code: u32, response_size: usize) {
+        let id = self.id;
+        self.forward(|gateway| {
+            gateway.on_grpc_response(token, status_code, response_size, Some(id))
+        });
     }
 
     fn on_done(&mut self) -> bool {

@@ -10,7 +10,7 @@ use gateway_core::error::{GatewayError, LocalReply};
 use gateway_core::gateway::{Effect, Next, Output};
 use gateway_core::host::Host;
 use gateway_core::observe::{COUNTERS, GAUGES, PREFIX};
-use gateway_core::outgoing::{CallResponse, OutgoingCall};
+use gateway_core::outgoing::{CallResponse, GrpcCall, OutgoingCall};
 use gateway_core::store::{SharedStore, StoreError};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType, MetricType, Status};
@@ -119,7 +119,7 @@ pub fn apply(context: u32, output: Output) -> Action {
         }
         if matches!(
             effect,
-            Effect::Reply(_) | Effect::Forward { resume: true, .. }
+            Effect::Reply(_) | Effect::Forward { resume: true, .. } | Effect::ResumeResponse
         ) {
             effective = None;
         }
@@ -178,6 +178,9 @@ fn apply_effect(effect: Effect) -> bool {
         }
         Effect::RemoveResponseHeader(name) => {
             let _ = hostcalls::remove_map_value(MapType::HttpResponseHeaders, name);
+        }
+        Effect::ResumeResponse => {
+            let _ = hostcalls::resume_http_response();
         }
         Effect::PublishAudit(record) => {
             // Filter state `wasm.ai_gateway_audit`, for Envoy's access log.
@@ -284,6 +287,28 @@ impl Host for WasmHost {
             Duration::from_millis(call.timeout_ms),
         )
         .ok()
+    }
+
+    fn dispatch_grpc(&self, call: &GrpcCall, running: Option<u32>) -> Option<u32> {
+        if running.is_some_and(|running| running != current()) {
+            return None;
+        }
+        hostcalls::dispatch_grpc_call(
+            &call.cluster,
+            call.service,
+            call.method,
+            vec![],
+            Some(&call.message),
+            Duration::from_millis(call.timeout_ms),
+        )
+        .ok()
+    }
+
+    fn grpc_response(&self, body_size: usize, max_body: usize) -> Option<Vec<u8>> {
+        if body_size > max_body {
+            return None;
+        }
+        crate::raw::buffer(BufferType::GrpcReceiveBuffer as u32, 0, body_size)
     }
 
     fn call_response(&self, body_size: usize, max_body: usize) -> CallResponse {

@@ -30,6 +30,9 @@ pub enum GatewayError {
     JwksUnavailable { retry_after_s: u64 },
     /// Token introspection could not answer (IdP down, slow, or answering garbage).
     IntrospectionUnavailable { retry_after_s: u64 },
+    /// The mesh-wide rate-limit service gave no answer (down, slow, or garbage) and
+    /// `rate_limit_service.failure_mode` is `deny`.
+    RateLimitServiceUnavailable { retry_after_s: u64 },
     /// The upstream answered in a form that cannot be translated.
     UpstreamError(String),
     /// A browser navigation without a session: sent to the login page (`302`).
@@ -78,7 +81,9 @@ impl GatewayError {
             Self::RateLimited(_) | Self::RateLimitUnavailable { .. } => 429,
             Self::InvalidRequestBody(_) | Self::InvalidPath(_) | Self::ContentBlocked(_) => 400,
             Self::RequestTooLarge { .. } => 413,
-            Self::JwksUnavailable { .. } | Self::IntrospectionUnavailable { .. } => 503,
+            Self::JwksUnavailable { .. }
+            | Self::IntrospectionUnavailable { .. }
+            | Self::RateLimitServiceUnavailable { .. } => 503,
             Self::UpstreamError(_) => 502,
             Self::Internal(_) => 500,
             Self::LoginRedirect(_) => 302,
@@ -100,6 +105,7 @@ impl GatewayError {
             Self::RequestTooLarge { .. } => "REQUEST_TOO_LARGE",
             Self::JwksUnavailable { .. } => "JWKS_UNAVAILABLE",
             Self::IntrospectionUnavailable { .. } => "INTROSPECTION_UNAVAILABLE",
+            Self::RateLimitServiceUnavailable { .. } => "RATE_LIMIT_SERVICE_UNAVAILABLE",
             Self::UpstreamError(_) => "UPSTREAM_ERROR",
             Self::Internal(_) => "INTERNAL_ERROR",
             Self::LoginRedirect(_) => "AUTH_MISSING_TOKEN",
@@ -128,6 +134,7 @@ impl GatewayError {
             }
             Self::JwksUnavailable { .. }
             | Self::IntrospectionUnavailable { .. }
+            | Self::RateLimitServiceUnavailable { .. }
             | Self::UpstreamError(_)
             | Self::Internal(_)
             | Self::LoginUnavailable { .. } => "api_error",
@@ -145,6 +152,7 @@ impl GatewayError {
             Self::RequestTooLarge { .. } => "Request body too large",
             Self::JwksUnavailable { .. } => "Signing keys are not available yet",
             Self::IntrospectionUnavailable { .. } => "Token introspection is not available",
+            Self::RateLimitServiceUnavailable { .. } => "The rate-limit service is not available",
             Self::UpstreamError(_) => "Upstream returned a response that cannot be translated",
             Self::Internal(_) => "Internal gateway error",
             Self::LoginRedirect(_) => "Login required",
@@ -181,6 +189,9 @@ impl GatewayError {
             }
             Self::IntrospectionUnavailable { .. } => {
                 "the identity provider's introspection endpoint gave no usable answer".to_string()
+            }
+            Self::RateLimitServiceUnavailable { .. } => {
+                "the mesh-wide rate-limit service gave no usable answer".to_string()
             }
             Self::Internal(why) => (*why).to_string(),
             Self::LoginRedirect(_) => "no session: redirected to login".to_string(),
@@ -264,7 +275,8 @@ impl GatewayError {
                 headers.push(("retry-after".to_string(), retry_after_s.max(&1).to_string()))
             }
             Self::JwksUnavailable { retry_after_s }
-            | Self::IntrospectionUnavailable { retry_after_s } => {
+            | Self::IntrospectionUnavailable { retry_after_s }
+            | Self::RateLimitServiceUnavailable { retry_after_s } => {
                 headers.push(("retry-after".to_string(), retry_after_s.max(&1).to_string()))
             }
             _ => {}

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::host::Host;
-use crate::outgoing::{CallResponse, OutgoingCall};
+use crate::outgoing::{CallResponse, GrpcCall, OutgoingCall};
 use crate::store::{MemoryStore, SharedStore};
 
 /// What the test sees and steers; shared by the [`FakeHost`] handed to a gateway.
@@ -27,6 +27,10 @@ pub struct HostState {
     pub request_body: RefCell<Vec<u8>>,
     pub response_body: RefCell<Vec<u8>>,
     pub response_headers: RefCell<Vec<(String, String)>>,
+    /// Every dispatched gRPC call: token, the call, the context it was dispatched from.
+    pub grpc_calls: RefCell<Vec<(u32, GrpcCall, Option<u32>)>>,
+    /// The message `grpc_response` gives next.
+    pub grpc_answer: RefCell<Option<Vec<u8>>>,
     /// Dispatch fails (no such cluster).
     pub refuse_dispatch: Cell<bool>,
     /// The host has no random source (`random` fails).
@@ -125,6 +129,27 @@ impl Host for FakeHost {
             .borrow_mut()
             .push((token, call.clone(), running));
         Some(token)
+    }
+
+    fn dispatch_grpc(&self, call: &GrpcCall, running: Option<u32>) -> Option<u32> {
+        if self.state.refuse_dispatch.get() {
+            return None;
+        }
+        let token = self.state.next_token.get();
+        self.state.next_token.set(token + 1);
+        self.state
+            .grpc_calls
+            .borrow_mut()
+            .push((token, call.clone(), running));
+        Some(token)
+    }
+
+    fn grpc_response(&self, _body_size: usize, max_body: usize) -> Option<Vec<u8>> {
+        self.state
+            .grpc_answer
+            .borrow()
+            .clone()
+            .filter(|b| b.len() <= max_body)
     }
 
     fn call_response(&self, _body_size: usize, max_body: usize) -> CallResponse {

@@ -3,7 +3,7 @@
 //! resumptions and request edits are returned as [`crate::gateway::Effect`]s instead, applied by
 //! the host layer once the core has returned.
 
-use crate::outgoing::{CallResponse, OutgoingCall};
+use crate::outgoing::{CallResponse, GrpcCall, OutgoingCall};
 use crate::store::SharedStore;
 
 pub trait Host {
@@ -22,6 +22,11 @@ pub trait Host {
     fn dispatch(&self, call: &OutgoingCall, running: Option<u32>) -> Option<u32>;
     /// The answer to a dispatched call, its body read only when within `max_body` bytes.
     fn call_response(&self, body_size: usize, max_body: usize) -> CallResponse;
+    /// Dispatches a unary gRPC call, like [`Host::dispatch`] (same context rules); its answer
+    /// reaches [`crate::gateway::Gateway::on_grpc_response`].
+    fn dispatch_grpc(&self, call: &GrpcCall, running: Option<u32>) -> Option<u32>;
+    /// The answered gRPC call's message (`None` when larger than `max_body` or unreadable).
+    fn grpc_response(&self, body_size: usize, max_body: usize) -> Option<Vec<u8>>;
     /// Adds to one of [`crate::observe::COUNTERS`].
     fn count(&self, counter: &'static str, by: u64);
     /// Adds to a counter named at run time (`data_protection.prompt.email`): defined by the host

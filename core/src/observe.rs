@@ -34,6 +34,9 @@ pub fn refusal_metric(error: &GatewayError) -> &'static str {
         GatewayError::RequestTooLarge { .. } => "requests_too_large",
         GatewayError::JwksUnavailable { .. } => "requests_jwks_unavailable",
         GatewayError::IntrospectionUnavailable { .. } => "requests_introspection_unavailable",
+        GatewayError::RateLimitServiceUnavailable { .. } => {
+            "requests_rate_limit_service_unavailable"
+        }
         GatewayError::UpstreamError(_) => "upstream_errors",
         GatewayError::CrossSiteRequest => "requests_cross_site",
         GatewayError::ModelNotAllowed(_) => "requests_model_not_allowed",
@@ -66,6 +69,10 @@ pub const COUNTERS: &[&str] = &[
     "requests_too_large",
     "requests_jwks_unavailable",
     "requests_introspection_unavailable",
+    "requests_rate_limit_service_unavailable",
+    "rate_limit_service_calls",
+    "rate_limit_service_failures",
+    "rate_limit_service_failed_open",
     "requests_invalid_token_inactive",
     "introspection_calls",
     "introspection_cache_hits",

@@ -70,3 +70,17 @@ impl CallResponse {
         body: None,
     };
 }
+
+/// A unary gRPC call to dispatch to an Envoy cluster (HTTP/2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcCall {
+    pub cluster: String,
+    pub service: &'static str,
+    pub method: &'static str,
+    /// The request message, serialized.
+    pub message: Vec<u8>,
+    pub timeout_ms: u64,
+}
+
+/// The largest gRPC answer read (a rate-limit service's answer is a few hundred bytes).
+pub const MAX_GRPC_ANSWER_BYTES: usize = 64 * 1024;

@@ -51,6 +51,8 @@ pub struct GatewayConfig {
     pub forward: ForwardConfig,
     pub limits: LimitsConfig,
     pub rate_limits: Vec<RateLimit>,
+    /// Counts the `scope: "mesh"` limits across every Envoy replica.
+    pub rate_limit_service: Option<crate::ratelimit::mesh::Service>,
     /// Claims kept from verified tokens: those `claim:` rate-limit keys need, and with browser
     /// login the `name` and `email` the userinfo endpoint answers with.
     pub kept_claims: Vec<String>,
@@ -321,8 +323,16 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         }
     }
     let limits = compile_limits(doc.limits)?;
-    let rate_limits =
-        ratelimits::compile_rate_limits(doc.rate_limits, !providers.is_empty(), roles.as_deref())?;
+    let rate_limit_service = doc
+        .rate_limit_service
+        .map(ratelimits::compile_service)
+        .transpose()?;
+    let rate_limits = ratelimits::compile_rate_limits(
+        doc.rate_limits,
+        !providers.is_empty(),
+        roles.as_deref(),
+        rate_limit_service.is_some(),
+    )?;
     let translate = doc
         .translate
         .map(translate::compile_translate)
@@ -365,6 +375,7 @@ fn compile(doc: ConfigDocument, env: EnvReader<'_>) -> Result<GatewayConfig, Con
         forward,
         limits,
         rate_limits,
+        rate_limit_service,
         kept_claims,
         translate,
         oauth2,

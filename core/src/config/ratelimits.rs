@@ -4,10 +4,12 @@ use std::collections::HashSet;
 
 use super::models::compile_patterns;
 use super::rules::compile_match;
-use super::schema::RateLimitSection;
+use super::schema::{RateLimitSection, RateLimitServiceSection};
 use super::validate;
 use super::ConfigError;
-use crate::ratelimit::{LimitKey, LimitKind, Period, RateLimit};
+use crate::ratelimit::mesh::proto::Unit;
+use crate::ratelimit::mesh::Service;
+use crate::ratelimit::{LimitKey, LimitKind, Period, RateLimit, Scope};
 use crate::roles::Roles;
 
 /// Slots per limit when not given: at most 0.75 MiB of Envoy heap per limit (96 bytes a slot;
@@ -22,6 +24,7 @@ pub fn compile_rate_limits(
     sections: Vec<RateLimitSection>,
     have_providers: bool,
     roles: Option<&Roles>,
+    have_service: bool,
 ) -> Result<Vec<RateLimit>, ConfigError> {
     let mut names = HashSet::new();
     let mut limits = Vec::with_capacity(sections.len());
@@ -99,6 +102,19 @@ pub fn compile_rate_limits(
         };
         let period =
             period(s.window_s, s.window.as_deref()).map_err(|(f, r)| ConfigError::new(at(f), r))?;
+        let scope = match s.scope.as_deref() {
+            None | Some("local") => Scope::Local,
+            Some("mesh") => Scope::Mesh,
+            Some(_) => {
+                return Err(ConfigError::new(
+                    at("scope"),
+                    "must be \"local\" or \"mesh\"",
+                ))
+            }
+        };
+        if scope == Scope::Mesh {
+            mesh_limit(&s, have_service).map_err(|(f, r)| ConfigError::new(at(f), r))?;
+        }
         let slots = s.slots.unwrap_or(DEFAULT_SLOTS);
         if !(1..=MAX_SLOTS).contains(&slots) {
             return Err(ConfigError::new(
@@ -122,9 +138,81 @@ pub fn compile_rate_limits(
             matcher,
             models,
             slots,
+            scope,
         });
     }
     Ok(limits)
+}
+
+/// `rate_limit_service`.
+pub fn compile_service(section: RateLimitServiceSection) -> Result<Service, ConfigError> {
+    let at = |field: &str| format!("rate_limit_service.{field}");
+    if section.cluster.is_empty() {
+        return Err(ConfigError::new(at("cluster"), "must not be empty"));
+    }
+    if section.domain.is_empty() || section.domain.len() > 256 {
+        return Err(ConfigError::new(
+            at("domain"),
+            "must be 1 to 256 characters",
+        ));
+    }
+    if !(1..=60_000).contains(&section.timeout_ms) {
+        return Err(ConfigError::new(
+            at("timeout_ms"),
+            "must be between 1 and 60000",
+        ));
+    }
+    let fail_open = match section.failure_mode.as_str() {
+        "deny" => false,
+        "allow" => true,
+        _ => {
+            return Err(ConfigError::new(
+                at("failure_mode"),
+                "must be \"deny\" or \"allow\"",
+            ))
+        }
+    };
+    Ok(Service {
+        cluster: section.cluster,
+        domain: section.domain,
+        timeout_ms: section.timeout_ms,
+        fail_open,
+    })
+}
+
+/// What a `scope: "mesh"` limit cannot have: windows the rate-limit service has no unit for
+/// (its windows are fixed ones of one unit), model lists (the service is asked before the
+/// body names the model), slots (the service keeps the counts).
+fn mesh_limit(s: &RateLimitSection, have_service: bool) -> Result<(), (&'static str, String)> {
+    if !have_service {
+        return Err((
+            "scope",
+            "is \"mesh\", but no rate_limit_service is configured".into(),
+        ));
+    }
+    if s.window.is_some() {
+        return Err((
+            "window",
+            "is not supported with scope \"mesh\" (use window_s)".into(),
+        ));
+    }
+    if s.window_s.is_some_and(|w| Unit::of_seconds(w).is_none()) {
+        return Err((
+            "window_s",
+            "with scope \"mesh\" must be 1, 60, 3600 or 86400 (a unit of the rate-limit service)"
+                .into(),
+        ));
+    }
+    if s.models.is_some() {
+        return Err(("models", "is not supported with scope \"mesh\"".into()));
+    }
+    if s.slots.is_some() {
+        return Err((
+            "slots",
+            "only applies to scope \"local\" (the service keeps mesh counts)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The limit's window: `window_s` (a sliding window) or `window: "month"`, exactly one; `Err`

@@ -19,6 +19,9 @@ pub struct ConfigDocument {
     pub default_rule: RuleSection,
     #[serde(default)]
     pub rate_limits: Vec<RateLimitSection>,
+    /// The rate-limit service that counts `scope: "mesh"` limits across Envoy replicas.
+    #[serde(default)]
+    pub rate_limit_service: Option<RateLimitServiceSection>,
     #[serde(default)]
     pub translate: Option<TranslateSection>,
     #[serde(default)]
@@ -348,6 +351,36 @@ pub struct RateLimitSection {
     /// Shared-data slots (the memory bound): callers beyond share counts.
     #[serde(default)]
     pub slots: Option<u64>,
+    /// `local` (this Envoy's shared data, the default) or `mesh` (the rate-limit service).
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+/// `rate_limit_service`: Envoy's `ratelimit.v3` gRPC API, called by the gateway itself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitServiceSection {
+    /// The Envoy cluster of the service (HTTP/2).
+    pub cluster: String,
+    #[serde(default = "default_rate_limit_domain")]
+    pub domain: String,
+    #[serde(default = "default_rate_limit_timeout_ms")]
+    pub timeout_ms: u64,
+    /// `deny` (the default: a clear 503) or `allow` when the service gives no answer.
+    #[serde(default = "default_rate_limit_failure_mode")]
+    pub failure_mode: String,
+}
+
+fn default_rate_limit_domain() -> String {
+    "ai-gateway".to_string()
+}
+
+fn default_rate_limit_timeout_ms() -> u64 {
+    500
+}
+
+fn default_rate_limit_failure_mode() -> String {
+    "deny".to_string()
 }
 
 /// OpenAI-format clients in front of an Ollama (or OpenAI-compatible) upstream.

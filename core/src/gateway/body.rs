@@ -43,8 +43,13 @@ impl Gateway {
             | Phase::WaitingIntrospection(_)
             | Phase::TokenExchange(_)
             | Phase::WaitingIdTokenKeys(_)
-            | Phase::PresetLogin(_) => Next::Pause,
-            Phase::FetchDue { .. } | Phase::Fetching(_) | Phase::Answered => Next::Continue,
+            | Phase::PresetLogin(_)
+            | Phase::WaitingMeshLimits(_)
+            | Phase::MeshDue(_) => Next::Pause,
+            Phase::FetchDue { .. }
+            | Phase::Fetching(_)
+            | Phase::ChargingThenAnswer(_)
+            | Phase::Answered => Next::Continue,
         }
     }
 

@@ -81,6 +81,13 @@ impl Gateway {
         match admission {
             Ok(mut admission) => {
                 admission.provider = by.as_ref().and_then(|by| by.provider.clone());
+                if self.config.rate_limit_service.is_some() {
+                    admission.mesh = ratelimit::mesh::plan(
+                        &self.config.rate_limits,
+                        &forwarding.limit_facts,
+                        identity,
+                    );
+                }
                 Decision::Allow(Box::new(Admitted {
                     forwarding,
                     admission,
@@ -114,7 +121,9 @@ impl Gateway {
         effects: &mut Vec<(u32, Effect)>,
     ) -> Next {
         match decision {
-            Decision::Allow(admitted) => self.allow(id, flow, *admitted, resume, effects),
+            Decision::Allow(admitted) => {
+                self.check_mesh_limits(id, flow, admitted, resume, effects)
+            }
             Decision::Refuse { error, by } => {
                 self.count(refusal_metric(&error), 1);
                 flow.audit.decision = "refused";
@@ -163,7 +172,7 @@ impl Gateway {
         }
     }
 
-    fn allow(
+    pub(super) fn allow(
         &mut self,
         id: u32,
         flow: &mut Flow,

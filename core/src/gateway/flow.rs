@@ -43,6 +43,12 @@ pub(super) enum Phase {
     },
     /// The gateway fetches the answer from the model server itself.
     Fetching(Fetch),
+    /// Allowed here, waiting for the rate-limit service's check of its mesh-wide limits.
+    WaitingMeshLimits(Box<super::finish::Admitted>),
+    /// Decided on another request's callback: its mesh check is dispatched on the next tick.
+    MeshDue(Box<super::finish::Admitted>),
+    /// A fetched answer, sent once the rate-limit service has its tokens.
+    ChargingThenAnswer(crate::error::LocalReply),
     /// The gateway answered it itself.
     Answered,
 }
@@ -162,6 +168,8 @@ pub(super) struct Flow {
     pub published_audit: Option<String>,
     /// The upstream's token usage was charged (once).
     pub settled: bool,
+    /// The answer's end waits until the rate-limit service has its tokens.
+    pub mesh_charging: bool,
     /// Under `models`: which models the caller may use, worked out from its scopes when it was
     /// allowed (the body naming the model comes later). `None` until then.
     pub model_grant: Option<Grant>,
@@ -217,6 +225,7 @@ impl Flow {
             model_server: None,
             published_audit: None,
             settled: false,
+            mesh_charging: false,
             model_grant: None,
             model_in_body: false,
             answer_mask: None,

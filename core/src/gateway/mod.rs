@@ -16,6 +16,7 @@ mod flow;
 mod introspection;
 mod keys;
 mod login;
+mod mesh_limits;
 mod model_access;
 mod model_limits;
 mod model_metrics;
@@ -85,6 +86,8 @@ pub enum Effect {
     RemoveResponseHeader(&'static str),
     /// The final audit record, as filter state for Envoy's access log.
     PublishAudit(String),
+    /// Let a paused response go on (its end waited for a token charge).
+    ResumeResponse,
 }
 
 /// What an entry point returns: the running callback's answer, and effects by request
@@ -152,6 +155,10 @@ pub struct Gateway {
     /// next tick, from the worker's own context (a call dispatched from that other request would
     /// be lost with it).
     due_fetches: Vec<u32>,
+    /// Requests whose mesh-limit check waits for the next tick (see `mesh_limits`).
+    due_mesh: Vec<u32>,
+    /// gRPC calls in flight (their tokens are counted apart from HTTP calls'), like `calls`.
+    grpc_calls: HashMap<u32, (mesh_limits::GrpcPurpose, Option<u32>)>,
     /// The OIDC discovery document, once fetched (by any worker).
     discovery: Option<Endpoints>,
     discovery_version: Option<u32>,
@@ -194,6 +201,8 @@ impl Gateway {
             calls: HashMap::new(),
             running: None,
             due_fetches: Vec::new(),
+            due_mesh: Vec::new(),
+            grpc_calls: HashMap::new(),
             discovery: None,
             discovery_version: None,
             introspection_memo: crate::introspect::memo::Memo::new(DEFAULT_CAPACITY),
@@ -310,6 +319,11 @@ impl Gateway {
     pub fn on_done(&mut self, id: u32) {
         self.waiting.retain(|w| *w != id);
         self.due_fetches.retain(|d| *d != id);
+        self.due_mesh.retain(|d| *d != id);
+        self.grpc_calls
+            .retain(|_, (purpose, from)| purpose.request() != id && *from != Some(id));
+        // A charge made now is dispatched from this request's own context.
+        self.running = Some(id);
         let mut abandoned = Vec::new();
         self.calls.retain(|_, (call, from)| {
             let keep = call.request() != Some(id) && *from != Some(id);
@@ -322,7 +336,7 @@ impl Gateway {
             self.introspection_abandoned(&token);
         }
         if let Some(mut flow) = self.flows.remove(&id) {
-            self.settle_usage(&mut flow);
+            self.settle_usage(&mut flow, None);
             self.record_model_metrics(&flow);
             self.emit_audit(&mut flow);
         }
@@ -399,6 +413,7 @@ impl Gateway {
         self.start_scheduled_fetches();
         self.resolve_waiting(&mut out.effects);
         self.dispatch_due_fetches(&mut out.effects);
+        self.dispatch_due_mesh_checks(&mut out.effects);
         out
     }
 

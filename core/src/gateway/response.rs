@@ -49,7 +49,7 @@ impl Gateway {
         let Some(admission) = flow.admission() else {
             return;
         };
-        let budgets = !admission.token_charges.is_empty();
+        let budgets = !admission.token_charges.is_empty() || !admission.mesh.budgets.is_empty();
         effects.extend(
             admission
                 .headers
@@ -162,6 +162,10 @@ impl Gateway {
         }
         if end_of_stream {
             self.finish_response(id, flow, effects);
+            if flow.mesh_charging {
+                // The answer's end (this chunk, buffered) waits for the charge (`mesh_charged`).
+                return Next::Pause;
+            }
         }
         Next::Continue
     }
@@ -258,7 +262,7 @@ impl Gateway {
                 let (mut reply, usage) = model_server::body_reply(&fetch, response, self.realm());
                 if let Some((prompt, completion)) = usage {
                     flow.settled = true;
-                    self.charge_usage(flow, prompt, completion);
+                    self.charge_usage(flow, prompt, completion, Some(id));
                 }
                 // Every answer that reaches the client is masked, whatever usage it reported
                 // (vectors have no text).
@@ -272,12 +276,17 @@ impl Gateway {
         if matches!(reply.status, 502 | 504) {
             self.count("upstream_errors", 1);
         }
+        if flow.mesh_charging {
+            return self.answer_after_charge(flow, reply);
+        }
         self.answer(id, flow, reply, effects);
     }
 
     /// Charges the upstream's token usage to the request's budgets, once (at the response's
     /// end, or when the request ends early).
-    pub(super) fn settle_usage(&mut self, flow: &mut Flow) {
+    /// `request`: the request still going on (its answer's end may wait for a mesh charge);
+    /// `None` when it is ending.
+    pub(super) fn settle_usage(&mut self, flow: &mut Flow, request: Option<u32>) {
         if std::mem::replace(&mut flow.settled, true) {
             return;
         }
@@ -294,11 +303,17 @@ impl Gateway {
             }
         };
         if let Some((prompt, completion)) = split {
-            self.charge_usage(flow, prompt, completion);
+            self.charge_usage(flow, prompt, completion, request);
         }
     }
 
-    fn charge_usage(&mut self, flow: &mut Flow, prompt: u64, completion: u64) {
+    fn charge_usage(
+        &mut self,
+        flow: &mut Flow,
+        prompt: u64,
+        completion: u64,
+        request: Option<u32>,
+    ) {
         self.count("llm_prompt_tokens", prompt);
         self.count("llm_completion_tokens", completion);
         flow.audit.prompt_tokens = Some(prompt);
@@ -312,12 +327,13 @@ impl Gateway {
                 self.host.now_ms(),
             );
         }
+        self.charge_mesh_budgets(request, flow, prompt.saturating_add(completion));
     }
 
     /// The response is complete: usage is charged and the final audit record becomes filter
     /// state, for Envoy's access log (written after this, before the request ends).
     fn finish_response(&mut self, id: u32, flow: &mut Flow, effects: &mut Vec<(u32, Effect)>) {
-        self.settle_usage(flow);
+        self.settle_usage(flow, Some(id));
         self.record_answer_masked(flow);
         if !self.config.audit.records {
             return;

@@ -141,7 +141,7 @@ impl Worker {
     pub(super) fn audit(&mut self, id: u32) -> Value {
         let mut flow = self.gateway.flows.remove(&id).expect("a flow");
         let record = serde_json::from_str(&flow.audit.to_json()).unwrap();
-        self.gateway.settle_usage(&mut flow);
+        self.gateway.settle_usage(&mut flow, None);
         record
     }
 }
@@ -1273,4 +1273,5 @@ fn a_held_body_ended_by_trailers_is_refused_not_forwarded_unread() {
 
 mod cors;
 mod introspection;
+mod mesh;
 mod protection;

@@ -4,6 +4,7 @@
 
 pub mod by_model;
 pub mod counter;
+pub mod mesh;
 pub mod period;
 pub mod usage;
 pub mod window;
@@ -55,6 +56,18 @@ pub struct RateLimit {
     /// the body names the model ([`by_model`]); a request naming none is never counted by it.
     pub models: Option<Vec<ModelPattern>>,
     pub slots: u64,
+    /// Where it is counted.
+    pub scope: Scope,
+}
+
+/// Where a limit is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// In this Envoy's shared data: every worker of this Envoy shares one count.
+    #[default]
+    Local,
+    /// By the rate-limit service ([`mesh`]): every Envoy replica shares one count.
+    Mesh,
 }
 
 impl RateLimit {
@@ -122,6 +135,8 @@ pub struct Admission {
     pub pending: Vec<PendingLimit>,
     /// The tightest state so far, so that limits admitted later merge into the headers.
     tightest: Option<RateLimitState>,
+    /// What the rate-limit service is asked before the request goes on (`scope: mesh`).
+    pub mesh: mesh::MeshPlan,
 }
 
 /// A model-restricted limit that applies to a request, not counted yet.
@@ -133,7 +148,7 @@ pub struct PendingLimit {
 
 impl Admission {
     /// Makes `state` the one the headers show if it is tighter than what they show.
-    fn note(&mut self, state: RateLimitState) {
+    pub fn note(&mut self, state: RateLimitState) {
         if self.tightest.is_none_or(|t| state.remaining < t.remaining) {
             self.tightest = Some(state);
             self.headers = crate::error::rate_limit_headers(&state);
@@ -233,6 +248,10 @@ pub fn admit(
         let Some(limit) = limits.get(index) else {
             continue;
         };
+        if limit.scope == Scope::Mesh {
+            // Counted by the rate-limit service (see `mesh::plan`).
+            continue;
+        }
         let Some(identity_key) = caller_identity(limit, facts, identity) else {
             continue;
         };
