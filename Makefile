@@ -91,7 +91,8 @@ unit-js:
 NEW_SECRET = $$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')
 validate: build
 	@./scripts/gen-tls.sh target/demo-tls
-	@for config in envoy.yaml deploy/envoy-global-ratelimit.yaml "envoy.yaml deploy/dev-listener.yaml" \
+	@for config in envoy.yaml deploy/envoy-global-ratelimit.yaml deploy/envoy-mesh-limits.yaml \
+		"envoy.yaml deploy/dev-listener.yaml" \
 		"envoy.yaml deploy/tls-redirect.yaml"; do \
 		set -- $$config; overlay=(); \
 		if [ -n "$${2:-}" ]; then overlay=(--config-yaml "$$(cat $$2)"); fi; \

@@ -27,12 +27,17 @@ pub struct BootstrapParams<'a> {
     /// Envoy's buffer filter after the gateway (as in the demo), with this byte limit: the
     /// router sees nothing of a request until its body is complete. `None`: no buffer filter.
     pub buffer_max_bytes: Option<u64>,
+    /// A rate-limit service (`ratelimit.v3` gRPC) as cluster `rls`, over HTTP/2.
+    pub rate_limit_service: Option<SocketAddr>,
 }
 
 pub fn bootstrap(p: &BootstrapParams<'_>) -> Value {
     let mut clusters = vec![cluster("upstream", p.upstream)];
     if let Some(idp) = p.idp {
         clusters.push(cluster("idp", idp));
+    }
+    if let Some(rls) = p.rate_limit_service {
+        clusters.push(grpc_cluster("rls", rls));
     }
     let mut http_filters = vec![json!({
         "name": "envoy.filters.http.wasm",
@@ -127,6 +132,18 @@ fn cluster(name: &str, addr: SocketAddr) -> Value {
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket(addr.port())}}]}]
         }
     })
+}
+
+/// A cluster speaking HTTP/2 only, as gRPC needs.
+pub fn grpc_cluster(name: &str, addr: SocketAddr) -> Value {
+    let mut c = cluster(name, addr);
+    c["typed_extension_protocol_options"] = json!({
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}}
+        }
+    });
+    c
 }
 
 /// The `stats_tags` that turn the gateway's per-model metric names into labels, as in

@@ -40,6 +40,7 @@ pub struct EnvoyBuilder {
     bootstrap_override: Option<BootstrapEdit>,
     drain_time_s: u32,
     hot_restartable: bool,
+    rate_limit_service: Option<SocketAddr>,
 }
 
 /// An edit of the generated bootstrap (see [`EnvoyBuilder::bootstrap_override`]).
@@ -62,6 +63,12 @@ impl EnvoyBuilder {
     /// The upstream cluster (`upstream`) the listener routes to. Without one, a closed port.
     pub fn upstream(mut self, addr: SocketAddr) -> Self {
         self.upstream = Some(addr);
+        self
+    }
+
+    /// The rate-limit service's cluster (`rls`, HTTP/2) for the gateway's gRPC calls.
+    pub fn rate_limit_service(mut self, addr: SocketAddr) -> Self {
+        self.rate_limit_service = Some(addr);
         self
     }
 
@@ -135,6 +142,7 @@ impl EnvoyBuilder {
             host_env_keys: self.env.iter().map(|(k, _)| k.clone()).collect(),
             route_timeout_s: 30,
             buffer_max_bytes: self.buffer_filter.then_some(BUFFER_FILTER_MAX_BYTES),
+            rate_limit_service: self.rate_limit_service,
             listener_port: self.listener_port,
             access_log: &access_log,
         };
@@ -304,6 +312,7 @@ impl Envoy {
             bootstrap_override: None,
             drain_time_s: 0,
             hot_restartable: false,
+            rate_limit_service: None,
         }
     }
 

@@ -150,30 +150,48 @@ pub fn judge(grpc_status: u32, body: Option<&[u8]>, plan: &MeshPlan) -> Verdict 
             },
         }
     };
-    let states = response
+    // A budget's check-only descriptor is spent once nothing remains: envoyproxy/ratelimit
+    // answers OK for 0 hits on a counter exactly at its limit (it refuses only beyond).
+    let spent = |i: usize, status: &proto::Status| {
+        status.code == Code::OverLimit
+            || (status.code == Code::Ok
+                && status.remaining == 0
+                && plan.checks.get(i).is_some_and(|d| d.hits_addend == Some(0)))
+    };
+    let states: Vec<(bool, RateLimitState)> = response
         .statuses
         .iter()
         .enumerate()
-        .map(|(i, s)| (s, state(i, s)));
-    match response.overall {
-        Code::OverLimit => {
-            let refused = states
-                .filter(|(s, _)| s.code == Code::OverLimit)
-                .map(|(_, state)| state)
-                .max_by_key(|state| state.retry_after_s);
-            Verdict::Refuse(refused.unwrap_or(RateLimitState {
-                limit: plan.check_limits.first().copied().unwrap_or(0),
-                remaining: 0,
-                reset_s: 1,
-                retry_after_s: 1,
-            }))
-        }
-        Code::Ok => Verdict::Admit(
+        .map(|(i, status)| {
+            let over = spent(i, status);
+            let mut state = state(i, status);
+            if over {
+                state.remaining = 0;
+                state.retry_after_s = state.reset_s;
+            }
+            (over, state)
+        })
+        .collect();
+    let refused = states
+        .iter()
+        .filter(|(over, _)| *over)
+        .map(|(_, state)| *state)
+        .max_by_key(|state| state.retry_after_s);
+    match (response.overall, refused) {
+        (Code::Unknown, _) => Verdict::Unavailable,
+        (_, Some(state)) => Verdict::Refuse(state),
+        (Code::OverLimit, None) => Verdict::Refuse(RateLimitState {
+            limit: plan.check_limits.first().copied().unwrap_or(0),
+            remaining: 0,
+            reset_s: 1,
+            retry_after_s: 1,
+        }),
+        (Code::Ok, None) => Verdict::Admit(
             states
-                .map(|(_, state)| state)
+                .iter()
+                .map(|(_, state)| *state)
                 .min_by_key(|state| state.remaining),
         ),
-        Code::Unknown => Verdict::Unavailable,
     }
 }
 

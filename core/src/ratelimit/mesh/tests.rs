@@ -128,6 +128,26 @@ fn the_answer_admits_with_the_tightest_state_or_refuses_with_the_spent_limit() {
 }
 
 #[test]
+fn a_budget_checked_at_exactly_its_limit_is_spent_even_when_the_service_says_ok() {
+    let config = load(CONFIG.as_bytes()).unwrap();
+    let plan = plan_of(&config, Some(&identity("alice")));
+    // envoyproxy/ratelimit: 0 hits on a counter at its limit is OK with nothing remaining.
+    let at_limit = response(1, &[status(1, 10, 4, 30), status(1, 100, 0, 90)]);
+    assert_eq!(
+        judge(0, Some(&at_limit), &plan),
+        Verdict::Refuse(RateLimitState {
+            limit: 100,
+            remaining: 0,
+            reset_s: 90,
+            retry_after_s: 90
+        })
+    );
+    // A request limit at 0 remaining has just admitted its last request.
+    let last = response(1, &[status(1, 10, 0, 30), status(1, 100, 5, 90)]);
+    assert!(matches!(judge(0, Some(&last), &plan), Verdict::Admit(Some(s)) if s.remaining == 0));
+}
+
+#[test]
 fn errors_timeouts_and_garbage_are_unavailable_never_admitted() {
     let config = load(CONFIG.as_bytes()).unwrap();
     let plan = plan_of(&config, Some(&identity("alice")));
