@@ -28,12 +28,13 @@ setup: toolchain system-packages $(VENV)/.installed $(NODE_MODULES)/.installed $
 
 # From Debian: Chromium for the chat page's browser test (driven by playwright-core, which never
 # downloads a browser), docker-compose 1.29 to check docker-compose.yml offline (no engine runs),
-# openssl for the demo's throwaway TLS certificate (scripts/gen-tls.sh) and the TLS tests.
-SYSTEM_PACKAGES := chromium docker-compose openssl
+# openssl for the demo's throwaway TLS certificate (scripts/gen-tls.sh) and the TLS tests, Redis
+# for the mesh-wide rate-limit service's counters (ratelimit-service/, test-harness/src/redis.rs).
+SYSTEM_PACKAGES := chromium docker-compose openssl redis-server
 SUDO := $(shell test "$$(id -u)" -eq 0 || echo sudo)
 system-packages:
 	@command -v chromium >/dev/null && command -v docker-compose >/dev/null && \
-		command -v openssl >/dev/null || { \
+		command -v openssl >/dev/null && command -v redis-server >/dev/null || { \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 			$(SYSTEM_PACKAGES) >/dev/null; }
@@ -103,6 +104,7 @@ validate: build
 	done
 
 integration: build
+	cargo test -p ai-gateway-rls
 	GATEWAY_WASM=$(CURDIR)/$(WASM) ENVOY_BIN=$(CURDIR)/$(ENVOY) cargo test -p test-harness
 
 # Every parser of the gateway under libFuzzer (README: Fuzzing); stops by itself, fails on a crash

@@ -28,6 +28,8 @@ pub mod openai_sdk;
 pub mod paths;
 pub mod presets;
 pub mod process;
+pub mod rate_limit_service;
+pub mod redis;
 pub mod tokens;
 pub mod upstream;
 pub mod xds;
