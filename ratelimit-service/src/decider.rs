@@ -197,5 +197,4 @@ fn status(
 }
 
 #[cfg(test)]
-#[path = "decider_tests.rs"]
 mod tests;
