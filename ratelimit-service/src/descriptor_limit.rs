@@ -4,7 +4,8 @@
 //! a condition compares one value to a literal. So each limit gets one condition naming it
 //! exactly: `rls_limit == "<id>"`, where the id is the SHA-256 (hex) of everything that tells
 //! limits apart (the first entry, the other entries' keys, the override's number and window),
-//! and the values hold the descriptor's entries plus `rls_limit` = that id. The limit of
+//! and the values hold `rls_limit` = that id and `rls_counted` = the other entries in one
+//! value (the limit's one variable: one counter per caller). The limit of
 //! `[limit=per-user, key=alice, model=qwen3]` with an override of 3 per MINUTE, in domain
 //! `ai-gateway`, is:
 //!
@@ -12,7 +13,7 @@
 //! namespace  ai-gateway
 //! max_value  3, seconds 60, name per-user
 //! conditions rls_limit == "<id>"
-//! variables  key, model
+//! variables  rls_counted      (values: rls_counted = "3:key5:alice5:model5:qwen3")
 //! ```
 //!
 //! Without the id, `[limit=per-user, key=alice, model=qwen3]` would also count on the limit of
@@ -29,6 +30,10 @@ use crate::units::window_seconds;
 
 /// The value naming the limit a descriptor counts on (an identifier limitador 0.6 parses).
 pub const LIMIT_ID: &str = "rls_limit";
+/// The one variable of every limit: the descriptor's other entries, in one value. limitador
+/// 0.6's in-memory counters hash a counter's variables in map order (one counter could count
+/// apart from itself with two or more), so there is always exactly one.
+pub const COUNTED: &str = "rls_counted";
 
 /// What identifies one limit: two descriptors with equal keys count on the same counters
 /// when their variables' values are equal too.
@@ -58,7 +63,7 @@ pub struct DescriptorLimit {
 pub enum InvalidDescriptor {
     NoEntries,
     DuplicateKey(String),
-    /// An entry named like the value this service adds (`rls_limit`).
+    /// An entry named like a value this service adds (`rls_limit`, `rls_counted`).
     ReservedKey,
 }
 
@@ -93,7 +98,7 @@ impl DescriptorLimit {
         // One value per key: the context is a map, and a second value would be lost.
         let mut entries = HashMap::with_capacity(descriptor.entries.len());
         for entry in &descriptor.entries {
-            if entry.key == LIMIT_ID {
+            if entry.key == LIMIT_ID || entry.key == COUNTED {
                 return Err(InvalidDescriptor::ReservedKey);
             }
             if entries
@@ -132,7 +137,7 @@ impl DescriptorLimit {
             i64::from(key.requests_per_unit),
             key.window_seconds,
             [format!("{LIMIT_ID} == \"{}\"", self.id())],
-            key.variables.iter().cloned(),
+            [COUNTED],
         );
         limit.set_name(key.condition_value.clone());
         limit
@@ -140,9 +145,18 @@ impl DescriptorLimit {
 
     /// The values this descriptor is evaluated against (see the module's doc).
     pub fn values(&self) -> Values {
-        let mut values = self.entries.clone();
-        values.insert(LIMIT_ID.to_string(), self.id());
-        values
+        // The other entries by key (sorted), each part length-prefixed: unambiguous.
+        let counted: String = self
+            .key
+            .variables
+            .iter()
+            .filter_map(|name| Some((name, self.entries.get(name)?)))
+            .map(|(name, value)| format!("{}:{name}{}:{value}", name.len(), value.len()))
+            .collect();
+        Values::from([
+            (LIMIT_ID.to_string(), self.id()),
+            (COUNTED.to_string(), counted),
+        ])
     }
 
     /// What tells this limit apart from every other, hashed into a literal any value is safe
@@ -236,11 +250,13 @@ mod tests {
         assert_eq!(id.len(), 64);
         let conditions: Vec<String> = limit.conditions().into_iter().collect();
         assert_eq!(conditions, [format!("{LIMIT_ID} == \"{id}\"")]);
-        let mut variables: Vec<String> = limit.variables().into_iter().collect();
-        variables.sort();
-        assert_eq!(variables, ["key", "model"]);
+        let variables: Vec<String> = limit.variables().into_iter().collect();
+        assert_eq!(variables, [COUNTED]);
         assert!(limit.applies(&values));
-        assert_eq!(values.get("key").map(String::as_str), Some("alice"));
+        assert_eq!(
+            values.get(COUNTED).map(String::as_str),
+            Some("3:key5:alice5:model5:qwen3")
+        );
     }
 
     #[test]
