@@ -364,9 +364,11 @@ fn main() {
         &protection,
         &memory,
         mesh_latency,
-        measure,
-        started.elapsed(),
-        load,
+        RunFacts {
+            measure,
+            elapsed: started.elapsed(),
+            load,
+        },
     );
     println!("{report}");
     let out = paths::repo_root().join("bench/results.md");
@@ -1233,16 +1235,27 @@ fn met(ok: bool) -> &'static str {
     }
 }
 
+/// The run's length per load, its total time and the machine's load average at its start and
+/// end (for the report's header).
+struct RunFacts {
+    measure: Duration,
+    elapsed: Duration,
+    load: (String, String),
+}
+
 fn render(
     rows: &[Row],
     translation: &TranslationReport,
     protection: &protection::ProtectionReport,
     memory: &MemoryReport,
     mesh_latency: Option<(Duration, Duration)>,
-    measure: Duration,
-    elapsed: Duration,
-    load: (String, String),
+    run: RunFacts,
 ) -> String {
+    let RunFacts {
+        measure,
+        elapsed,
+        load,
+    } = run;
     let find_row = |name: &str| {
         rows.iter()
             .find(|r| r.name == name)
