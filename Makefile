@@ -103,9 +103,12 @@ validate: build
 		test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
 
+# The rate-limit service's own tests build its binary (debug); the harness uses that one
+# (RLS_BIN) instead of building a release one.
 integration: build
 	cargo test -p ai-gateway-rls
-	GATEWAY_WASM=$(CURDIR)/$(WASM) ENVOY_BIN=$(CURDIR)/$(ENVOY) cargo test -p test-harness
+	GATEWAY_WASM=$(CURDIR)/$(WASM) ENVOY_BIN=$(CURDIR)/$(ENVOY) \
+		RLS_BIN=$(CURDIR)/target/debug/ai-gateway-rls cargo test -p test-harness
 
 # Every parser of the gateway under libFuzzer (README: Fuzzing); stops by itself, fails on a crash
 # and leaves its input in fuzz/artifacts/. `make test` runs each target a few seconds.
