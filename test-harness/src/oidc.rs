@@ -34,7 +34,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -242,7 +242,7 @@ impl OidcProvider {
         let stderr_thread = {
             let pipe = child.stderr.take().expect("stderr piped");
             let stderr = Arc::clone(&stderr);
-            thread::spawn(move || drain(pipe, &stderr))
+            thread::spawn(move || crate::process::drain(pipe, &stderr))
         };
         let (lines_tx, lines_rx) = mpsc::channel::<String>();
         {
@@ -388,21 +388,6 @@ impl Drop for OidcProvider {
             );
         }
         self.stop();
-    }
-}
-
-fn drain(pipe: impl Read, into: &Mutex<String>) {
-    let mut reader = BufReader::new(pipe);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => into
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push_str(&String::from_utf8_lossy(&line)),
-        }
     }
 }
 

@@ -15,7 +15,7 @@
 //! rls.resume();
 //! ```
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -143,7 +143,7 @@ impl RateLimitService {
             .unwrap_or_else(|e| panic!("spawn {}: {e}", self.binary.display()));
         if let Some(pipe) = child.stderr.take() {
             let stderr = Arc::clone(&self.stderr);
-            thread::spawn(move || drain(pipe, &stderr));
+            thread::spawn(move || crate::process::drain(pipe, &stderr));
         }
         let (lines_tx, lines_rx) = mpsc::channel::<String>();
         if let Some(pipe) = child.stdout.take() {
@@ -187,12 +187,7 @@ impl RateLimitService {
 impl Drop for RateLimitService {
     fn drop(&mut self) {
         if thread::panicking() && self.child.is_some() {
-            let log = self.stderr();
-            let lines: Vec<&str> = log.lines().collect();
-            eprintln!(
-                "--- ai-gateway-rls stderr (tail) ---\n{}",
-                lines[lines.len().saturating_sub(40)..].join("\n")
-            );
+            crate::process::print_tail("ai-gateway-rls stderr", &self.stderr(), 40);
         }
         self.stop();
     }
@@ -225,20 +220,5 @@ fn target_dir(root: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => root.join(dir),
         None => root.join("target"),
-    }
-}
-
-fn drain(pipe: impl Read, into: &Mutex<String>) {
-    let mut reader = BufReader::new(pipe);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => into
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push_str(&String::from_utf8_lossy(&line)),
-        }
     }
 }

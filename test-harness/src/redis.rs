@@ -10,7 +10,7 @@
 //! redis.start_again(); // same port, empty
 //! ```
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -118,7 +118,7 @@ impl Redis {
         .flatten()
         {
             let log = Arc::clone(&self.log);
-            thread::spawn(move || drain(pipe, &log));
+            thread::spawn(move || crate::process::drain(pipe, &log));
         }
         self.child = Some(child);
         match self.wait_ready() {
@@ -154,12 +154,7 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         if thread::panicking() && self.child.is_some() {
-            let log = self.log();
-            let lines: Vec<&str> = log.lines().collect();
-            eprintln!(
-                "--- redis log (tail) ---\n{}",
-                lines[lines.len().saturating_sub(20)..].join("\n")
-            );
+            crate::process::print_tail("redis log", &self.log(), 20);
         }
         self.stop();
     }
@@ -175,19 +170,4 @@ fn answers_ping(addr: SocketAddr) -> bool {
     }
     let mut reply = [0u8; 7];
     stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
-}
-
-fn drain(pipe: impl Read, into: &Mutex<String>) {
-    let mut reader = BufReader::new(pipe);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => into
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push_str(&String::from_utf8_lossy(&line)),
-        }
-    }
 }
