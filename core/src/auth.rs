@@ -2,7 +2,7 @@
 //! remote keys. Pure: the shared store is passed in.
 
 use crate::jwks::fetch::{self, ProviderKeys};
-use crate::jwt::cache::{digest, VerifiedCache};
+use crate::jwt::cache::VerifiedCache;
 use crate::jwt::{verify_id_token, verify_keeping, Provider, Verdict};
 use crate::store::SharedStore;
 
@@ -16,10 +16,16 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(providers: &[Provider], cache_capacity: usize) -> Self {
+    /// `cache_secret`: this worker's random key for the token cache (`None`: the host has no
+    /// randomness, and the cache keys by SHA-256).
+    pub fn new(
+        providers: &[Provider],
+        cache_capacity: usize,
+        cache_secret: Option<[u8; 16]>,
+    ) -> Self {
         Self {
             remote: providers.iter().map(|_| ProviderKeys::default()).collect(),
-            cache: VerifiedCache::new(cache_capacity),
+            cache: VerifiedCache::new(cache_capacity, cache_secret),
             hits: 0,
             misses: 0,
         }
@@ -70,8 +76,8 @@ impl Authenticator {
         let remote = &self.remote;
         let fingerprint = |p: usize| remote.get(p).and_then(ProviderKeys::fingerprint);
         let skew = |p: usize| providers.get(p).map_or(0, |p| p.clock_skew_s);
-        let token_digest = digest(token);
-        if let Some(identity) = self.cache.get(&token_digest, now, skew, fingerprint) {
+        let key = self.cache.key(token);
+        if let Some(identity) = self.cache.get(&key, now, skew, fingerprint) {
             self.hits += 1;
             return Verdict::Verified(identity);
         }
@@ -86,7 +92,7 @@ impl Authenticator {
         if let Verdict::Verified(identity) = &verdict {
             let keys_fingerprint = fingerprint(identity.provider);
             self.cache
-                .insert(token_digest, identity.clone(), keys_fingerprint, now);
+                .insert(key, identity.clone(), keys_fingerprint, now);
         }
         verdict
     }

@@ -191,8 +191,10 @@ impl Gateway {
             "ratelimit_slots",
             config.rate_limits.iter().map(|l| l.slots).sum(),
         );
+        let mut cache_secret = [0u8; 16];
+        let cache_secret = host.random(&mut cache_secret).then_some(cache_secret);
         Self {
-            auth: Authenticator::new(&config.providers, DEFAULT_CAPACITY),
+            auth: Authenticator::new(&config.providers, DEFAULT_CAPACITY, cache_secret),
             config,
             host,
             owner: u64::from_le_bytes(owner) | 1,

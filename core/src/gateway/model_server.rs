@@ -64,7 +64,9 @@ fn json_reply(status: u32, body: Vec<u8>) -> LocalReply {
     LocalReply {
         status,
         headers: vec![("content-type".to_string(), "application/json".to_string())],
-        body: String::from_utf8_lossy(&body).into_owned(),
+        // Serialised JSON is UTF-8: kept without a copy (lossy only if it ever were not).
+        body: String::from_utf8(body)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
     }
 }
 
@@ -116,8 +118,8 @@ pub(super) fn body_reply(
     };
     let status = u16::try_from(status).unwrap_or(502);
     let translated = match fetch {
-        Fetch::Chat(ctx) => translate::chat_response(status, body, ctx),
-        Fetch::Completion(ctx) => translate::completion_response(status, body, ctx),
+        Fetch::Chat(ctx) => translate::chat_answer(status, body, ctx),
+        Fetch::Completion(ctx) => translate::completion_answer(status, body, ctx),
         Fetch::Embeddings(request) => {
             return match translate::embeddings_response(status, body, request) {
                 Ok((status, answer, prompt)) => (
@@ -130,16 +132,11 @@ pub(super) fn body_reply(
         Fetch::Models(_) => return (no_answer(realm), None),
     };
     match translated {
-        Ok((status, translated)) => {
-            let usage = if (200..300).contains(&status) {
-                let mut usage = crate::ratelimit::usage::UsageScanner::new();
-                usage.feed(body);
-                usage.finish_split()
-            } else {
-                None
-            };
-            (json_reply(u32::from(status), translated), usage)
-        }
+        // The usage the translation read: the answer is parsed once (it may be megabytes).
+        Ok(translated) => (
+            json_reply(u32::from(translated.status), translated.body),
+            translated.usage,
+        ),
         Err(e) => (GatewayError::UpstreamError(e.0).to_reply(realm), None),
     }
 }

@@ -17,10 +17,11 @@ use super::ndjson::{event, AnswerLines, Translating};
 use super::options::{only_one, opt_bool, opt_max_tokens, parse_body, sampling, stream_flags};
 use super::request::resolve_model;
 use super::response::{
-    created, error_body, finish_reason, str_of, usage, usage_value, FINGERPRINT,
+    created, error_body, finish_reason, reported_usage, str_of, usage, usage_value, FINGERPRINT,
 };
 use super::{
-    to_bytes, Caller, ResponseContext, Target, TranslateConfig, TranslateError, UpstreamError,
+    answer, to_bytes, Caller, ResponseContext, Target, TranslateConfig, TranslateError, Translated,
+    UpstreamError,
 };
 
 /// Most `stop` sequences (OpenAI's limit).
@@ -174,9 +175,34 @@ pub fn completion_response(
     body: &[u8],
     ctx: &ResponseContext,
 ) -> Result<(u16, Vec<u8>), UpstreamError> {
+    completion_answer(status, body, ctx).map(|t| (t.status, t.body))
+}
+
+/// [`completion_response`] with the tokens the answer used.
+pub fn completion_answer(
+    status: u16,
+    body: &[u8],
+    ctx: &ResponseContext,
+) -> Result<Translated, UpstreamError> {
     if !(200..300).contains(&status) {
-        return Ok((status, error_body(status, body)));
+        return Ok(Translated::error(status, error_body(status, body)));
     }
+    if let Some((body, usage)) = answer::completion(body, ctx) {
+        return Ok(Translated {
+            status,
+            body,
+            usage,
+        });
+    }
+    completion_general(status, body, ctx)
+}
+
+/// The general path: any shape, over a parsed `Value`.
+pub(super) fn completion_general(
+    status: u16,
+    body: &[u8],
+    ctx: &ResponseContext,
+) -> Result<Translated, UpstreamError> {
     let answer = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(answer)) => answer,
         _ => {
@@ -204,7 +230,11 @@ pub fn completion_response(
         "choices": [choice],
         "usage": usage_value(usage(&answer)),
     });
-    Ok((status, to_bytes(&completion)))
+    Ok(Translated {
+        status,
+        body: to_bytes(&completion),
+        usage: reported_usage(&answer),
+    })
 }
 
 /// One choice: `text`, `index` 0, `logprobs` null, the finish reason (null while streaming), and

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
+mod answer;
 mod completions;
 mod embeddings;
 mod fields;
@@ -28,14 +29,15 @@ mod time;
 mod tests;
 
 pub use completions::{
-    completion_request, completion_response, CompletionRequest, CompletionStreamTranslator,
+    completion_answer, completion_request, completion_response, CompletionRequest,
+    CompletionStreamTranslator,
 };
 pub use embeddings::{
     embeddings_request, embeddings_response, EmbeddingEncoding, EmbeddingsRequest,
 };
 pub use models::{model_object, model_object_where, models_list, models_list_where};
 pub use request::chat_request;
-pub use response::chat_response;
+pub use response::{chat_answer, chat_response};
 pub use stream::{StreamTranslator, MAX_STREAM_LINE_BYTES};
 
 /// Which API the upstream speaks.
@@ -90,6 +92,25 @@ pub struct ChatRequest {
     pub include_usage: bool,
     /// The model sent upstream (after default and alias).
     pub model: String,
+}
+
+/// A translated non-streamed answer: OpenAI's status and body, and the tokens the model server
+/// reported (prompt, completion) once its answer was done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translated {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub usage: Option<(u64, u64)>,
+}
+
+impl Translated {
+    fn error(status: u16, body: Vec<u8>) -> Self {
+        Self {
+            status,
+            body,
+            usage: None,
+        }
+    }
 }
 
 /// What the response translation needs to know about the request.

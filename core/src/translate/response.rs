@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::time::unix_seconds;
-use super::{openai_error, to_bytes, ResponseContext, UpstreamError};
+use super::{answer, openai_error, to_bytes, ResponseContext, Translated, UpstreamError};
 
 /// What Ollama's compatibility layer sends as `system_fingerprint`.
 pub(crate) const FINGERPRINT: &str = "fp_ollama";
@@ -15,9 +15,34 @@ pub fn chat_response(
     body: &[u8],
     ctx: &ResponseContext,
 ) -> Result<(u16, Vec<u8>), UpstreamError> {
+    chat_answer(status, body, ctx).map(|t| (t.status, t.body))
+}
+
+/// [`chat_response`] with the tokens the answer used.
+pub fn chat_answer(
+    status: u16,
+    body: &[u8],
+    ctx: &ResponseContext,
+) -> Result<Translated, UpstreamError> {
     if !(200..300).contains(&status) {
-        return Ok((status, error_body(status, body)));
+        return Ok(Translated::error(status, error_body(status, body)));
     }
+    if let Some((body, usage)) = answer::chat(body, ctx) {
+        return Ok(Translated {
+            status,
+            body,
+            usage,
+        });
+    }
+    chat_general(status, body, ctx)
+}
+
+/// The general path: any shape, over a parsed `Value`.
+pub(super) fn chat_general(
+    status: u16,
+    body: &[u8],
+    ctx: &ResponseContext,
+) -> Result<Translated, UpstreamError> {
     let answer = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(answer)) => answer,
         _ => {
@@ -58,7 +83,16 @@ pub fn chat_response(
         "choices": [{"index": 0, "message": out, "finish_reason": finish_reason}],
         "usage": usage_value(usage(&answer)),
     });
-    Ok((status, to_bytes(&completion)))
+    Ok(Translated {
+        status,
+        body: to_bytes(&completion),
+        usage: reported_usage(&answer),
+    })
+}
+
+/// (prompt, completion) tokens of a done answer (`done: true`); none before it is done.
+pub(crate) fn reported_usage(answer: &Map<String, Value>) -> Option<(u64, u64)> {
+    (answer.get("done") == Some(&Value::Bool(true))).then(|| usage(answer))
 }
 
 /// Ollama's `{"error": "..."}` as OpenAI's error, or a generic message for any other body.

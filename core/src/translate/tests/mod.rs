@@ -8,6 +8,7 @@ use super::{Caller, ResponseContext, StreamTranslator, Target, TranslateConfig};
 
 mod completions;
 mod embeddings;
+mod fast_answer;
 mod garbage;
 mod stream;
 mod vectors;
