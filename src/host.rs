@@ -19,6 +19,9 @@ thread_local! {
     /// The context whose callback is running (the host's effective context), so that a call
     /// dispatched on behalf of another request can switch to it and back.
     static CURRENT: Cell<u32> = const { Cell::new(0) };
+    /// The clock as first read in the running callback: one host call per callback instead of
+    /// one per reader (a request's first callback reads it three times).
+    static NOW_MS: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
 /// Marks `context` as the running callback's context until the guard drops (callbacks nest:
@@ -26,11 +29,13 @@ thread_local! {
 pub struct Entered(u32);
 
 pub fn enter(context: u32) -> Entered {
+    NOW_MS.with(|now| now.set(None));
     Entered(CURRENT.with(|current| current.replace(context)))
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
+        NOW_MS.with(|now| now.set(None));
         CURRENT.with(|current| current.set(self.0));
     }
 }
@@ -76,7 +81,12 @@ pub fn request_headers() -> Option<Vec<(String, String)>> {
     Some(
         pairs
             .into_iter()
-            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+            .map(|(name, value)| {
+                // Valid UTF-8 (nearly always) is kept without a copy.
+                let value = String::from_utf8(value)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                (name, value)
+            })
             .collect(),
     )
 }
@@ -254,10 +264,15 @@ impl WasmHost {
 
 impl Host for WasmHost {
     fn now_ms(&self) -> u64 {
-        hostcalls::get_current_time()
+        if let Some(now) = NOW_MS.with(Cell::get) {
+            return now;
+        }
+        let now = hostcalls::get_current_time()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        NOW_MS.with(|cell| cell.set(Some(now)));
+        now
     }
 
     fn store(&self) -> &dyn SharedStore {
