@@ -121,6 +121,7 @@ fuzz-smoke: toolchain $(CARGO_FUZZ)
 # Not part of `make test`: a few minutes of load on this machine (see bench/README.md).
 bench: setup build
 	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	cargo build --release --target wasm32-wasip1 --manifest-path bench/sdk-floor/Cargo.toml
 	GATEWAY_WASM=$(CURDIR)/$(WASM) ENVOY_BIN=$(CURDIR)/$(ENVOY) \
 		cargo run --release -p test-harness --bin bench
 

@@ -78,6 +78,25 @@ const MESH: &str = "gateway full stack, the rate limit counted mesh-wide (`scope
      ratelimit.v3 service, limitador over Redis, on loopback)";
 const NO_RECORDS: &str =
     "diagnostic: gateway RS256 cache hit, audit records off (`audit.records: false`)";
+const RULE_ONLY: &str =
+    "diagnostic: gateway RS256 hit + scope rule (the full stack without its rate limit)";
+const SDK_FLOOR: &str = "diagnostic: proxy-wasm Rust SDK filter doing nothing (every callback \
+     the gateway's SDK exports runs; same SDK and release profile)";
+const SDK_HEADERS: &str =
+    "diagnostic: the same SDK filter reading the request header map (one host call)";
+const SDK_ADDRESS: &str =
+    "diagnostic: the same SDK filter reading the client address (`source.address` property)";
+const SDK_AUDIT: &str =
+    "diagnostic: the same SDK filter setting a 200-byte filter-state property (as the audit record)";
+const SDK_FULL: &str = "diagnostic: the same SDK filter making every host call of a full-stack \
+     request and nothing else (17 calls: headers, clock, address, shared data, counters, header \
+     edits, audit)";
+const CHAT_POST: &str =
+    "gateway full stack, a chat request (`POST /v1/chat/completions`, body not inspected)";
+const MODELS: &str = "gateway full stack, the chat request's model checked against an \
+     allow-list (`models`: the body is held and parsed)";
+const MASKING: &str = "gateway full stack, the chat request masked (`data_protection`: nine \
+     built-in types, a custom regex and a deny pattern; nothing to mask)";
 
 /// The documented bounds the memory section compares against.
 const TOKEN_CACHE_CAPACITY: u64 = 10_000;
@@ -300,6 +319,95 @@ fn main() {
         gateway_builder(&no_records.to_string()),
         &rs_script,
     );
+    // One part switched off: the scope rule without the rate limit.
+    let mut rule_only = full_stack.clone();
+    rule_only
+        .as_object_mut()
+        .expect("object")
+        .remove("rate_limits");
+    add(
+        RULE_ONLY,
+        gateway_builder(&rule_only.to_string()),
+        &rs_script,
+    );
+    // The SDK's own floor: what any filter built on proxy-wasm's Rust SDK costs per request.
+    match sdk_floor_wasm() {
+        Some(sdk) => {
+            for (name, config) in [
+                (SDK_FLOOR, "{}"),
+                (SDK_HEADERS, "{\"calls\": \"headers\"}"),
+                (SDK_ADDRESS, "{\"calls\": \"address\"}"),
+                (SDK_AUDIT, "{\"calls\": \"audit\"}"),
+                (SDK_FULL, "{\"calls\": \"full_stack\"}"),
+            ] {
+                let sdk = sdk.clone();
+                let builder = plain_builder(config).bootstrap_override(move |b| {
+                    direct_response(b);
+                    let config = &mut hcm(b)["http_filters"][0]["typed_config"]["config"];
+                    config["vm_config"]["code"]["local"]["filename"] =
+                        json!(sdk.to_string_lossy());
+                    config["vm_config"]["vm_id"] = json!("sdk-floor");
+                });
+                add(name, builder, &none_script);
+            }
+        }
+        None => eprintln!(
+            "bench: no SDK floor module (build bench/sdk-floor, or set SDK_FLOOR_WASM): its rows are left out"
+        ),
+    }
+    // Per feature on a chat request: the body held and read for the model allow-list and for
+    // masking, against the same request passed on unread.
+    let chat_body = json!({"model": "qwen3:8b", "messages": [{"role": "user",
+        "content": "Write a haiku about the sea, please. Keep it short and calm."}]})
+    .to_string();
+    let chat_script = write_file(
+        dir,
+        "chat-post.lua",
+        &format!(
+            "wrk.method = \"POST\"\nwrk.path = \"/v1/chat/completions\"\n\
+             wrk.headers[\"Content-Type\"] = \"application/json\"\n\
+             wrk.headers[\"Authorization\"] = \"Bearer {rs_token}\"\n\
+             wrk.body = {}\n",
+            serde_json::to_string(&chat_body).expect("lua string")
+        ),
+    );
+    add(
+        CHAT_POST,
+        gateway_builder(&full_stack.to_string()),
+        &chat_script,
+    );
+    let mut with_models = full_stack.clone();
+    with_models["models"] = json!({"allow": [
+        {"scopes": ["team:research"], "models": ["qwen3:32b", "llama3:*"]},
+        {"scopes": ["chat:read"], "models": ["qwen3:*", "glm4:9b"]}]});
+    add(
+        MODELS,
+        gateway_builder(&with_models.to_string()),
+        &chat_script,
+    );
+    let mut with_masking = full_stack.clone();
+    let mask: Vec<Value> = [
+        "email",
+        "phone_cn",
+        "id_card_cn",
+        "bank_card",
+        "credit_card",
+        "ssn_us",
+        "ipv4",
+        "api_key",
+        "jwt",
+    ]
+    .iter()
+    .map(|t| json!({"type": t}))
+    .chain([json!({"name": "employee-id", "regex": "EMP-[0-9]{6}"})])
+    .collect();
+    with_masking["data_protection"] = json!({"mask": mask,
+        "deny": [{"name": "internal", "regex": "(?i)internal use only"}]});
+    add(
+        MASKING,
+        gateway_builder(&with_masking.to_string()),
+        &chat_script,
+    );
     let rows = run_load(&wrk, &setups, measure, started);
     // One request at a time: the latency a mesh-wide check adds (wrk's 16 connections would
     // queue at the test service, which decides one request at a time).
@@ -323,16 +431,24 @@ fn main() {
         });
         println!("{text}");
     }
+    if only
+        .as_ref()
+        .is_some_and(|only| only.iter().any(|part| part == "translation"))
+    {
+        let report = measure_translation();
+        render_translation(&report, &mut |s: String| println!("{s}"));
+    }
     if only.is_some() {
         if let Some((local, mesh)) = mesh_latency {
             println!("one request at a time: full stack {local:?}, mesh-wide {mesh:?}");
         }
         for row in &rows {
             println!(
-                "{:>8.0} rps {:>7.1} µs/request  {}",
+                "{:>8.0} rps {:>7.1} µs/request  {} {}",
                 row.result.rps,
                 1e6 / row.result.rps.max(1.0),
-                row.name
+                row.name,
+                row.result.failures
             );
         }
         return;
@@ -383,6 +499,15 @@ fn main() {
 
 // ---------------------------------------------------------------------------------------------
 // Envoy setups
+
+/// The SDK floor module `make bench` builds (`bench/sdk-floor`), or `SDK_FLOOR_WASM`.
+fn sdk_floor_wasm() -> Option<PathBuf> {
+    let path = std::env::var_os("SDK_FLOOR_WASM").map_or_else(
+        || paths::repo_root().join("bench/sdk-floor/target/wasm32-wasip1/release/sdk_floor.wasm"),
+        PathBuf::from,
+    );
+    path.exists().then_some(path)
+}
 
 fn plain_builder(plugin_config: &str) -> EnvoyBuilder {
     Envoy::builder(plugin_config)
@@ -1345,64 +1470,7 @@ fn render(
     );
     line(String::new());
 
-    line("## Streaming translation and throughput".into());
-    line(String::new());
-    line(format!(
-        "Ollama stand-in: {STREAM_LINES} NDJSON lines, {} ms before each; median of {STREAM_REPEATS} \
-         requests each, alternating, on keep-alive connections. Time to first token: until the \
-         body holds the first piece of content. Both Envoys have the gateway (auth none) and the \
-         buffer filter, as in the demo.",
-        STREAM_DELAY.as_millis()
-    ));
-    line(String::new());
-    line("| path | time to first token | total |".into());
-    line("| --- | ---: | ---: |".into());
-    line(format!(
-        "| `POST /v1/chat/completions` stream, translated to Ollama (SSE out) | {} | {} |",
-        ms(translation.ttft_translated),
-        ms(translation.total_translated)
-    ));
-    line(format!(
-        "| `POST /api/chat` stream, untranslated (NDJSON out) | {} | {} |",
-        ms(translation.ttft_plain),
-        ms(translation.total_plain)
-    ));
-    line(format!(
-        "| `POST /v1/completions` stream, translated (SSE out) / `POST /api/generate` (NDJSON out) | {} / {} | |",
-        ms(translation.ttft_completion_translated),
-        ms(translation.ttft_completion_plain)
-    ));
-    line(format!(
-        "| `POST /v1/embeddings`, 2 inputs, fetched and converted by the gateway / `POST /api/embed` through the router (total) | | {} / {} |",
-        ms(translation.embed_translated),
-        ms(translation.embed_plain)
-    ));
-    line(format!(
-        "| difference (chat) | {:+.3} ms | {:+.3} ms |",
-        (translation.ttft_translated.as_secs_f64() - translation.ttft_plain.as_secs_f64()) * 1e3,
-        (translation.total_translated.as_secs_f64() - translation.total_plain.as_secs_f64()) * 1e3
-    ));
-    line(String::new());
-    let mbps = |bytes: usize, d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
-    line(format!(
-        "Non-streamed answer with {BIG_CONTENT_BYTES} bytes of content, median of {BIG_REPEATS}:"
-    ));
-    line(String::new());
-    line("| path | response bytes | median time | MB/s |".into());
-    line("| --- | ---: | ---: | ---: |".into());
-    line(format!(
-        "| translated (`/v1/chat/completions`, fetched and converted by the gateway) | {} | {} | {:.0} |",
-        translation.big_translated_bytes,
-        ms(translation.big_translated),
-        mbps(translation.big_translated_bytes, translation.big_translated)
-    ));
-    line(format!(
-        "| untranslated (`/api/chat` through the router) | {} | {} | {:.0} |",
-        translation.big_plain_bytes,
-        ms(translation.big_plain),
-        mbps(translation.big_plain_bytes, translation.big_plain)
-    ));
-    line(String::new());
+    render_translation(translation, &mut line);
 
     protection::render(protection, &mut line);
 
@@ -1514,8 +1582,70 @@ fn render(
             "native jwt_authn RS256 over bare Envoy (BoringSSL, no cache)",
             1e6 / native_rs.rps - bare_us,
         ),
+        (
+            "the scope rule (RS256 hit + rule − cache hit)",
+            per_request(RULE_ONLY) - hit_us,
+        ),
+        (
+            "the local rate limit: shared-data read and compare-and-swap, headers (full stack − rule only)",
+            1e6 / full.rps - per_request(RULE_ONLY),
+        ),
+        (
+            "a chat request (POST with a body) instead of a GET, body not inspected (chat request − full stack)",
+            per_request(CHAT_POST) - 1e6 / full.rps,
+        ),
+        (
+            "the model allow-list: the chat body held, parsed and its model checked (`models` − chat request)",
+            per_request(MODELS) - per_request(CHAT_POST),
+        ),
+        (
+            "masking the chat request: the body held and scanned for eleven patterns (`data_protection` − chat request)",
+            per_request(MASKING) - per_request(CHAT_POST),
+        ),
     ] {
         line(format!("- {what}: {value:+.1} µs"));
+    }
+    // The SDK floor's rows: what the host calls cost with none of the gateway's own work.
+    let optional = |name: &str| {
+        rows.iter()
+            .find(|r| r.name == name)
+            .map(|r| 1e6 / r.result.rps.max(1.0))
+    };
+    if let (Some(sdk), Some(headers), Some(address), Some(audit), Some(calls)) = (
+        optional(SDK_FLOOR),
+        optional(SDK_HEADERS),
+        optional(SDK_ADDRESS),
+        optional(SDK_AUDIT),
+        optional(SDK_FULL),
+    ) {
+        for (what, value) in [
+            (
+                "the proxy-wasm Rust SDK's callbacks, doing nothing (SDK filter − empty filter)",
+                sdk - per_request(EMPTY_WASM),
+            ),
+            (
+                "one read of the request header map (SDK filter reading it − SDK filter)",
+                headers - sdk,
+            ),
+            (
+                "one read of the client address property (SDK filter reading it − SDK filter)",
+                address - sdk,
+            ),
+            (
+                "one filter-state property set, as the audit record (SDK filter setting it − SDK filter)",
+                audit - sdk,
+            ),
+            (
+                "the 17 host calls of a full-stack request, made with nothing else (SDK filter making them − SDK filter)",
+                calls - sdk,
+            ),
+            (
+                "the gateway's own work in a full-stack request beyond those host calls (full stack − SDK filter making them)",
+                1e6 / full.rps - calls,
+            ),
+        ] {
+            line(format!("- {what}: {value:+.1} µs"));
+        }
     }
     if let Some((local, mesh)) = mesh_latency {
         line(format!(
@@ -1543,6 +1673,15 @@ fn render(
         full.rps,
         empty.rps
     ));
+    if let Some(calls) = optional(SDK_FULL) {
+        let floor = 1e6 / calls / empty.rps;
+        line(format!(
+            "  - what limits it: an SDK filter making only the full stack's 17 host calls, with none \
+             of the gateway's work, reaches {floor:.2}× the empty filter's requests/s ({:.0} vs {:.0})",
+            1e6 / calls,
+            empty.rps
+        ));
+    }
     let vs_native = hit.rps / native_rs.rps;
     line(format!(
         "- RS256 cache hit ≥ 1.5× native jwt_authn RS256 without cache: **{}** ({:.0} vs {:.0}: {vs_native:.2}×)",
@@ -1596,4 +1735,66 @@ fn render(
         met(recording_us.abs() <= noise_us)
     ));
     out
+}
+
+/// The streaming and throughput section.
+fn render_translation(translation: &TranslationReport, line: &mut impl FnMut(String)) {
+    line("## Streaming translation and throughput".into());
+    line(String::new());
+    line(format!(
+        "Ollama stand-in: {STREAM_LINES} NDJSON lines, {} ms before each; median of {STREAM_REPEATS} \
+         requests each, alternating, on keep-alive connections. Time to first token: until the \
+         body holds the first piece of content. Both Envoys have the gateway (auth none) and the \
+         buffer filter, as in the demo.",
+        STREAM_DELAY.as_millis()
+    ));
+    line(String::new());
+    line("| path | time to first token | total |".into());
+    line("| --- | ---: | ---: |".into());
+    line(format!(
+        "| `POST /v1/chat/completions` stream, translated to Ollama (SSE out) | {} | {} |",
+        ms(translation.ttft_translated),
+        ms(translation.total_translated)
+    ));
+    line(format!(
+        "| `POST /api/chat` stream, untranslated (NDJSON out) | {} | {} |",
+        ms(translation.ttft_plain),
+        ms(translation.total_plain)
+    ));
+    line(format!(
+        "| `POST /v1/completions` stream, translated (SSE out) / `POST /api/generate` (NDJSON out) | {} / {} | |",
+        ms(translation.ttft_completion_translated),
+        ms(translation.ttft_completion_plain)
+    ));
+    line(format!(
+        "| `POST /v1/embeddings`, 2 inputs, fetched and converted by the gateway / `POST /api/embed` through the router (total) | | {} / {} |",
+        ms(translation.embed_translated),
+        ms(translation.embed_plain)
+    ));
+    line(format!(
+        "| difference (chat) | {:+.3} ms | {:+.3} ms |",
+        (translation.ttft_translated.as_secs_f64() - translation.ttft_plain.as_secs_f64()) * 1e3,
+        (translation.total_translated.as_secs_f64() - translation.total_plain.as_secs_f64()) * 1e3
+    ));
+    line(String::new());
+    let mbps = |bytes: usize, d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
+    line(format!(
+        "Non-streamed answer with {BIG_CONTENT_BYTES} bytes of content, median of {BIG_REPEATS}:"
+    ));
+    line(String::new());
+    line("| path | response bytes | median time | MB/s |".into());
+    line("| --- | ---: | ---: | ---: |".into());
+    line(format!(
+        "| translated (`/v1/chat/completions`, fetched and converted by the gateway) | {} | {} | {:.0} |",
+        translation.big_translated_bytes,
+        ms(translation.big_translated),
+        mbps(translation.big_translated_bytes, translation.big_translated)
+    ));
+    line(format!(
+        "| untranslated (`/api/chat` through the router) | {} | {} | {:.0} |",
+        translation.big_plain_bytes,
+        ms(translation.big_plain),
+        mbps(translation.big_plain_bytes, translation.big_plain)
+    ));
+    line(String::new());
 }
