@@ -11,9 +11,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::response::FINGERPRINT;
+use super::response::{error_body, FINGERPRINT};
 use super::time::unix_seconds;
-use super::ResponseContext;
+use super::{ResponseContext, Translated, UpstreamError};
 
 /// The top-level fields both answers use, each left raw so any JSON type reads without error
 /// (the general path decides what an unexpected type means).
@@ -113,6 +113,32 @@ struct TextChoice<'a> {
 
 /// A translated answer: its body, and (prompt, completion) tokens when the answer was done.
 pub(crate) type Fast = (Vec<u8>, Option<(u64, u64)>);
+
+/// One non-streamed answer: an error status as OpenAI's error, else the `fast` path when it
+/// reads the answer, else the `general` one.
+pub(crate) fn translate(
+    status: u16,
+    body: &[u8],
+    ctx: &ResponseContext,
+    fast: fn(&[u8], &ResponseContext) -> Option<Fast>,
+    general: fn(u16, &[u8], &ResponseContext) -> Result<Translated, UpstreamError>,
+) -> Result<Translated, UpstreamError> {
+    if !(200..300).contains(&status) {
+        return Ok(Translated {
+            status,
+            body: error_body(status, body),
+            usage: None,
+        });
+    }
+    match fast(body, ctx) {
+        Some((body, usage)) => Ok(Translated {
+            status,
+            body,
+            usage,
+        }),
+        None => general(status, body, ctx),
+    }
+}
 
 /// `/api/chat`'s answer as `chat.completion`, or `None` for the general path.
 pub(crate) fn chat(body: &[u8], ctx: &ResponseContext) -> Option<Fast> {

@@ -17,7 +17,7 @@ use super::ndjson::{event, AnswerLines, Translating};
 use super::options::{only_one, opt_bool, opt_max_tokens, parse_body, sampling, stream_flags};
 use super::request::resolve_model;
 use super::response::{
-    created, error_body, finish_reason, reported_usage, str_of, usage, usage_value, FINGERPRINT,
+    created, finish_reason, reported_usage, str_of, usage, usage_value, FINGERPRINT,
 };
 use super::{
     answer, to_bytes, Caller, ResponseContext, Target, TranslateConfig, TranslateError, Translated,
@@ -184,17 +184,7 @@ pub fn completion_answer(
     body: &[u8],
     ctx: &ResponseContext,
 ) -> Result<Translated, UpstreamError> {
-    if !(200..300).contains(&status) {
-        return Ok(Translated::error(status, error_body(status, body)));
-    }
-    if let Some((body, usage)) = answer::completion(body, ctx) {
-        return Ok(Translated {
-            status,
-            body,
-            usage,
-        });
-    }
-    completion_general(status, body, ctx)
+    answer::translate(status, body, ctx, answer::completion, completion_general)
 }
 
 /// The general path: any shape, over a parsed `Value`.

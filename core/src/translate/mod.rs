@@ -103,16 +103,6 @@ pub struct Translated {
     pub usage: Option<(u64, u64)>,
 }
 
-impl Translated {
-    fn error(status: u16, body: Vec<u8>) -> Self {
-        Self {
-            status,
-            body,
-            usage: None,
-        }
-    }
-}
-
 /// What the response translation needs to know about the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseContext {

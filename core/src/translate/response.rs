@@ -24,17 +24,7 @@ pub fn chat_answer(
     body: &[u8],
     ctx: &ResponseContext,
 ) -> Result<Translated, UpstreamError> {
-    if !(200..300).contains(&status) {
-        return Ok(Translated::error(status, error_body(status, body)));
-    }
-    if let Some((body, usage)) = answer::chat(body, ctx) {
-        return Ok(Translated {
-            status,
-            body,
-            usage,
-        });
-    }
-    chat_general(status, body, ctx)
+    answer::translate(status, body, ctx, answer::chat, chat_general)
 }
 
 /// The general path: any shape, over a parsed `Value`.

@@ -386,23 +386,7 @@ fn main() {
         &chat_script,
     );
     let mut with_masking = full_stack.clone();
-    let mask: Vec<Value> = [
-        "email",
-        "phone_cn",
-        "id_card_cn",
-        "bank_card",
-        "credit_card",
-        "ssn_us",
-        "ipv4",
-        "api_key",
-        "jwt",
-    ]
-    .iter()
-    .map(|t| json!({"type": t}))
-    .chain([json!({"name": "employee-id", "regex": "EMP-[0-9]{6}"})])
-    .collect();
-    with_masking["data_protection"] = json!({"mask": mask,
-        "deny": [{"name": "internal", "regex": "(?i)internal use only"}]});
+    with_masking["data_protection"] = protection::data_protection(false);
     add(
         MASKING,
         gateway_builder(&with_masking.to_string()),

@@ -63,23 +63,28 @@ fn config(masked: bool) -> String {
     let mut config = json!({"default_rule": {"auth": "none"},
                             "translate": {"to": "ollama", "default_model": "qwen3:32b"}});
     if masked {
-        let types = [
-            "email",
-            "phone_cn",
-            "id_card_cn",
-            "bank_card",
-            "credit_card",
-            "ssn_us",
-            "ipv4",
-            "api_key",
-            "jwt",
-        ];
-        let mut mask: Vec<Value> = types.iter().map(|t| json!({"type": t})).collect();
-        mask.push(json!({"name": "employee-id", "regex": "EMP-[0-9]{6}"}));
-        config["data_protection"] = json!({"mask": mask, "responses": true,
-            "deny": [{"name": "internal", "regex": "(?i)internal use only"}]});
+        config["data_protection"] = data_protection(true);
     }
     config.to_string()
+}
+
+/// All nine built-in types, a custom regex and a deny pattern; `responses`: answers too.
+pub fn data_protection(responses: bool) -> Value {
+    let types = [
+        "email",
+        "phone_cn",
+        "id_card_cn",
+        "bank_card",
+        "credit_card",
+        "ssn_us",
+        "ipv4",
+        "api_key",
+        "jwt",
+    ];
+    let mut mask: Vec<Value> = types.iter().map(|t| json!({"type": t})).collect();
+    mask.push(json!({"name": "employee-id", "regex": "EMP-[0-9]{6}"}));
+    json!({"mask": mask, "responses": responses,
+        "deny": [{"name": "internal", "regex": "(?i)internal use only"}]})
 }
 
 /// `/api/generate` answers a small JSON; `/api/show` answers `answer` (1 MB of JSON text);
